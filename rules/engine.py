@@ -1,0 +1,381 @@
+"""Evaluation of a symptom report against one rule set. Pure and deterministic.
+
+The order is fixed, and it is what keeps red flags safe:
+
+1. red flags, from the report alone, give the triage level;
+2. causes are ranked from the report alone;
+3. the stop-stretching decision reads the report, the level and the leading cause;
+4. advice and the exercise plan read all of the above.
+
+No later step writes to an earlier one, so nothing can lower or hide a red flag.
+
+Inputs are the report as plain dicts (already validated by the caller); outputs are plain
+JSON-ready dicts. Static pieces of the output are built once per rule set and shared between
+responses: callers must treat results as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rules.conditions import flatten
+from rules.model import LEVELS, Cause, RedFlag, RuleSet, Signal
+
+Report = Mapping[str, Any]
+JSON = dict[str, Any]
+
+_FIRST_LEVEL = LEVELS[0]
+
+
+class Evaluator:
+    """Evaluates reports against one loaded rule set."""
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        rs = ruleset
+        params = rs.parameters
+        self._high_min = params["likelihood_high_min"].value
+        self._moderate_min = params["likelihood_moderate_min"].value
+        self._likelihood_trace = {
+            "likelihood_high_min": self._high_min,
+            "likelihood_moderate_min": self._moderate_min,
+        }
+        # Red flags from most to least urgent, file order within a level: the order in which
+        # fired flags are reported and unanswered questions are asked.
+        self._flags_by_urgency = tuple(sorted(rs.red_flags, key=lambda f: -f.rank))
+        # A cause none of whose fields is answered cannot have evidence: skip it cheaply.
+        self._signals = tuple(
+            (cause, cause.signals, frozenset(f for s in cause.signals for f in s.rule.when.fields))
+            for cause in rs.causes
+        )
+        self._base_items = {item.exercise.id: self._item_output(item) for item in rs.programme}
+        self._safety = list(rs.safety)
+        self._order = {item.exercise.id: i for i, item in enumerate(rs.programme)}
+        self._questions = rs.questions
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def escalation_check(self, report: Report) -> JSON:
+        """The red-flag screen: as cheap as possible, and always in agreement with assess()."""
+        flat = flatten(report)
+        fired, undecided = self._red_flags(flat)
+        level = fired[0].level if fired else _FIRST_LEVEL
+        ranked = self._rank_causes(flat)
+        ctx = self._context(flat, level, ranked)
+        stop = self._stop(ctx)
+        return {
+            "rules_version": self.ruleset.version,
+            "level": level,
+            "escalate": level != _FIRST_LEVEL,
+            "stop_stretching": stop[0],
+            "complete": not undecided,
+            "red_flags": [flag.output for flag in fired],
+            "unanswered_red_flag_questions": _unanswered_fields(
+                (flag.rule.when for flag in undecided), flat
+            ),
+        }
+
+    def assess(self, report: Report) -> JSON:
+        rs = self.ruleset
+        fired_trace: list[JSON] = []
+
+        flat = flatten(report)
+        fired, undecided = self._red_flags(flat)
+        level = fired[0].level if fired else _FIRST_LEVEL
+        fired_trace.extend(flag.rule.trace for flag in fired)
+
+        ranked = self._rank_causes(flat)
+        likely_causes = []
+        for score, cause, evidence in ranked:
+            likely_causes.append(self._cause_output(cause, score, evidence))
+            fired_trace.extend(sig.rule.trace for sig in evidence)
+        if ranked:
+            fired_trace.append(
+                {
+                    "rule_id": "method.likelihood_bands",
+                    "kind": "cause_scoring",
+                    "parameters": self._likelihood_trace,
+                }
+            )
+
+        ctx = self._context(flat, level, ranked)
+        stop, stop_rules = self._stop(ctx)
+        ctx["assessment.stop_stretching"] = stop
+        fired_trace.extend(rule.rule.trace for rule in stop_rules)
+
+        recommendations = []
+        for rec in rs.recommendations:
+            when = rec.rule.when
+            if when is None or when.evaluate(ctx) is True:
+                recommendations.append(rec.output)
+                fired_trace.append(rec.rule.trace)
+
+        plan, withheld, plan_trace = self._plan(ctx)
+        fired_trace.extend(plan_trace)
+
+        return {
+            "rules_version": rs.version,
+            "triage": {
+                "level": level,
+                "stop_stretching": stop,
+                "complete": not undecided,
+                "red_flags": [flag.output for flag in fired],
+                "stop_reasons": [rule.output for rule in stop_rules],
+            },
+            "likely_causes": likely_causes,
+            "recommendations": recommendations,
+            "exercise_plan": plan,
+            "exercise_plan_withheld": withheld,
+            "missing_information": self._missing_information(flat, ctx, undecided, ranked),
+            "disclaimer": rs.disclaimer,
+            "trace": _trace(fired_trace),
+        }
+
+    def prescribe_for_report(self, report: Report) -> JSON:
+        """A plan from a symptom report: the plan /assess gives, with the triage it rests on."""
+        result = self.assess(report)
+        return {
+            "rules_version": result["rules_version"],
+            "basis": "report",
+            "triage": result["triage"],
+            "exercise_plan": result["exercise_plan"],
+            "exercise_plan_withheld": result["exercise_plan_withheld"],
+            "disclaimer": result["disclaimer"],
+            "trace": result["trace"],
+        }
+
+    def prescribe_for_conditions(
+        self,
+        conditions: Sequence[str],
+        pain_intensity: int,
+        profile: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """A plan for conditions already identified (by a clinician, typically in an EHR).
+
+        The conditions stand in for the cause ranking, the first being the leading one. There
+        is no symptom report, so there is no triage: plan rules that depend on the triage level
+        do not apply, and the plan is returned as clinician-directed.
+        """
+        from rules.errors import UnknownCode
+
+        known = {cause.code for cause in self.ruleset.causes}
+        for code in conditions:
+            if code not in known:
+                raise UnknownCode("condition", code)
+        report: JSON = {"pain": {"intensity": pain_intensity}}
+        if profile:
+            report["profile"] = dict(profile)
+        ordered = list(dict.fromkeys(conditions))
+        ctx = flatten(report)
+        ctx["assessment.suspected_causes"] = ordered
+        ctx["assessment.likely_causes"] = ordered
+        if ordered:
+            ctx["assessment.leading_cause"] = ordered[0]
+        stop, stop_rules = self._stop(ctx)
+        ctx["assessment.stop_stretching"] = stop
+        plan, withheld, plan_trace = self._plan(ctx)
+        trace = [rule.rule.trace for rule in stop_rules] + plan_trace
+        return {
+            "rules_version": self.ruleset.version,
+            "basis": "conditions",
+            "conditions": ordered,
+            "stop_stretching": stop,
+            "stop_reasons": [rule.output for rule in stop_rules],
+            "exercise_plan": plan,
+            "exercise_plan_withheld": withheld,
+            "disclaimer": self.ruleset.disclaimer,
+            "trace": _trace(trace),
+        }
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _red_flags(self, flat: Report) -> tuple[list[RedFlag], list[RedFlag]]:
+        fired, undecided = [], []
+        for flag in self._flags_by_urgency:
+            value = flag.rule.when.evaluate(flat)
+            if value is True:
+                fired.append(flag)
+            elif value is None:
+                undecided.append(flag)
+        return fired, undecided
+
+    def _rank_causes(self, flat: Report) -> list[tuple[float, Cause, list[Signal]]]:
+        ranked = []
+        for cause, signals, fields in self._signals:
+            if fields.isdisjoint(flat):
+                continue
+            remaining = 1.0
+            evidence = []
+            for signal in signals:
+                if signal.rule.when.evaluate(flat) is True:
+                    # noisy-OR: each signal present removes its share of the remaining doubt
+                    remaining *= 1.0 - signal.weight
+                    evidence.append(signal)
+            if evidence:
+                ranked.append((round(1.0 - remaining, 4), cause, evidence))
+        ranked.sort(key=lambda entry: (-entry[0], entry[1].order))
+        return ranked
+
+    def _likelihood(self, score: float) -> str:
+        if score >= self._high_min:
+            return "high"
+        if score >= self._moderate_min:
+            return "moderate"
+        return "low"
+
+    def _cause_output(self, cause: Cause, score: float, evidence: list[Signal]) -> JSON:
+        return {
+            "code": cause.code,
+            "name": cause.name,
+            "likelihood": self._likelihood(score),
+            "score": score,
+            "summary": cause.summary,
+            "evidence": [signal.evidence for signal in evidence],
+            "source": cause.source,
+        }
+
+    def _context(self, flat: Report, level: str, ranked) -> JSON:
+        """The flat report plus what the triage and ranking derived, for later rules to read."""
+        ctx = dict(flat)
+        ctx["assessment.level"] = level
+        ctx["assessment.suspected_causes"] = [cause.code for _, cause, _ in ranked]
+        ctx["assessment.likely_causes"] = [
+            cause.code for score, cause, _ in ranked if score >= self._moderate_min
+        ]
+        if ranked:
+            ctx["assessment.leading_cause"] = ranked[0][1].code
+        return ctx
+
+    def _stop(self, ctx: Report):
+        fired = [rule for rule in self.ruleset.stop_rules if rule.rule.when.evaluate(ctx) is True]
+        return bool(fired), fired
+
+    def _plan(self, ctx: Report) -> tuple[JSON | None, list[JSON], list[JSON]]:
+        rs = self.ruleset
+        trace: list[JSON] = []
+        withheld = [rule for rule in rs.withhold if rule.rule.when.evaluate(ctx) is True]
+        if withheld:
+            trace.extend(rule.rule.trace for rule in withheld)
+            return None, [rule.reason for rule in withheld], trace
+
+        excluded: dict[str, list[JSON]] = {}
+        for rule in rs.exclude:
+            if rule.rule.when.evaluate(ctx) is True:
+                trace.append(rule.rule.trace)
+                for exercise_id in rule.exercises:
+                    excluded.setdefault(exercise_id, []).append(rule.reason)
+        adjustments = [rule for rule in rs.adjust if rule.rule.when.evaluate(ctx) is True]
+        trace.extend(rule.rule.trace for rule in adjustments)
+        review = [rule for rule in rs.review if rule.rule.when.evaluate(ctx) is True]
+        trace.extend(rule.rule.trace for rule in review)
+
+        items = []
+        for item in rs.programme:
+            exercise_id = item.exercise.id
+            if exercise_id in excluded:
+                continue
+            output = self._base_items[exercise_id]
+            applying = [rule for rule in adjustments if exercise_id in rule.exercises]
+            if applying:
+                output = dict(output)
+                output["dose"] = dict(output["dose"])
+                output["dose_parameters"] = dict(output["dose_parameters"])
+                output["adjustments"] = []
+                for rule in applying:
+                    output["dose"].update(rule.dose)
+                    output["dose_parameters"].update(rule.dose_parameters)
+                    if rule.intensity:
+                        output["intensity"] = rule.intensity
+                    output["adjustments"].append(rule.reason)
+            items.append(output)
+
+        plan = {
+            "status": "pending_professional_review" if review else "ready",
+            "status_reasons": [rule.reason for rule in review],
+            "items": items,
+            "excluded": [
+                {
+                    "exercise_id": exercise_id,
+                    "name": rs.exercises[exercise_id].catalogue["name"],
+                    "reasons": reasons,
+                }
+                for exercise_id, reasons in sorted(excluded.items(), key=self._programme_order)
+            ],
+            "safety": self._safety,
+        }
+        return plan, [], trace
+
+    def _programme_order(self, entry) -> int:
+        return self._order[entry[0]]
+
+    def _missing_information(self, flat, ctx, undecided, ranked) -> list[JSON]:
+        """Questions whose answers could change the triage, most urgent first, then the stop
+        decision, then the ranking of causes that already have some evidence."""
+        questions = self._questions
+        entries: dict[str, JSON] = {}
+
+        def add(condition, state, priority: str, rule_id: str, level: str | None = None) -> None:
+            found: list[str] = []
+            condition.collect_unanswered(state, found)
+            for path in found:
+                entry = entries.get(path)
+                if entry is None:
+                    question = questions.get(path)
+                    if question is None:
+                        continue  # a derived value: the report fields behind it are asked instead
+                    entry = entries[path] = {
+                        "field": path,
+                        "question": question.question,
+                        "why": question.why,
+                        "priority": priority,
+                        "could_raise_level_to": level,
+                        "rules": [rule_id],
+                    }
+                elif rule_id not in entry["rules"]:
+                    entry["rules"].append(rule_id)
+
+        for flag in undecided:
+            add(flag.rule.when, flat, "red_flag", flag.rule.id, flag.level)
+        for rule in self.ruleset.stop_rules:
+            if rule.rule.when.evaluate(ctx) is None:
+                add(rule.rule.when, ctx, "stop_stretching", rule.rule.id)
+        for _, cause, _ in ranked:
+            for signal in cause.signals:
+                if signal.rule.when.evaluate(flat) is None:
+                    add(signal.rule.when, flat, "likely_causes", signal.rule.id)
+        return list(entries.values())
+
+    def _item_output(self, item) -> JSON:
+        catalogue = item.exercise.catalogue
+        progression = self.ruleset.progression[item.phase]
+        return {
+            "exercise_id": item.exercise.id,
+            "name": catalogue["name"],
+            "phase": item.phase,
+            "dose": dict(item.dose),
+            "dose_parameters": dict(item.dose_parameters),
+            "per_side": item.per_side,
+            "intensity": "normal",
+            "adjustments": [],
+            "progression": progression["text"],
+            "steps": catalogue["steps"],
+            "cues": catalogue["cues"],
+            "cautions": catalogue["cautions"],
+            "source": catalogue["source"],
+        }
+
+
+def _unanswered_fields(conditions, flat: Report) -> list[str]:
+    seen: dict[str, None] = {}
+    for condition in conditions:
+        for path in condition.unanswered(flat):
+            seen.setdefault(path, None)
+    return list(seen)
+
+
+def _trace(fired: list[JSON]) -> JSON:
+    parameters: JSON = {}
+    for entry in fired:
+        parameters.update(entry["parameters"])
+    return {"rules_fired": fired, "parameters": parameters}

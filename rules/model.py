@@ -1,0 +1,154 @@
+"""The loaded, immutable form of a rule set. Built once at start-up by ``rules.loader``.
+
+Everything a response needs that does not depend on the report (messages, sources, exercise
+texts) is turned into plain JSON-ready dicts here, once, so that evaluating a report only picks
+and arranges them. Those shared dicts must never be mutated by callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.conditions import Condition
+
+LEVELS = ("self_care", "see_professional", "urgent", "emergency")  # least to most urgent
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    id: str
+    value: int | float
+    unit: str
+    description: str
+    rationale: str
+    source: JSON
+
+    def as_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "value": self.value,
+            "unit": self.unit,
+            "description": self.description,
+            "rationale": self.rationale,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Anything with an id, a condition and a source: red flags, stop rules, advice, plan rules."""
+
+    id: str
+    kind: str
+    when: Condition | None
+    source: JSON
+    parameters: JSON  # parameter id -> value, for the trace
+    trace: JSON  # the trace entry, prebuilt
+
+
+@dataclass(frozen=True, slots=True)
+class RedFlag:
+    rule: Rule
+    code: str
+    level: str
+    rank: int
+    output: JSON  # {code, level, message, source, rule_id}
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRule:
+    rule: Rule
+    output: JSON  # {rule_id, reason, source}
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    rule: Rule
+    weight: float
+    evidence: JSON  # {signal, strength, description, fields, source}
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    code: str
+    name: str
+    summary: str
+    source: JSON
+    signals: tuple[Signal, ...]
+    order: int
+    catalogue: JSON  # the public description, for GET /v1/conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    rule: Rule
+    output: JSON  # {code, category, text, source}
+
+
+@dataclass(frozen=True, slots=True)
+class Exercise:
+    id: str
+    kind: str
+    catalogue: JSON  # the public description, for GET /v1/exercises
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeItem:
+    exercise: Exercise
+    phase: str
+    dose: JSON  # dose key -> value
+    dose_parameters: JSON  # dose key -> parameter id
+    per_side: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRule:
+    rule: Rule
+    kind: str  # withhold | exclude | adjust | review
+    exercises: frozenset[str]  # the exercise ids it applies to (empty for withhold/review)
+    reason: JSON  # {rule_id, reason, source}
+    intensity: str | None = None
+    note: str | None = None
+    dose: JSON = field(default_factory=dict)
+    dose_parameters: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    field: str
+    question: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    version: str
+    released: str
+    summary: str
+    disclaimer: str
+    parameters: dict[str, Parameter]
+    red_flags: tuple[RedFlag, ...]
+    stop_rules: tuple[StopRule, ...]
+    causes: tuple[Cause, ...]
+    recommendations: tuple[Recommendation, ...]
+    exercises: dict[str, Exercise]
+    programme: tuple[ProgrammeItem, ...]
+    progression: JSON  # phase -> {text, source}
+    safety: tuple[JSON, ...]
+    withhold: tuple[PlanRule, ...]
+    exclude: tuple[PlanRule, ...]
+    adjust: tuple[PlanRule, ...]
+    review: tuple[PlanRule, ...]
+    questions: dict[str, Question]
+    documents: JSON  # the sources this rule set cites
+    digest: str  # sha256 over the rule files, to prove a released version never changes
+    cited_paragraphs: frozenset[tuple[str, int]]  # (article section key, paragraph) cited
+
+    @property
+    def causes_by_code(self) -> dict[str, Cause]:
+        return {cause.code: cause for cause in self.causes}
