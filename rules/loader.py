@@ -298,10 +298,17 @@ class _VersionLoader:
         when: Condition | None,
         source: dict,
         extra_parameters: Mapping[str, Any] = (),
+        definition: Mapping[str, Any] = (),
+        raw_when: Any = None,
     ) -> Rule:
         parameters = {pid: self.parameters[pid].value for pid in (when.params if when else ())}
         parameters.update(extra_parameters)
         self.rule_ids_seen(rule_id)
+        public = {"id": rule_id, "kind": kind, **dict(definition)}
+        if raw_when is not None:
+            public["when"] = raw_when
+        public["parameters"] = parameters
+        public["source"] = source
         return Rule(
             id=rule_id,
             kind=kind,
@@ -309,6 +316,7 @@ class _VersionLoader:
             source=source,
             parameters=parameters,
             trace={"rule_id": rule_id, "kind": kind, "parameters": parameters},
+            definition=public,
         )
 
     def rule_ids_seen(self, rule_id: str) -> None:
@@ -402,8 +410,51 @@ class _VersionLoader:
             questions=questions,
             documents=documents,
             digest=self._digest(),
+            document=self._document(
+                red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+            ),
             cited_paragraphs=frozenset(self.cited_paragraphs),
         )
+
+    def _document(
+        self, red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+    ) -> dict[str, Any]:
+        """The rule set as served by GET /v1/rules/{version}: every rule with its condition,
+        parameters and source, exactly as loaded."""
+        return {
+            "version": self.version,
+            "released": self.released,
+            "summary": self.summary,
+            "digest": self._digest(),
+            "disclaimer": self.disclaimer,
+            "documents": documents,
+            "parameters": [p.as_json() for p in self.parameters.values()],
+            "red_flags": [flag.rule.definition for flag in red_flags],
+            "stop_rules": [rule.rule.definition for rule in stop_rules],
+            "causes": [
+                {**cause.catalogue, "signals": [s.rule.definition for s in cause.signals]}
+                for cause in causes
+            ],
+            "recommendations": [rec.rule.definition for rec in recommendations],
+            "exercises": [exercise.catalogue for exercise in exercises.values()],
+            "prescription": {
+                "programme": [
+                    {
+                        "exercise_id": item.exercise.id,
+                        "phase": item.phase,
+                        "dose": item.dose_parameters,
+                        "per_side": item.per_side,
+                    }
+                    for item in plan["programme"]
+                ],
+                "progression": plan["progression"],
+                "safety": list(plan["safety"]),
+                **{
+                    kind: [rule.rule.definition for rule in plan[kind]]
+                    for kind in ("withhold", "exclude", "adjust", "review")
+                },
+            },
+        }
 
     def _digest(self) -> str:
         digest = hashlib.sha256()
@@ -510,8 +561,17 @@ class _VersionLoader:
             when = self.condition(raw["when"], f"{where}.when", catalogue)
             message, text_params = self.template(raw["message"], f"{where}.message")
             source = self.source(raw["source"], f"{where}.source")
-            rule = self.make_rule(rule_id, "red_flag", when, source, text_params)
             code = _code(raw["code"], f"{where}.code")
+            rationale = _text(raw["rationale"], f"{where}.rationale")
+            rule = self.make_rule(
+                rule_id,
+                "red_flag",
+                when,
+                source,
+                text_params,
+                {"code": code, "level": raw["level"], "message": message, "rationale": rationale},
+                raw["when"],
+            )
             flags.append(
                 RedFlag(
                     rule=rule,
@@ -525,7 +585,7 @@ class _VersionLoader:
                         "source": source,
                         "rule_id": rule_id,
                     },
-                    rationale=_text(raw["rationale"], f"{where}.rationale"),
+                    rationale=rationale,
                 )
             )
         _unique((flag.code for flag in flags), self.where(f), "red flag code")
@@ -541,7 +601,9 @@ class _VersionLoader:
             when = self.condition(raw["when"], f"{where}.when", catalogue)
             reason, text_params = self.template(raw["reason"], f"{where}.reason")
             source = self.source(raw["source"], f"{where}.source")
-            rule = self.make_rule(rule_id, "stop_rule", when, source, text_params)
+            rule = self.make_rule(
+                rule_id, "stop_rule", when, source, text_params, {"reason": reason}, raw["when"]
+            )
             rules.append(StopRule(rule, {"rule_id": rule_id, "reason": reason, "source": source}))
         return tuple(rules)
 
@@ -575,8 +637,15 @@ class _VersionLoader:
                     self.source(sig["source"], f"{swhere}.source") if "source" in sig else source
                 )
                 weight_param, weight = weights[sig["strength"]]
+                description = _text(sig["description"], f"{swhere}.description")
                 rule = self.make_rule(
-                    rule_id, "cause_signal", when, sig_source, {weight_param: weight}
+                    rule_id,
+                    "cause_signal",
+                    when,
+                    sig_source,
+                    {weight_param: weight},
+                    {"cause": raw["code"], "strength": sig["strength"], "description": description},
+                    sig["when"],
                 )
                 signals.append(
                     Signal(
@@ -585,7 +654,7 @@ class _VersionLoader:
                         evidence={
                             "signal": rule_id,
                             "strength": sig["strength"],
-                            "description": _text(sig["description"], f"{swhere}.description"),
+                            "description": description,
                             "fields": list(when.fields),
                             "source": sig_source,
                         },
@@ -626,7 +695,15 @@ class _VersionLoader:
             )
             text, text_params = self.template(raw["text"], f"{where}.text")
             source = self.source(raw["source"], f"{where}.source")
-            rule = self.make_rule(f"rec.{code}", "recommendation", when, source, text_params)
+            rule = self.make_rule(
+                f"rec.{code}",
+                "recommendation",
+                when,
+                source,
+                text_params,
+                {"code": code, "category": raw["category"], "text": text},
+                raw.get("when"),
+            )
             items.append(
                 Recommendation(
                     rule,
@@ -812,7 +889,21 @@ class _VersionLoader:
                     raise RuleDefinitionError(
                         where, "an adjustment changes the intensity or the dose"
                     )
-                rule = self.make_rule(rule_id, f"plan_{kind}", when, source, used)
+                definition = {
+                    "applies_to": sorted(targets) if needs_targets else None,
+                    "reason" if kind != "adjust" else "note": text,
+                    "intensity": intensity,
+                    "dose": dose_params or None,
+                }
+                rule = self.make_rule(
+                    rule_id,
+                    f"plan_{kind}",
+                    when,
+                    source,
+                    used,
+                    {k: v for k, v in definition.items() if v is not None},
+                    item["when"],
+                )
                 rules.append(
                     PlanRule(
                         rule=rule,

@@ -48,6 +48,7 @@ class Rule:
     source: JSON
     parameters: JSON  # parameter id -> value, for the trace
     trace: JSON  # the trace entry, prebuilt
+    definition: JSON  # the rule as served by GET /v1/rules/{version}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class RuleSet:
     documents: JSON  # the sources this rule set cites
     digest: str  # sha256 over the rule files, to prove a released version never changes
     cited_paragraphs: frozenset[tuple[str, int]]  # (article section key, paragraph) cited
+    document: JSON  # the whole rule set as served
 
     @property
     def causes_by_code(self) -> dict[str, Cause]:
