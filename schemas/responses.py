@@ -1,0 +1,411 @@
+"""Response schemas.
+
+The rules core already returns JSON-ready dicts, and the service writes them out directly (a
+marshmallow dump of a large nested response would cost more than the whole evaluation). These
+schemas are the documented contract: they produce the OpenAPI description, and the test suite
+checks real responses against that description (schemathesis' response conformance check), so
+the documentation cannot drift from what is sent.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from rules import LEVELS
+
+LEVEL = validate.OneOf(LEVELS)
+LIKELIHOODS = ("high", "moderate", "low")
+CATEGORIES = ("professional_help", "immediate_care", "medication", "technique", "prevention")
+PHASES = ("warm_up", "stretch", "strengthen")
+INTENSITIES = ("normal", "reduced", "pain_free")
+PLAN_STATUSES = ("ready", "pending_professional_review")
+PRIORITIES = ("red_flag", "stop_stretching", "likely_causes")
+
+
+def _s(description: str, **kwargs) -> fields.String:
+    return fields.String(
+        required=kwargs.pop("required", True), metadata={"description": description}, **kwargs
+    )
+
+
+def _texts(description: str) -> fields.List:
+    return fields.List(fields.String(), required=True, metadata={"description": description})
+
+
+class SourceSchema(Schema):
+    """Where a rule or number comes from: a paragraph of the article, or a named guideline."""
+
+    document = _s('"article", or the name of an external guideline or method document.')
+    section = _s("The article's section heading (or the method's section).", required=False)
+    paragraph = fields.Integer(
+        metadata={"description": "The paragraph number under that heading, from 1."}
+    )
+    url = _s("The address of an external guideline.", required=False)
+
+
+class RuleReasonSchema(Schema):
+    """A rule that decided something, in words, with its source."""
+
+    rule_id = _s("The stable id of the rule.")
+    reason = _s("What the rule decided and why, in plain language.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class RedFlagSchema(Schema):
+    code = _s("Stable code of the red flag.")
+    level = _s("The triage level this red flag calls for.", validate=LEVEL)
+    message = _s("What it may mean and what to do, in plain language.")
+    source = fields.Nested(SourceSchema, required=True)
+    rule_id = _s("The stable id of the rule that fired.")
+
+
+class TriageSchema(Schema):
+    level = _s(
+        "emergency (care now), urgent (a clinician within 24 hours), see_professional (book a "
+        "doctor or physical therapist) or self_care. The most urgent red flag that fired.",
+        validate=LEVEL,
+    )
+    stop_stretching = fields.Boolean(
+        required=True, metadata={"description": "Stop stretching now."}
+    )
+    complete = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "False while any red-flag question is unanswered: the level could "
+            "still rise. See missing_information."
+        },
+    )
+    red_flags = fields.List(fields.Nested(RedFlagSchema), required=True)
+    stop_reasons = fields.List(
+        fields.Nested(RuleReasonSchema),
+        required=True,
+        metadata={"description": "Why stretching should stop (empty when it need not)."},
+    )
+
+
+class EvidenceSchema(Schema):
+    signal = _s("The stable id of the signal.")
+    strength = _s(
+        "strong (specific to the cause) or supporting (shared with other causes).",
+        validate=validate.OneOf(("strong", "supporting")),
+    )
+    description = _s("What the signal is, in plain language.")
+    fields_ = fields.List(
+        fields.String(),
+        required=True,
+        data_key="fields",
+        metadata={"description": "The report fields this signal read."},
+    )
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class LikelyCauseSchema(Schema):
+    code = _s("Stable condition code (see GET /v1/conditions).")
+    name = _s("Name of the cause.")
+    likelihood = _s(
+        "A possibility, never a diagnosis: high, moderate or low.",
+        validate=validate.OneOf(LIKELIHOODS),
+    )
+    score = fields.Float(
+        required=True,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "Ranking score in [0, 1] from the signals present."},
+    )
+    summary = _s("What the cause is, in plain language.")
+    evidence = fields.List(fields.Nested(EvidenceSchema), required=True)
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class RecommendationSchema(Schema):
+    code = _s("Stable code of the advice.")
+    category = _s("Kind of advice.", validate=validate.OneOf(CATEGORIES))
+    text = _s("The advice, in plain language.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class DoseSchema(Schema):
+    """How much of an exercise. Only the keys that apply to the exercise are present."""
+
+    minutes = fields.Integer(metadata={"description": "Minutes of the activity."})
+    hold_seconds = fields.Integer(metadata={"description": "Seconds to hold each stretch."})
+    repetitions = fields.Integer(metadata={"description": "Repetitions of the stretch."})
+    repetitions_min = fields.Integer(metadata={"description": "Fewest repetitions per set."})
+    repetitions_max = fields.Integer(metadata={"description": "Most repetitions per set."})
+    sets = fields.Integer(metadata={"description": "Sets."})
+    times_per_week = fields.Integer(metadata={"description": "Sessions per week."})
+
+
+class PlanItemSchema(Schema):
+    exercise_id = _s("Stable exercise id (see GET /v1/exercises).")
+    name = _s("Name of the exercise.")
+    phase = _s("warm_up, stretch or strengthen.", validate=validate.OneOf(PHASES))
+    dose = fields.Nested(DoseSchema, required=True)
+    dose_parameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "For each dose key, the id of the parameter that set it."},
+    )
+    per_side = fields.Boolean(required=True, metadata={"description": "The dose is for each leg."})
+    intensity = _s(
+        "normal, reduced, or pain_free (work only in a pain-free range).",
+        validate=validate.OneOf(INTENSITIES),
+    )
+    adjustments = fields.List(
+        fields.Nested(RuleReasonSchema),
+        required=True,
+        metadata={"description": "Rules that changed this item from the standard programme."},
+    )
+    progression = _s("How to progress over the weeks.")
+    steps = _texts("How to do it, step by step.")
+    cues = _texts("What to focus on while doing it.")
+    cautions = _texts("What to watch out for.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class ExcludedExerciseSchema(Schema):
+    exercise_id = _s("Stable exercise id.")
+    name = _s("Name of the exercise.")
+    reasons = fields.List(fields.Nested(RuleReasonSchema), required=True)
+
+
+class SafetyNoteSchema(Schema):
+    text = _s("A safety rule that goes with every plan.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class ExercisePlanSchema(Schema):
+    status = _s(
+        "ready, or pending_professional_review: only relief measures and gentle, pain-free work "
+        "until a professional has assessed the leg.",
+        validate=validate.OneOf(PLAN_STATUSES),
+    )
+    status_reasons = fields.List(fields.Nested(RuleReasonSchema), required=True)
+    items = fields.List(fields.Nested(PlanItemSchema), required=True)
+    excluded = fields.List(
+        fields.Nested(ExcludedExerciseSchema),
+        required=True,
+        metadata={"description": "Exercises left out of the standard programme, and why."},
+    )
+    safety = fields.List(fields.Nested(SafetyNoteSchema), required=True)
+
+
+class MissingInformationSchema(Schema):
+    field = _s("The request field that is unanswered, e.g. signs.saddle_numbness.")
+    question = _s("A question a person can answer.")
+    why = _s("Why the answer matters.")
+    priority = _s(
+        "red_flag (could raise the triage level), stop_stretching, or likely_causes.",
+        validate=validate.OneOf(PRIORITIES),
+    )
+    could_raise_level_to = fields.String(
+        required=True,
+        allow_none=True,
+        validate=LEVEL,
+        metadata={"description": "For red-flag questions, the level a yes could lead to."},
+    )
+    rules = fields.List(
+        fields.String(), required=True, metadata={"description": "Ids of the rules it decides."}
+    )
+
+
+class TraceEntrySchema(Schema):
+    rule_id = _s("The stable id of the rule.")
+    kind = _s("The kind of rule (red_flag, cause_signal, stop_rule, recommendation, plan_*).")
+    parameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={"description": "The parameter values the rule used, by parameter id."},
+    )
+
+
+class TraceSchema(Schema):
+    """Which rules fired, and the parameter values they used."""
+
+    rules_fired = fields.List(fields.Nested(TraceEntrySchema), required=True)
+    parameters = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={"description": "Every parameter value used, by parameter id."},
+    )
+
+
+def _version_field():
+    return _s("The rules version that produced this response.")
+
+
+def _disclaimer_field():
+    return _s("Decision support, not a diagnosis: always shown with the result.")
+
+
+class AssessmentSchema(Schema):
+    rules_version = _version_field()
+    triage = fields.Nested(TriageSchema, required=True)
+    likely_causes = fields.List(
+        fields.Nested(LikelyCauseSchema),
+        required=True,
+        metadata={"description": "Possible causes, best first. Empty when nothing points to one."},
+    )
+    recommendations = fields.List(fields.Nested(RecommendationSchema), required=True)
+    exercise_plan = fields.Nested(
+        ExercisePlanSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Null when exercise must wait (see exercise_plan_withheld)."},
+    )
+    exercise_plan_withheld = fields.List(
+        fields.Nested(RuleReasonSchema),
+        required=True,
+        metadata={"description": "Why there is no exercise plan (empty when there is one)."},
+    )
+    missing_information = fields.List(
+        fields.Nested(MissingInformationSchema),
+        required=True,
+        metadata={"description": "Questions still worth asking, red-flag questions first."},
+    )
+    disclaimer = _disclaimer_field()
+    trace = fields.Nested(TraceSchema, required=True)
+
+
+class EscalationSchema(Schema):
+    rules_version = _version_field()
+    level = _s("The triage level; the same as POST /v1/assess gives.", validate=LEVEL)
+    escalate = fields.Boolean(
+        required=True,
+        metadata={"description": "True when the level is above self_care: refer the user on."},
+    )
+    stop_stretching = fields.Boolean(required=True, metadata={"description": "Stop now."})
+    complete = fields.Boolean(
+        required=True, metadata={"description": "False while a red-flag question is unanswered."}
+    )
+    red_flags = fields.List(fields.Nested(RedFlagSchema), required=True)
+    unanswered_red_flag_questions = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Fields whose answers could still raise the level."},
+    )
+
+
+class PrescriptionSchema(Schema):
+    rules_version = _version_field()
+    basis = _s("report or conditions.", validate=validate.OneOf(("report", "conditions")))
+    triage = fields.Nested(TriageSchema, metadata={"description": "With a report: the triage."})
+    conditions = fields.List(fields.String(), metadata={"description": "With conditions."})
+    stop_stretching = fields.Boolean(metadata={"description": "With conditions: stop stretching."})
+    stop_reasons = fields.List(fields.Nested(RuleReasonSchema))
+    exercise_plan = fields.Nested(ExercisePlanSchema, required=True, allow_none=True)
+    exercise_plan_withheld = fields.List(fields.Nested(RuleReasonSchema), required=True)
+    disclaimer = _disclaimer_field()
+    trace = fields.Nested(TraceSchema, required=True)
+
+
+class ExerciseSchema(Schema):
+    id = _s("Stable exercise id.")
+    name = _s("Name.")
+    kind = _s("warm_up, stretch or strengthen.", validate=validate.OneOf(PHASES))
+    supported = fields.Boolean(
+        required=True,
+        allow_none=True,
+        metadata={"description": "For stretches: done lying down with the leg supported."},
+    )
+    equipment = fields.String(
+        required=True, allow_none=True, metadata={"description": "Equipment needed, if any."}
+    )
+    steps = _texts("How to do it, step by step.")
+    cues = _texts("What to focus on.")
+    cautions = _texts("What to watch out for.")
+    contraindications = _texts("When it is left out of a plan.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class ExerciseListSchema(Schema):
+    rules_version = _version_field()
+    exercises = fields.List(fields.Nested(ExerciseSchema), required=True)
+
+
+class ConditionSchema(Schema):
+    code = _s("Stable condition code.")
+    name = _s("Name.")
+    summary = _s("What it is, in plain language.")
+    source = fields.Nested(SourceSchema, required=True)
+    signals = fields.List(
+        fields.Nested(EvidenceSchema),
+        required=True,
+        metadata={"description": "The report signals that point to it."},
+    )
+
+
+class ConditionListSchema(Schema):
+    rules_version = _version_field()
+    conditions = fields.List(fields.Nested(ConditionSchema), required=True)
+
+
+class RulesVersionSchema(Schema):
+    version = _s("SemVer version of the rule set.")
+    released = _s("Release date (YYYY-MM-DD).")
+    summary = _s("What the version contains or changed.")
+    digest = _s("SHA-256 of the rule files: a released version never changes.")
+    default = fields.Boolean(required=True, metadata={"description": "Used when none is pinned."})
+
+
+class RulesVersionListSchema(Schema):
+    default_version = _s("The version used when a request pins none.")
+    versions = fields.List(fields.Nested(RulesVersionSchema), required=True)
+
+
+class ParameterSchema(Schema):
+    id = _s("Stable parameter id.")
+    value = fields.Float(required=True, metadata={"description": "The value."})
+    unit = _s("Unit.")
+    description = _s("What it sets.")
+    rationale = _s("Why this value.")
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class RuleSetDocumentSchema(Schema):
+    """A rule set as served: every rule with its condition, parameters and source."""
+
+    version = _s("SemVer version.")
+    released = _s("Release date.")
+    summary = _s("What the version contains.")
+    digest = _s("SHA-256 of the rule files.")
+    disclaimer = _disclaimer_field()
+    documents = fields.Dict(
+        required=True, metadata={"description": "The article's sections and the guidelines cited."}
+    )
+    parameters = fields.List(fields.Nested(ParameterSchema), required=True)
+    red_flags = fields.List(fields.Dict(), required=True)
+    stop_rules = fields.List(fields.Dict(), required=True)
+    causes = fields.List(fields.Dict(), required=True)
+    recommendations = fields.List(fields.Dict(), required=True)
+    exercises = fields.List(fields.Nested(ExerciseSchema), required=True)
+    prescription = fields.Dict(
+        required=True,
+        metadata={"description": "The programme, its doses and the plan rules."},
+    )
+
+
+class HealthSchema(Schema):
+    status = _s("ok when the process is up and the rules are loaded.")
+    rules_versions = fields.List(fields.String(), required=True)
+    default_rules_version = _s("The newest loaded version.")
+
+
+class ProblemSchema(Schema):
+    """An error, as RFC 9457 problem details (media type application/problem+json)."""
+
+    type = _s("A URI naming the kind of problem; about:blank for a plain HTTP error.")
+    title = _s("Short summary of the kind of problem.")
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    detail = _s("What went wrong in this request.")
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={
+            "description": "For validation errors: messages by field path, e.g. "
+            '{"pain.intensity": ["Not a valid integer: send a JSON number without quotes."]}'
+        },
+    )
+    request_id = _s("The request id, as in the X-Request-ID header.")

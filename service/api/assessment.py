@@ -1,0 +1,112 @@
+"""Assessment, escalation check and exercise prescriptions."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from rules import load_library
+from schemas.report import PrescriptionRequestSchema, SymptomReportSchema
+from schemas.responses import AssessmentSchema, EscalationSchema, PrescriptionSchema
+from service import examples
+from service.api import evaluator_for
+from service.http import Blueprint, json_response
+
+blp = Blueprint(
+    "assessment",
+    __name__,
+    url_prefix="/v1",
+    description="Triage a symptom report, screen it for red flags, and prescribe exercise.",
+)
+
+# Schema instances, built once: a schema class passed here would be rebuilt on every request.
+REPORT = SymptomReportSchema()
+PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
+
+
+@cache
+def _example_evaluator():
+    return load_library().get()
+
+
+def _example(method: str, value: dict) -> dict:
+    return getattr(_example_evaluator(), method)(value)
+
+
+@blp.route("/assess", methods=["POST"])
+@blp.arguments(REPORT, examples=examples.REPORT_EXAMPLES, description="The symptom report.")
+@blp.response(
+    200,
+    AssessmentSchema,
+    description="The assessment: triage, likely causes, advice, exercise plan, open questions.",
+    example=_example("assess", examples.SELF_CARE_TECHNIQUE),
+)
+def assess(report: dict):
+    """Assess a symptom report
+
+    Triage level and red flags, likely causes with their evidence, advice, an exercise plan,
+    the questions still worth asking, and the trace of the rules that fired. An absent field
+    means "not asked": unanswered red-flag questions make `triage.complete` false and appear
+    first in `missing_information`.
+    """
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return json_response(evaluator.assess(report))
+
+
+@blp.route("/escalation-check", methods=["POST"])
+@blp.arguments(REPORT, examples=examples.REPORT_EXAMPLES, description="The symptom report.")
+@blp.response(
+    200,
+    EscalationSchema,
+    description="The red-flag screen; it always agrees with POST /v1/assess.",
+    example=_example("escalation_check", examples.POSSIBLE_DVT),
+)
+def escalation_check(report: dict):
+    """Screen a report for red flags
+
+    The fast check a fitness app runs before or during a stretching session: the triage level,
+    whether to escalate and to stop stretching, the red flags, and the red-flag questions still
+    unanswered. Same request body as POST /v1/assess, and the same answer on every input.
+    """
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return json_response(evaluator.escalation_check(report))
+
+
+@blp.route("/exercise-prescriptions", methods=["POST"])
+@blp.arguments(
+    PRESCRIPTION_REQUEST,
+    examples=examples.PRESCRIPTION_EXAMPLES,
+    description="A symptom report, or conditions already identified with the current pain.",
+)
+@blp.response(
+    200,
+    PrescriptionSchema,
+    description="The exercise plan (or why there is none), with what was left out and why.",
+    example=_example_evaluator().prescribe_for_conditions(
+        **{
+            key: examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"][name]
+            for key, name in (
+                ("conditions", "conditions"),
+                ("pain_intensity", "pain_intensity"),
+                ("profile", "profile"),
+            )
+        }
+    ),
+)
+def prescribe(body: dict):
+    """Prescribe an exercise plan
+
+    From a symptom report (the plan POST /v1/assess would give, with its triage) or from
+    conditions already identified, typically by a clinician (codes from GET /v1/conditions, the
+    main one first). The plan is dosed, lists what was excluded and why, and is withheld when a
+    red flag or a likely tear means exercise must wait.
+    """
+    report = body.get("report")
+    if report is not None:
+        version = report.pop("rules_version", None) or body.get("rules_version")
+        return json_response(evaluator_for(version).prescribe_for_report(report))
+    evaluator = evaluator_for(body.get("rules_version"))
+    return json_response(
+        evaluator.prescribe_for_conditions(
+            body["conditions"], body["pain_intensity"], body.get("profile")
+        )
+    )

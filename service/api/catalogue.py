@@ -1,0 +1,131 @@
+"""Reference data: exercises, conditions and the rule sets themselves."""
+
+from __future__ import annotations
+
+from flask import abort
+from marshmallow import Schema, fields, validate
+
+from schemas.report import SEMVER_PATTERN
+from schemas.responses import (
+    ConditionListSchema,
+    ConditionSchema,
+    ExerciseListSchema,
+    ExerciseSchema,
+    RuleSetDocumentSchema,
+    RulesVersionListSchema,
+)
+from service.api import evaluator_for, rules_library
+from service.http import Blueprint, json_response
+
+blp = Blueprint(
+    "catalogue",
+    __name__,
+    url_prefix="/v1",
+    description="The exercises, conditions and versioned rule sets behind the assessments.",
+)
+
+
+class VersionQuerySchema(Schema):
+    rules_version = fields.String(
+        validate=validate.Regexp(SEMVER_PATTERN),
+        metadata={"description": "A rules version; the newest when omitted.", "example": "1.0.0"},
+    )
+
+
+VERSION_QUERY = VersionQuerySchema()
+
+
+@blp.route("/exercises")
+@blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
+@blp.response(200, ExerciseListSchema)
+def list_exercises(rules_version: str | None = None):
+    """List the exercises
+
+    The article's stretches and strengthening exercises, and the warm-up, with steps, cues,
+    cautions and contraindications.
+    """
+    ruleset = evaluator_for(rules_version).ruleset
+    return json_response(
+        {
+            "rules_version": ruleset.version,
+            "exercises": [e.catalogue for e in ruleset.exercises.values()],
+        }
+    )
+
+
+@blp.route("/exercises/<string:exercise_id>")
+@blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
+@blp.response(200, ExerciseSchema)
+@blp.alt_response(404, description="No exercise with this id.")
+def get_exercise(exercise_id: str, rules_version: str | None = None):
+    """Get one exercise"""
+    exercise = evaluator_for(rules_version).ruleset.exercises.get(exercise_id)
+    if exercise is None:
+        abort(404, description=f"There is no exercise {exercise_id!r}; see GET /v1/exercises.")
+    return json_response(exercise.catalogue)
+
+
+@blp.route("/conditions")
+@blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
+@blp.response(200, ConditionListSchema)
+def list_conditions(rules_version: str | None = None):
+    """List the conditions
+
+    The thirteen possible causes the rules rank, with the signals that point to each.
+    """
+    ruleset = evaluator_for(rules_version).ruleset
+    return json_response(
+        {"rules_version": ruleset.version, "conditions": [c.catalogue for c in ruleset.causes]}
+    )
+
+
+@blp.route("/conditions/<string:code>")
+@blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
+@blp.response(200, ConditionSchema)
+@blp.alt_response(404, description="No condition with this code.")
+def get_condition(code: str, rules_version: str | None = None):
+    """Get one condition"""
+    cause = evaluator_for(rules_version).ruleset.causes_by_code.get(code)
+    if cause is None:
+        abort(404, description=f"There is no condition {code!r}; see GET /v1/conditions.")
+    return json_response(cause.catalogue)
+
+
+@blp.route("/rules")
+@blp.response(200, RulesVersionListSchema)
+def list_rule_sets():
+    """List the rules versions
+
+    Every loaded version, oldest first. A request may pin one with `rules_version`.
+    """
+    library = rules_library()
+    return json_response(
+        {
+            "default_version": library.default_version,
+            "versions": [
+                {
+                    "version": e.ruleset.version,
+                    "released": e.ruleset.released,
+                    "summary": e.ruleset.summary,
+                    "digest": e.ruleset.digest,
+                    "default": e.ruleset.version == library.default_version,
+                }
+                for e in library
+            ],
+        }
+    )
+
+
+@blp.route("/rules/<string:version>")
+@blp.response(200, RuleSetDocumentSchema)
+@blp.alt_response(404, description="No rules version with this number.")
+def get_rule_set(version: str):
+    """Get a rule set
+
+    The rule set as served: every red flag, stop rule, cause signal, advice and plan rule with
+    its condition, the parameter values it uses and its source.
+    """
+    library = rules_library()
+    if version not in library.versions:
+        abort(404, description=f"There is no rules version {version!r}; see GET /v1/rules.")
+    return json_response(evaluator_for(version).ruleset.document)

@@ -1,0 +1,178 @@
+"""The HTTP edge: JSON in and out, and one error shape for everything.
+
+Every error leaves as RFC 9457 problem details (``application/problem+json``) with ``type``,
+``title``, ``status``, ``detail``, the ``request_id``, and for validation errors an ``errors``
+map keyed by field path. Domain errors from the rules core are translated here; nothing below
+this module knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+from flask_smorest import Api
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs import core
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from rules import UnknownCode, UnknownRulesVersion
+from schemas.responses import ProblemSchema
+
+log = logging.getLogger("popliteal")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+VALIDATION_PROBLEM = "urn:popliteal:problem:validation-error"
+UNKNOWN_VERSION_PROBLEM = "urn:popliteal:problem:unknown-rules-version"
+UNKNOWN_CODE_PROBLEM = "urn:popliteal:problem:unknown-code"
+
+_DETAILS = {
+    400: "The request body is not valid JSON.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept this method; see the Allow header.",
+    413: "The request body is larger than this service accepts.",
+    415: "Send the body as JSON with Content-Type: application/json.",
+    422: "The request is well-formed JSON but some fields are invalid; see errors.",
+    500: "Something went wrong on our side. The request had no effect; it is safe to retry.",
+}
+
+
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None):
+    """Serialise with orjson: several times faster than the standard library on large bodies."""
+    return current_app.response_class(
+        orjson.dumps(payload), status=status, headers=headers, mimetype="application/json"
+    )
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    errors: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or _DETAILS.get(status) or HTTPStatus(status).description,
+        "request_id": getattr(g, "request_id", None) or "",
+    }
+    if errors:
+        body["errors"] = dict(errors)
+    return current_app.response_class(
+        orjson.dumps(body), status=status, headers=headers, mimetype=PROBLEM_MEDIA_TYPE
+    )
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """{"json": {"pain": {"intensity": ["..."]}}} -> {"pain.intensity": ["..."]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if not prefix and key in ("json", "query", "view_args", "path", "headers"):
+                name = ""
+            elif key == "_schema":
+                name = prefix
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            for path, texts in flatten_errors(value, name).items():
+                flat.setdefault(path, []).extend(texts)
+    elif isinstance(messages, list | tuple):
+        texts = [m for m in messages if isinstance(m, str)]
+        if texts:
+            flat[prefix or "body"] = texts
+        for item in messages:
+            if not isinstance(item, str):
+                for path, more in flatten_errors(item, prefix).items():
+                    flat.setdefault(path, []).extend(more)
+    else:
+        flat[prefix or "body"] = [str(messages)]
+    return flat
+
+
+class JSONParser(FlaskParser):
+    """Parses request bodies with orjson: strict JSON (no NaN), nesting capped at 1024 levels,
+    and any malformed body (bad syntax, bad UTF-8, too deep) is a 400 rather than a crash."""
+
+    def load_json(self, req, schema):
+        if not core.is_json(req.mimetype):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            self._handle_invalid_json_error(exc, req)
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = JSONParser()
+
+
+class PoplitealApi(Api):
+    """flask-smorest's Api with problem+json errors."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        data = getattr(error, "data", None) or {}
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # flask-smorest's own handler drops this header; RFC 9110 requires it on a 405.
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        status = error.code or 500
+        if status == 422:
+            return problem(
+                422,
+                data.get("message") or _DETAILS[422],
+                type_=VALIDATION_PROBLEM,
+                title="Invalid request",
+                errors=flatten_errors(data.get("messages") or data.get("errors") or {}),
+                headers=headers,
+            )
+        if status == 400 and "messages" in data:
+            return problem(400, _DETAILS[400], headers=headers)
+        if status >= 500:
+            log.error("server error %s on %s %s", status, request.method, request.path)
+        custom = error.description if error.description != type(error).description else None
+        detail = data.get("message") or custom or _DETAILS.get(status) or error.description
+        return problem(status, detail, headers=headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(UnknownRulesVersion)
+    def unknown_rules_version(error: UnknownRulesVersion):
+        return problem(
+            422,
+            str(error),
+            type_=UNKNOWN_VERSION_PROBLEM,
+            title="Unknown rules version",
+            errors={"rules_version": [f"Available: {', '.join(error.available)}."]},
+        )
+
+    @app.errorhandler(UnknownCode)
+    def unknown_code(error: UnknownCode):
+        return problem(
+            422,
+            str(error),
+            type_=UNKNOWN_CODE_PROBLEM,
+            title=f"Unknown {error.kind}",
+            errors={"conditions": [f"Unknown {error.kind} code {error.code!r}."]},
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):  # pragma: no cover - routed to the Api handler
+            return app.extensions["popliteal"]["api"].handle_http_exception(error)
+        # The stack trace goes to the log, never to the client.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500)
