@@ -118,6 +118,37 @@ class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = JSONParser()
 
 
+def problem_responses(blp: SmorestBlueprint, *statuses: int):
+    """Document error statuses an endpoint can answer, each in the problem+json shape."""
+
+    def decorate(view):
+        for status in statuses:
+            view = blp.alt_response(
+                status,
+                schema=ProblemSchema,
+                content_type=PROBLEM_MEDIA_TYPE,
+                description=_DETAILS.get(status) or HTTPStatus(status).description,
+            )(view)
+        return view
+
+    return decorate
+
+
+RESPONSE_HEADERS = {
+    "X-Request-ID": {
+        "description": "The request id: the one the client sent, or a new one.",
+        "schema": {"type": "string"},
+    },
+}
+RULES_RESPONSE_HEADERS = {
+    **RESPONSE_HEADERS,
+    "X-Rules-Version": {
+        "description": "The rules version that produced the response.",
+        "schema": {"type": "string"},
+    },
+}
+
+
 class PoplitealApi(Api):
     """flask-smorest's Api with problem+json errors."""
 

@@ -9,7 +9,7 @@ from schemas.report import PrescriptionRequestSchema, SymptomReportSchema
 from schemas.responses import AssessmentSchema, EscalationSchema, PrescriptionSchema
 from service import examples
 from service.api import evaluator_for
-from service.http import Blueprint, json_response
+from service.http import RULES_RESPONSE_HEADERS, Blueprint, json_response, problem_responses
 
 blp = Blueprint(
     "assessment",
@@ -33,12 +33,14 @@ def _example(method: str, value: dict) -> dict:
 
 
 @blp.route("/assess", methods=["POST"])
+@problem_responses(blp, 400, 413, 415)
 @blp.arguments(REPORT, examples=examples.REPORT_EXAMPLES, description="The symptom report.")
 @blp.response(
     200,
     AssessmentSchema,
     description="The assessment: triage, likely causes, advice, exercise plan, open questions.",
     example=_example("assess", examples.SELF_CARE_TECHNIQUE),
+    headers=RULES_RESPONSE_HEADERS,
 )
 def assess(report: dict):
     """Assess a symptom report
@@ -53,12 +55,14 @@ def assess(report: dict):
 
 
 @blp.route("/escalation-check", methods=["POST"])
+@problem_responses(blp, 400, 413, 415)
 @blp.arguments(REPORT, examples=examples.REPORT_EXAMPLES, description="The symptom report.")
 @blp.response(
     200,
     EscalationSchema,
     description="The red-flag screen; it always agrees with POST /v1/assess.",
     example=_example("escalation_check", examples.POSSIBLE_DVT),
+    headers=RULES_RESPONSE_HEADERS,
 )
 def escalation_check(report: dict):
     """Screen a report for red flags
@@ -72,6 +76,7 @@ def escalation_check(report: dict):
 
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
+@problem_responses(blp, 400, 413, 415)
 @blp.arguments(
     PRESCRIPTION_REQUEST,
     examples=examples.PRESCRIPTION_EXAMPLES,
@@ -81,6 +86,7 @@ def escalation_check(report: dict):
     200,
     PrescriptionSchema,
     description="The exercise plan (or why there is none), with what was left out and why.",
+    headers=RULES_RESPONSE_HEADERS,
     example=_example_evaluator().prescribe_for_conditions(
         **{
             key: examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"][name]

@@ -15,7 +15,7 @@ from schemas.responses import (
     RulesVersionListSchema,
 )
 from service.api import evaluator_for, rules_library
-from service.http import Blueprint, json_response
+from service.http import RULES_RESPONSE_HEADERS, Blueprint, json_response, problem_responses
 
 blp = Blueprint(
     "catalogue",
@@ -37,7 +37,7 @@ VERSION_QUERY = VersionQuerySchema()
 
 @blp.route("/exercises")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ExerciseListSchema)
+@blp.response(200, ExerciseListSchema, headers=RULES_RESPONSE_HEADERS)
 def list_exercises(rules_version: str | None = None):
     """List the exercises
 
@@ -55,8 +55,8 @@ def list_exercises(rules_version: str | None = None):
 
 @blp.route("/exercises/<string:exercise_id>")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ExerciseSchema)
-@blp.alt_response(404, description="No exercise with this id.")
+@blp.response(200, ExerciseSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, 404)
 def get_exercise(exercise_id: str, rules_version: str | None = None):
     """Get one exercise"""
     exercise = evaluator_for(rules_version).ruleset.exercises.get(exercise_id)
@@ -67,7 +67,7 @@ def get_exercise(exercise_id: str, rules_version: str | None = None):
 
 @blp.route("/conditions")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ConditionListSchema)
+@blp.response(200, ConditionListSchema, headers=RULES_RESPONSE_HEADERS)
 def list_conditions(rules_version: str | None = None):
     """List the conditions
 
@@ -81,8 +81,8 @@ def list_conditions(rules_version: str | None = None):
 
 @blp.route("/conditions/<string:code>")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ConditionSchema)
-@blp.alt_response(404, description="No condition with this code.")
+@blp.response(200, ConditionSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, 404)
 def get_condition(code: str, rules_version: str | None = None):
     """Get one condition"""
     cause = evaluator_for(rules_version).ruleset.causes_by_code.get(code)
@@ -92,7 +92,7 @@ def get_condition(code: str, rules_version: str | None = None):
 
 
 @blp.route("/rules")
-@blp.response(200, RulesVersionListSchema)
+@blp.response(200, RulesVersionListSchema, headers=RULES_RESPONSE_HEADERS)
 def list_rule_sets():
     """List the rules versions
 
@@ -117,8 +117,8 @@ def list_rule_sets():
 
 
 @blp.route("/rules/<string:version>")
-@blp.response(200, RuleSetDocumentSchema)
-@blp.alt_response(404, description="No rules version with this number.")
+@blp.response(200, RuleSetDocumentSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, 404)
 def get_rule_set(version: str):
     """Get a rule set
 
