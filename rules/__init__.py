@@ -10,6 +10,7 @@ neither the service nor the schemas.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from rules.engine import Evaluator
@@ -55,8 +56,11 @@ class RulesLibrary:
         return iter(self._by_version.values())
 
 
+@cache
 def load_library(versions_dir: Path = VERSIONS_DIR) -> RulesLibrary:
-    """Load every rule-set version. Fails at once, naming the file and key, on any defect."""
+    """Load every rule-set version. Fails at once, naming the file and key, on any defect.
+
+    Loaded once per folder and process: rule sets are immutable once loaded."""
     sections = load_report_fields()
     evaluators = [
         Evaluator(load_ruleset(folder, sections)) for folder in discover_versions(versions_dir)

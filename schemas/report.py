@@ -12,10 +12,13 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from rules import load_report_fields
+from rules import load_library, load_report_fields
 from schemas.fields import StrictBoolean, StrictInteger, StrictString
 
-SEMVER_PATTERN = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
+# The rules versions shipped with this build: the spec lists them, so clients see what exists.
+RULES_VERSIONS = load_library().versions
+# Condition codes known to any loaded version; the chosen version still checks its own.
+CONDITION_CODES = sorted({cause.code for e in load_library() for cause in e.ruleset.causes})
 
 SECTION_TITLES = {
     "pain": "PainReport",
@@ -62,7 +65,7 @@ def _field_for(spec: dict[str, Any]) -> fields.Field:
         StrictString(validate=validate.OneOf(spec["values"])),
         required=required,
         validate=[validate.Length(max=len(spec["values"])), _unique],
-        metadata=metadata,
+        metadata={**metadata, "uniqueItems": True},
     )
 
 
@@ -102,52 +105,83 @@ def _nested_sections() -> dict[str, fields.Field]:
     }
 
 
-RULES_VERSION_FIELD = {
-    "rules_version": StrictString(
-        validate=validate.Regexp(SEMVER_PATTERN, error="Not a SemVer version such as 1.0.0."),
+def rules_version_field() -> fields.Field:
+    return StrictString(
+        validate=validate.OneOf(RULES_VERSIONS, error="Not an available rules version: {choices}."),
         metadata={
             "description": "Pin a released rules version (SemVer). Omit to use the newest.",
-            "example": "1.0.0",
+            "example": RULES_VERSIONS[-1],
         },
     )
-}
 
 
 SymptomReportSchema = type(
     "SymptomReportSchema",
     (StrictSchema,),
     {
-        **RULES_VERSION_FIELD,
+        "rules_version": rules_version_field(),
         **_nested_sections(),
         "__doc__": "A symptom report. Only pain.intensity is required; send what is known.",
     },
 )
 
 
-class PrescriptionRequestSchema(StrictSchema):
-    """Either a symptom report, or conditions already identified (typically by a clinician)
-    with the current pain; not both."""
-
-    rules_version = RULES_VERSION_FIELD["rules_version"]
-    report = fields.Nested(
-        SymptomReportSchema(),
-        metadata={"description": "A symptom report, as for POST /v1/assess."},
-    )
-    conditions = fields.List(
-        StrictString(validate=validate.Regexp(r"^[a-z][a-z0-9_]*$")),
+def conditions_field(required: bool) -> fields.Field:
+    return fields.List(
+        StrictString(validate=validate.OneOf(CONDITION_CODES)),
+        required=required,
         validate=[validate.Length(min=1, max=13), _unique],
         metadata={
             "description": "Condition codes from GET /v1/conditions, the main one first.",
             "example": ["muscle_imbalance", "tight_hamstrings"],
+            "uniqueItems": True,
         },
     )
-    pain_intensity = StrictInteger(
+
+
+def pain_intensity_field(required: bool) -> fields.Field:
+    return StrictInteger(
+        required=required,
         validate=validate.Range(min=0, max=10),
         metadata={
             "description": "With conditions: current pain on the 0-10 numeric rating scale.",
             "example": 2,
         },
     )
+
+
+class ReportPrescriptionRequestSchema(StrictSchema):
+    """A plan from a symptom report (to pin a rules version, set it inside the report)."""
+
+    report = fields.Nested(
+        SymptomReportSchema(),
+        required=True,
+        metadata={"description": "A symptom report, as for POST /v1/assess."},
+    )
+
+
+class ConditionsPrescriptionRequestSchema(StrictSchema):
+    """A plan for conditions already identified (documentation of one form of the request)."""
+
+    rules_version = rules_version_field()
+    conditions = conditions_field(required=True)
+    pain_intensity = pain_intensity_field(required=True)
+    profile = fields.Nested(
+        SECTION_SCHEMAS["profile"](), metadata={"description": SECTION_SCHEMAS["profile"].__doc__}
+    )
+
+
+class PrescriptionRequestSchema(StrictSchema):
+    """Either a symptom report, or conditions already identified (typically by a clinician)
+    with the current pain; not both."""
+
+    rules_version = rules_version_field()
+    report = fields.Nested(
+        SymptomReportSchema(),
+        metadata={"description": "A symptom report, as for POST /v1/assess."},
+    )
+    conditions = conditions_field(required=False)
+    pain_intensity = pain_intensity_field(required=False)
     profile = fields.Nested(
         SECTION_SCHEMAS["profile"](),
         metadata={"description": "With conditions: " + SECTION_SCHEMAS["profile"].__doc__},
@@ -163,8 +197,21 @@ class PrescriptionRequestSchema(StrictSchema):
                 raise ValidationError(
                     "Goes with 'conditions'; with a report, put it inside the report.", extra[0]
                 )
-            pinned = data["report"].get("rules_version")
-            if pinned and data.get("rules_version") not in (None, pinned):
-                raise ValidationError("Differs from report.rules_version.", "rules_version")
+            if "rules_version" in data:
+                raise ValidationError(
+                    "Goes with 'conditions'; with a report, put it inside the report.",
+                    "rules_version",
+                )
         elif "pain_intensity" not in data:
             raise ValidationError("Missing data for required field.", "pain_intensity")
+
+
+def strict_schema_names() -> set[str]:
+    """Component names of the request schemas that refuse unknown keys (for the spec)."""
+    names, pending = set(), list(StrictSchema.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        name = cls.__name__
+        names.add(name[: -len("Schema")] if name.endswith("Schema") else name)
+    return names

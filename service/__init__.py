@@ -11,6 +11,11 @@ import uuid
 from flask import Flask, g, request
 
 from rules import load_library
+from schemas.report import (
+    ConditionsPrescriptionRequestSchema,
+    ReportPrescriptionRequestSchema,
+    strict_schema_names,
+)
 from service.config import Config, config_from_environment
 from service.http import PoplitealApi, problem, register_error_handlers
 
@@ -37,7 +42,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     api.register_blueprint(catalogue.blp)
     api.register_blueprint(health.blp)
     app.register_blueprint(docs_assets)
-    _document_problem_media_type(api)
+    _finish_spec(api)
 
     @app.before_request
     def assign_request_id():
@@ -46,7 +51,12 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
     @app.before_request
     def require_json_body():
-        if request.method in JSON_BODY_METHODS and not request.is_json:
+        # Only for routes that take the method: elsewhere the answer is 404 or 405.
+        if (
+            request.method in JSON_BODY_METHODS
+            and request.routing_exception is None
+            and not request.is_json
+        ):
             return problem(415)
         return None
 
@@ -81,10 +91,20 @@ def _spec_kwargs(library) -> dict:
     }
 
 
-def _document_problem_media_type(api: PoplitealApi) -> None:
-    """flask-smorest documents its error responses as application/json; ours are problem+json."""
-    responses = api.spec.components.responses
-    for response in responses.values():
+def _finish_spec(api: PoplitealApi) -> None:
+    """Say in the spec what marshmallow and flask-smorest leave out."""
+    # Error responses are problem+json, not application/json.
+    for response in api.spec.components.responses.values():
         content = response.get("content")
         if content and "application/json" in content:
             content["application/problem+json"] = content.pop("application/json")
+    # The two forms of POST /v1/exercise-prescriptions, referenced by its oneOf.
+    api.spec.components.schema("ReportPrescriptionRequest", schema=ReportPrescriptionRequestSchema)
+    api.spec.components.schema(
+        "ConditionsPrescriptionRequest", schema=ConditionsPrescriptionRequestSchema
+    )
+    # Request schemas refuse unknown keys (a misspelt safety field must not pass unnoticed).
+    strict = strict_schema_names()
+    for name, schema in api.spec.components.schemas.items():
+        if name in strict:
+            schema["additionalProperties"] = False

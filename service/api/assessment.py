@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from flask import request
 
 from rules import load_library
 from schemas.report import PrescriptionRequestSchema, SymptomReportSchema
@@ -23,7 +23,6 @@ REPORT = SymptomReportSchema()
 PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
 
 
-@cache
 def _example_evaluator():
     return load_library().get()
 
@@ -76,11 +75,23 @@ def escalation_check(report: dict):
 
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
-@problem_responses(blp, 400, 413, 415)
-@blp.arguments(
-    PRESCRIPTION_REQUEST,
-    examples=examples.PRESCRIPTION_EXAMPLES,
-    description="A symptom report, or conditions already identified with the current pain.",
+@problem_responses(blp, 400, 413, 415, 422)
+@blp.doc(
+    requestBody={
+        "required": True,
+        "description": "A symptom report, or conditions already identified with the current pain.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/ReportPrescriptionRequest"},
+                        {"$ref": "#/components/schemas/ConditionsPrescriptionRequest"},
+                    ]
+                },
+                "examples": examples.PRESCRIPTION_EXAMPLES,
+            }
+        },
+    }
 )
 @blp.response(
     200,
@@ -98,7 +109,7 @@ def escalation_check(report: dict):
         }
     ),
 )
-def prescribe(body: dict):
+def prescribe():
     """Prescribe an exercise plan
 
     From a symptom report (the plan POST /v1/assess would give, with its triage) or from
@@ -106,10 +117,13 @@ def prescribe(body: dict):
     main one first). The plan is dosed, lists what was excluded and why, and is withheld when a
     red flag or a likely tear means exercise must wait.
     """
+    # Parsed here rather than with @blp.arguments so that the documented body can be a oneOf
+    # of its two forms; the parser and its errors are the same.
+    body = blp.ARGUMENTS_PARSER.parse(PRESCRIPTION_REQUEST, request, location="json")
     report = body.get("report")
     if report is not None:
-        version = report.pop("rules_version", None) or body.get("rules_version")
-        return json_response(evaluator_for(version).prescribe_for_report(report))
+        evaluator = evaluator_for(report.pop("rules_version", None))
+        return json_response(evaluator.prescribe_for_report(report))
     evaluator = evaluator_for(body.get("rules_version"))
     return json_response(
         evaluator.prescribe_for_conditions(

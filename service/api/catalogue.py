@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema
 
-from schemas.report import SEMVER_PATTERN
+from schemas.report import rules_version_field
 from schemas.responses import (
     ConditionListSchema,
     ConditionSchema,
@@ -26,10 +26,7 @@ blp = Blueprint(
 
 
 class VersionQuerySchema(Schema):
-    rules_version = fields.String(
-        validate=validate.Regexp(SEMVER_PATTERN),
-        metadata={"description": "A rules version; the newest when omitted.", "example": "1.0.0"},
-    )
+    rules_version = rules_version_field()
 
 
 VERSION_QUERY = VersionQuerySchema()
