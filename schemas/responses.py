@@ -28,6 +28,30 @@ def _s(description: str, **kwargs) -> fields.String:
     )
 
 
+def _source() -> fields.Nested:
+    return fields.Nested(
+        SourceSchema, required=True, metadata={"description": "Where this comes from."}
+    )
+
+
+def _nested(schema, description: str, **kwargs) -> fields.Nested:
+    return fields.Nested(
+        schema,
+        required=kwargs.pop("required", True),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def _nested_list(schema, description: str, **kwargs) -> fields.List:
+    return fields.List(
+        fields.Nested(schema),
+        required=kwargs.pop("required", True),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
 def _texts(description: str) -> fields.List:
     return fields.List(fields.String(), required=True, metadata={"description": description})
 
@@ -48,14 +72,14 @@ class RuleReasonSchema(Schema):
 
     rule_id = _s("The stable id of the rule.")
     reason = _s("What the rule decided and why, in plain language.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class RedFlagSchema(Schema):
     code = _s("Stable code of the red flag.")
     level = _s("The triage level this red flag calls for.", validate=LEVEL)
     message = _s("What it may mean and what to do, in plain language.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
     rule_id = _s("The stable id of the rule that fired.")
 
 
@@ -75,7 +99,7 @@ class TriageSchema(Schema):
             "still rise. See missing_information."
         },
     )
-    red_flags = fields.List(fields.Nested(RedFlagSchema), required=True)
+    red_flags = _nested_list(RedFlagSchema, "The red flags that fired, most urgent first.")
     stop_reasons = fields.List(
         fields.Nested(RuleReasonSchema),
         required=True,
@@ -96,7 +120,7 @@ class EvidenceSchema(Schema):
         data_key="fields",
         metadata={"description": "The report fields this signal read."},
     )
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class LikelyCauseSchema(Schema):
@@ -112,15 +136,15 @@ class LikelyCauseSchema(Schema):
         metadata={"description": "Ranking score in [0, 1] from the signals present."},
     )
     summary = _s("What the cause is, in plain language.")
-    evidence = fields.List(fields.Nested(EvidenceSchema), required=True)
-    source = fields.Nested(SourceSchema, required=True)
+    evidence = _nested_list(EvidenceSchema, "The signals in the report that support it.")
+    source = _source()
 
 
 class RecommendationSchema(Schema):
     code = _s("Stable code of the advice.")
     category = _s("Kind of advice.", validate=validate.OneOf(CATEGORIES))
     text = _s("The advice, in plain language.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class DoseSchema(Schema):
@@ -139,7 +163,7 @@ class PlanItemSchema(Schema):
     exercise_id = _s("Stable exercise id (see GET /v1/exercises).")
     name = _s("Name of the exercise.")
     phase = _s("warm_up, stretch or strengthen.", validate=validate.OneOf(PHASES))
-    dose = fields.Nested(DoseSchema, required=True)
+    dose = _nested(DoseSchema, "How much: hold, repetitions, sets, minutes, sessions a week.")
     dose_parameters = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
@@ -160,18 +184,18 @@ class PlanItemSchema(Schema):
     steps = _texts("How to do it, step by step.")
     cues = _texts("What to focus on while doing it.")
     cautions = _texts("What to watch out for.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class ExcludedExerciseSchema(Schema):
     exercise_id = _s("Stable exercise id.")
     name = _s("Name of the exercise.")
-    reasons = fields.List(fields.Nested(RuleReasonSchema), required=True)
+    reasons = _nested_list(RuleReasonSchema, "The rules that left it out, and why.")
 
 
 class SafetyNoteSchema(Schema):
     text = _s("A safety rule that goes with every plan.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class ExercisePlanSchema(Schema):
@@ -180,14 +204,14 @@ class ExercisePlanSchema(Schema):
         "until a professional has assessed the leg.",
         validate=validate.OneOf(PLAN_STATUSES),
     )
-    status_reasons = fields.List(fields.Nested(RuleReasonSchema), required=True)
-    items = fields.List(fields.Nested(PlanItemSchema), required=True)
+    status_reasons = _nested_list(RuleReasonSchema, "Why the plan awaits review, if it does.")
+    items = _nested_list(PlanItemSchema, "The prescribed exercises, in session order.")
     excluded = fields.List(
         fields.Nested(ExcludedExerciseSchema),
         required=True,
         metadata={"description": "Exercises left out of the standard programme, and why."},
     )
-    safety = fields.List(fields.Nested(SafetyNoteSchema), required=True)
+    safety = _nested_list(SafetyNoteSchema, "Safety rules that go with every plan.")
 
 
 class MissingInformationSchema(Schema):
@@ -223,7 +247,7 @@ class TraceEntrySchema(Schema):
 class TraceSchema(Schema):
     """Which rules fired, and the parameter values they used."""
 
-    rules_fired = fields.List(fields.Nested(TraceEntrySchema), required=True)
+    rules_fired = _nested_list(TraceEntrySchema, "Every rule that fired, in evaluation order.")
     parameters = fields.Dict(
         keys=fields.String(),
         values=fields.Float(),
@@ -242,13 +266,13 @@ def _disclaimer_field():
 
 class AssessmentSchema(Schema):
     rules_version = _version_field()
-    triage = fields.Nested(TriageSchema, required=True)
+    triage = _nested(TriageSchema, "Triage level, red flags and whether to stop stretching.")
     likely_causes = fields.List(
         fields.Nested(LikelyCauseSchema),
         required=True,
         metadata={"description": "Possible causes, best first. Empty when nothing points to one."},
     )
-    recommendations = fields.List(fields.Nested(RecommendationSchema), required=True)
+    recommendations = _nested_list(RecommendationSchema, "Advice, each item with its source.")
     exercise_plan = fields.Nested(
         ExercisePlanSchema,
         required=True,
@@ -266,7 +290,7 @@ class AssessmentSchema(Schema):
         metadata={"description": "Questions still worth asking, red-flag questions first."},
     )
     disclaimer = _disclaimer_field()
-    trace = fields.Nested(TraceSchema, required=True)
+    trace = _nested(TraceSchema, "Which rules fired and the parameter values they used.")
 
 
 class EscalationSchema(Schema):
@@ -280,7 +304,7 @@ class EscalationSchema(Schema):
     complete = fields.Boolean(
         required=True, metadata={"description": "False while a red-flag question is unanswered."}
     )
-    red_flags = fields.List(fields.Nested(RedFlagSchema), required=True)
+    red_flags = _nested_list(RedFlagSchema, "The red flags that fired, most urgent first.")
     unanswered_red_flag_questions = fields.List(
         fields.String(),
         required=True,
@@ -294,11 +318,15 @@ class PrescriptionSchema(Schema):
     triage = fields.Nested(TriageSchema, metadata={"description": "With a report: the triage."})
     conditions = fields.List(fields.String(), metadata={"description": "With conditions."})
     stop_stretching = fields.Boolean(metadata={"description": "With conditions: stop stretching."})
-    stop_reasons = fields.List(fields.Nested(RuleReasonSchema))
-    exercise_plan = fields.Nested(ExercisePlanSchema, required=True, allow_none=True)
-    exercise_plan_withheld = fields.List(fields.Nested(RuleReasonSchema), required=True)
+    stop_reasons = _nested_list(
+        RuleReasonSchema, "With conditions: why stretching should stop.", required=False
+    )
+    exercise_plan = _nested(
+        ExercisePlanSchema, "The plan; null when exercise must wait.", allow_none=True
+    )
+    exercise_plan_withheld = _nested_list(RuleReasonSchema, "Why there is no plan, if none.")
     disclaimer = _disclaimer_field()
-    trace = fields.Nested(TraceSchema, required=True)
+    trace = _nested(TraceSchema, "Which rules fired and the parameter values they used.")
 
 
 class ExerciseSchema(Schema):
@@ -317,19 +345,19 @@ class ExerciseSchema(Schema):
     cues = _texts("What to focus on.")
     cautions = _texts("What to watch out for.")
     contraindications = _texts("When it is left out of a plan.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
 
 
 class ExerciseListSchema(Schema):
     rules_version = _version_field()
-    exercises = fields.List(fields.Nested(ExerciseSchema), required=True)
+    exercises = _nested_list(ExerciseSchema, "The exercises.")
 
 
 class ConditionSchema(Schema):
     code = _s("Stable condition code.")
     name = _s("Name.")
     summary = _s("What it is, in plain language.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
     signals = fields.List(
         fields.Nested(EvidenceSchema),
         required=True,
@@ -339,7 +367,7 @@ class ConditionSchema(Schema):
 
 class ConditionListSchema(Schema):
     rules_version = _version_field()
-    conditions = fields.List(fields.Nested(ConditionSchema), required=True)
+    conditions = _nested_list(ConditionSchema, "The conditions, in the rule set's order.")
 
 
 class RulesVersionSchema(Schema):
@@ -352,7 +380,7 @@ class RulesVersionSchema(Schema):
 
 class RulesVersionListSchema(Schema):
     default_version = _s("The version used when a request pins none.")
-    versions = fields.List(fields.Nested(RulesVersionSchema), required=True)
+    versions = _nested_list(RulesVersionSchema, "Loaded versions, oldest first.")
 
 
 class ParameterSchema(Schema):
@@ -361,7 +389,11 @@ class ParameterSchema(Schema):
     unit = _s("Unit.")
     description = _s("What it sets.")
     rationale = _s("Why this value.")
-    source = fields.Nested(SourceSchema, required=True)
+    source = _source()
+
+
+def _rules(description: str) -> fields.List:
+    return fields.List(fields.Dict(), required=True, metadata={"description": description})
 
 
 class RuleSetDocumentSchema(Schema):
@@ -375,12 +407,12 @@ class RuleSetDocumentSchema(Schema):
     documents = fields.Dict(
         required=True, metadata={"description": "The article's sections and the guidelines cited."}
     )
-    parameters = fields.List(fields.Nested(ParameterSchema), required=True)
-    red_flags = fields.List(fields.Dict(), required=True)
-    stop_rules = fields.List(fields.Dict(), required=True)
-    causes = fields.List(fields.Dict(), required=True)
-    recommendations = fields.List(fields.Dict(), required=True)
-    exercises = fields.List(fields.Nested(ExerciseSchema), required=True)
+    parameters = _nested_list(ParameterSchema, "Every number the rules use.")
+    red_flags = _rules("Red flags with their conditions.")
+    stop_rules = _rules("Stop-stretching rules with their conditions.")
+    causes = _rules("Causes with their signals and conditions.")
+    recommendations = _rules("Advice with its conditions.")
+    exercises = _nested_list(ExerciseSchema, "The exercises.")
     prescription = fields.Dict(
         required=True,
         metadata={"description": "The programme, its doses and the plan rules."},
@@ -389,7 +421,9 @@ class RuleSetDocumentSchema(Schema):
 
 class HealthSchema(Schema):
     status = _s("ok when the process is up and the rules are loaded.")
-    rules_versions = fields.List(fields.String(), required=True)
+    rules_versions = fields.List(
+        fields.String(), required=True, metadata={"description": "Loaded rules versions."}
+    )
     default_rules_version = _s("The newest loaded version.")
 
 

@@ -55,7 +55,10 @@ def list_exercises(rules_version: str | None = None):
 @blp.response(200, ExerciseSchema, headers=RULES_RESPONSE_HEADERS)
 @problem_responses(blp, 404)
 def get_exercise(exercise_id: str, rules_version: str | None = None):
-    """Get one exercise"""
+    """Get one exercise
+
+    Steps, cues, cautions and contraindications of one exercise, with its source.
+    """
     exercise = evaluator_for(rules_version).ruleset.exercises.get(exercise_id)
     if exercise is None:
         abort(404, description=f"There is no exercise {exercise_id!r}; see GET /v1/exercises.")
@@ -81,7 +84,10 @@ def list_conditions(rules_version: str | None = None):
 @blp.response(200, ConditionSchema, headers=RULES_RESPONSE_HEADERS)
 @problem_responses(blp, 404)
 def get_condition(code: str, rules_version: str | None = None):
-    """Get one condition"""
+    """Get one condition
+
+    What the condition is, the report signals that point to it, and its source.
+    """
     cause = evaluator_for(rules_version).ruleset.causes_by_code.get(code)
     if cause is None:
         abort(404, description=f"There is no condition {code!r}; see GET /v1/conditions.")

@@ -12,7 +12,10 @@ blp = Blueprint("health", __name__, description="Service health.")
 @blp.route("/healthz")
 @blp.response(200, HealthSchema)
 def healthz():
-    """The process is up and its rules are loaded"""
+    """The process is up and its rules are loaded
+
+    For load balancers and orchestrators: answers 200 with the loaded rules versions.
+    """
     library = rules_library()
     return json_response(
         {

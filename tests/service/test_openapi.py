@@ -1,0 +1,101 @@
+"""The OpenAPI description: committed, complete, and served with an offline Swagger UI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+EXPORT_COMMAND = "flask --app service.wsgi openapi write --format=json openapi/openapi.json"
+
+
+@pytest.fixture(scope="module")
+def spec(app):
+    return app.test_client().get("/openapi.json").get_json()
+
+
+def test_the_committed_spec_matches_the_code(spec):
+    committed = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
+    assert committed == spec, f"openapi/openapi.json is stale: run `{EXPORT_COMMAND}`"
+
+
+def _walk_properties(schema_name, schema):
+    for name, prop in schema.get("properties", {}).items():
+        yield f"{schema_name}.{name}", prop
+
+
+def test_every_schema_field_has_a_description(spec):
+    undocumented = [
+        path
+        for schema_name, schema in spec["components"]["schemas"].items()
+        if schema_name != "PaginationMetadata"  # flask-smorest's own, unused here
+        for path, prop in _walk_properties(schema_name, schema)
+        if not prop.get("description")
+    ]
+    assert undocumented == []
+
+
+def _operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, operation
+
+
+def test_every_operation_is_described(spec):
+    for path, method, operation in _operations(spec):
+        assert operation.get("summary"), f"{method} {path} has no summary"
+        assert operation.get("description"), f"{method} {path} has no description"
+
+
+def test_every_request_body_has_a_realistic_example(spec):
+    bodies = 0
+    for path, method, operation in _operations(spec):
+        body = operation.get("requestBody")
+        if body is None:
+            continue
+        bodies += 1
+        content = body["content"]["application/json"]
+        assert content.get("examples") or content.get("example"), f"{method} {path}"
+    assert bodies == 3
+
+
+def test_the_main_responses_have_examples(spec):
+    for path in ("/v1/assess", "/v1/escalation-check", "/v1/exercise-prescriptions"):
+        content = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+        assert content["example"]["rules_version"] == "1.0.0"
+
+
+def test_errors_are_documented_as_problem_details(spec):
+    for path, method, operation in _operations(spec):
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")) or status == "default":
+                if "$ref" in response:
+                    name = response["$ref"].rsplit("/", 1)[-1]
+                    response = spec["components"]["responses"][name]
+                assert list(response["content"]) == ["application/problem+json"], (
+                    f"{method} {path} {status}"
+                )
+
+
+def test_request_objects_are_closed(spec):
+    schemas = spec["components"]["schemas"]
+    for name in ("SymptomReport", "PainReport", "SignsReport", "ConditionsPrescriptionRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+
+
+def test_swagger_ui_loads_only_local_assets(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert urls, "no asset found in the page"
+    for url in urls:
+        assert url.startswith("/docs/assets/"), url
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert len(asset.data) > 1000, url
+    assert '"/openapi.json"' in html
