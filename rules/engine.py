@@ -43,12 +43,29 @@ class Evaluator:
         }
         # Red flags from most to least urgent, file order within a level: the order in which
         # fired flags are reported and unanswered questions are asked.
-        self._flags_by_urgency = tuple(sorted(rs.red_flags, key=lambda f: -f.rank))
+        # Hot-path tables: each condition's compiled function next to what it yields, so that
+        # evaluation is a flat loop with no attribute look-ups.
+        self._flags_by_urgency = tuple(
+            (flag.rule.when.evaluate, flag) for flag in sorted(rs.red_flags, key=lambda f: -f.rank)
+        )
         # A cause none of whose fields is answered cannot have evidence: skip it cheaply.
         self._signals = tuple(
-            (cause, cause.signals, frozenset(f for s in cause.signals for f in s.rule.when.fields))
+            (
+                cause,
+                tuple((s.rule.when.evaluate, 1.0 - s.weight, s) for s in cause.signals),
+                frozenset(f for s in cause.signals for f in s.rule.when.fields),
+            )
             for cause in rs.causes
         )
+        self._stops = tuple((rule.rule.when.evaluate, rule) for rule in rs.stop_rules)
+        self._recommendations = tuple(
+            (rec.rule.when.evaluate if rec.rule.when else None, rec.output, rec.rule.trace)
+            for rec in rs.recommendations
+        )
+        self._plan_rules = {
+            kind: tuple((rule.rule.when.evaluate, rule) for rule in getattr(rs, kind))
+            for kind in ("withhold", "exclude", "adjust", "review")
+        }
         self._base_items = {item.exercise.id: self._item_output(item) for item in rs.programme}
         self._safety = list(rs.safety)
         self._order = {item.exercise.id: i for i, item in enumerate(rs.programme)}
@@ -105,11 +122,10 @@ class Evaluator:
         fired_trace.extend(rule.rule.trace for rule in stop_rules)
 
         recommendations = []
-        for rec in rs.recommendations:
-            when = rec.rule.when
-            if when is None or when.evaluate(ctx) is True:
-                recommendations.append(rec.output)
-                fired_trace.append(rec.rule.trace)
+        for evaluate, output, trace in self._recommendations:
+            if evaluate is None or evaluate(ctx) is True:
+                recommendations.append(output)
+                fired_trace.append(trace)
 
         plan, withheld, plan_trace = self._plan(ctx)
         fired_trace.extend(plan_trace)
@@ -192,8 +208,8 @@ class Evaluator:
 
     def _red_flags(self, flat: Report) -> tuple[list[RedFlag], list[RedFlag]]:
         fired, undecided = [], []
-        for flag in self._flags_by_urgency:
-            value = flag.rule.when.evaluate(flat)
+        for evaluate, flag in self._flags_by_urgency:
+            value = evaluate(flat)
             if value is True:
                 fired.append(flag)
             elif value is None:
@@ -207,10 +223,10 @@ class Evaluator:
                 continue
             remaining = 1.0
             evidence = []
-            for signal in signals:
-                if signal.rule.when.evaluate(flat) is True:
+            for evaluate, doubt, signal in signals:
+                if evaluate(flat) is True:
                     # noisy-OR: each signal present removes its share of the remaining doubt
-                    remaining *= 1.0 - signal.weight
+                    remaining *= doubt
                     evidence.append(signal)
             if evidence:
                 ranked.append((round(1.0 - remaining, 4), cause, evidence))
@@ -248,26 +264,27 @@ class Evaluator:
         return ctx
 
     def _stop(self, ctx: Report):
-        fired = [rule for rule in self.ruleset.stop_rules if rule.rule.when.evaluate(ctx) is True]
+        fired = [rule for evaluate, rule in self._stops if evaluate(ctx) is True]
         return bool(fired), fired
 
     def _plan(self, ctx: Report) -> tuple[JSON | None, list[JSON], list[JSON]]:
         rs = self.ruleset
         trace: list[JSON] = []
-        withheld = [rule for rule in rs.withhold if rule.rule.when.evaluate(ctx) is True]
+        tables = self._plan_rules
+        withheld = [rule for evaluate, rule in tables["withhold"] if evaluate(ctx) is True]
         if withheld:
             trace.extend(rule.rule.trace for rule in withheld)
             return None, [rule.reason for rule in withheld], trace
 
         excluded: dict[str, list[JSON]] = {}
-        for rule in rs.exclude:
-            if rule.rule.when.evaluate(ctx) is True:
+        for evaluate, rule in tables["exclude"]:
+            if evaluate(ctx) is True:
                 trace.append(rule.rule.trace)
                 for exercise_id in rule.exercises:
                     excluded.setdefault(exercise_id, []).append(rule.reason)
-        adjustments = [rule for rule in rs.adjust if rule.rule.when.evaluate(ctx) is True]
+        adjustments = [rule for evaluate, rule in tables["adjust"] if evaluate(ctx) is True]
         trace.extend(rule.rule.trace for rule in adjustments)
-        review = [rule for rule in rs.review if rule.rule.when.evaluate(ctx) is True]
+        review = [rule for evaluate, rule in tables["review"] if evaluate(ctx) is True]
         trace.extend(rule.rule.trace for rule in review)
 
         items = []
@@ -341,7 +358,7 @@ class Evaluator:
             if rule.rule.when.evaluate(ctx) is None:
                 add(rule.rule.when, ctx, "stop_stretching", rule.rule.id)
         for _, cause, _ in ranked:
-            for signal in cause.signals:
+            for signal in cause.signals:  # only for causes with evidence: few
                 if signal.rule.when.evaluate(flat) is None:
                     add(signal.rule.when, flat, "likely_causes", signal.rule.id)
         return list(entries.values())

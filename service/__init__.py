@@ -14,6 +14,7 @@ from rules import load_library
 from schemas.report import (
     ConditionsPrescriptionRequestSchema,
     ReportPrescriptionRequestSchema,
+    SymptomReportSchema,
     strict_schema_names,
 )
 from service.config import Config, config_from_environment
@@ -98,7 +99,8 @@ def _finish_spec(api: PoplitealApi) -> None:
         content = response.get("content")
         if content and "application/json" in content:
             content["application/problem+json"] = content.pop("application/json")
-    # The two forms of POST /v1/exercise-prescriptions, referenced by its oneOf.
+    # Bodies parsed in the view (not by @blp.arguments) are documented by reference.
+    api.spec.components.schema("SymptomReport", schema=SymptomReportSchema)
     api.spec.components.schema("ReportPrescriptionRequest", schema=ReportPrescriptionRequestSchema)
     api.spec.components.schema(
         "ConditionsPrescriptionRequest", schema=ConditionsPrescriptionRequestSchema
