@@ -127,11 +127,12 @@ class Condition:
         # against the report vocabulary, values against their enumerations, and every literal
         # is passed as a bound constant), never from request input.
         self.evaluate = eval(source, {"__builtins__": {}, **names.constants})  # noqa: S307
-        for part in getattr(self, "parts", ()):
+        for part in self.children():
             part.finish()
-        if isinstance(self, Not):
-            self.part.finish()
         return self
+
+    def children(self) -> tuple[Condition, ...]:
+        return ()
 
 
 class _Leaf(Condition):
@@ -238,40 +239,48 @@ class Compare(_Leaf):
         return f"{value} {self.operator} {names.constant(self.threshold)}"
 
 
-class All(Condition):
+class _Junction(Condition):
+    """Kleene AND / OR over several parts, told apart by the decisive value."""
+
+    __slots__ = ("leaf_paths", "parts")
+    DECISIVE = OTHERWISE = ""  # set by the subclasses
+
+    def __init__(self, parts: list[Condition]):
+        self.parts = tuple(parts)
+        self.fields = _union(p.fields for p in parts)
+        self.params = _union(p.params for p in parts)
+        self.leaf_paths = _leaf_paths(parts)
+
+    def children(self) -> tuple[Condition, ...]:
+        return self.parts
+
+    def expression(self, names):
+        return _kleene(self.parts, names, decisive=self.DECISIVE, otherwise=self.OTHERWISE)
+
+    def collect_unanswered(self, flat, found):
+        # Only the undecided parts matter: a decided part cannot tip the result either way.
+        if self.leaf_paths is not None:
+            for path in self.leaf_paths:
+                if path not in flat:
+                    found.append(path)
+            return
+        for part in self.parts:
+            if part.evaluate(flat) is None:
+                part.collect_unanswered(flat, found)
+
+
+class All(_Junction):
     """Kleene AND: false if any part is false, else unknown if any part is unknown."""
 
-    __slots__ = ("leaf_paths", "parts")
-
-    def __init__(self, parts: list[Condition]):
-        self.parts = tuple(parts)
-        self.fields = _union(p.fields for p in parts)
-        self.params = _union(p.params for p in parts)
-        self.leaf_paths = _leaf_paths(parts)
-
-    def expression(self, names):
-        return _kleene(self.parts, names, decisive="False", otherwise="True")
-
-    def collect_unanswered(self, flat, found):
-        _collect_parts(self, flat, found)
+    __slots__ = ()
+    DECISIVE, OTHERWISE = "False", "True"
 
 
-class Any_(Condition):
+class Any_(_Junction):
     """Kleene OR: true if any part is true, else unknown if any part is unknown."""
 
-    __slots__ = ("leaf_paths", "parts")
-
-    def __init__(self, parts: list[Condition]):
-        self.parts = tuple(parts)
-        self.fields = _union(p.fields for p in parts)
-        self.params = _union(p.params for p in parts)
-        self.leaf_paths = _leaf_paths(parts)
-
-    def expression(self, names):
-        return _kleene(self.parts, names, decisive="True", otherwise="False")
-
-    def collect_unanswered(self, flat, found):
-        _collect_parts(self, flat, found)
+    __slots__ = ()
+    DECISIVE, OTHERWISE = "True", "False"
 
 
 class Not(Condition):
@@ -285,6 +294,9 @@ class Not(Condition):
     def expression(self, names):
         value = names.local()
         return f"(None if ({value} := {self.part.expression(names)}) is None else not {value})"
+
+    def children(self) -> tuple[Condition, ...]:
+        return (self.part,)
 
     def collect_unanswered(self, flat, found):
         self.part.collect_unanswered(flat, found)
@@ -311,18 +323,6 @@ def _leaf_paths(parts) -> tuple[str, ...] | None:
     if all(isinstance(p, _Leaf) for p in parts):
         return tuple(p.field.path for p in parts if not isinstance(p, NotTrue))
     return None
-
-
-def _collect_parts(node, flat, found) -> None:
-    # Only the undecided parts matter: a decided part cannot tip the result either way.
-    if node.leaf_paths is not None:
-        for path in node.leaf_paths:
-            if path not in flat:
-                found.append(path)
-        return
-    for part in node.parts:
-        if part.evaluate(flat) is None:
-            part.collect_unanswered(flat, found)
 
 
 def _union(groups) -> tuple[str, ...]:
