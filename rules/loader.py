@@ -300,10 +300,12 @@ class _VersionLoader:
         extra_parameters: Mapping[str, Any] = (),
         definition: Mapping[str, Any] = (),
         raw_when: Any = None,
+        *,
+        where: str,
     ) -> Rule:
         parameters = {pid: self.parameters[pid].value for pid in (when.params if when else ())}
         parameters.update(extra_parameters)
-        self.rule_ids_seen(rule_id)
+        self.rule_ids_seen(rule_id, where)
         public = {"id": rule_id, "kind": kind, **dict(definition)}
         if raw_when is not None:
             public["when"] = raw_when
@@ -319,14 +321,15 @@ class _VersionLoader:
             definition=public,
         )
 
-    def rule_ids_seen(self, rule_id: str) -> None:
-        if rule_id in self.all_rule_ids:
-            raise RuleDefinitionError(self.label, f"duplicate rule id {rule_id!r}")
-        self.all_rule_ids.add(rule_id)
+    def rule_ids_seen(self, rule_id: str, where: str) -> None:
+        first = self.all_rule_ids.get(rule_id)
+        if first is not None:
+            raise RuleDefinitionError(where, f"duplicate rule id {rule_id!r} (first at {first})")
+        self.all_rule_ids[rule_id] = where
 
     # the whole version ----------------------------------------------------------------------
     def load(self) -> RuleSet:
-        self.all_rule_ids: set[str] = set()
+        self.all_rule_ids: dict[str, str] = {}
         self.cited_paragraphs: set[tuple[str, int]] = set()
         self.cited_guidelines: set[str] = set()
         self._load_ruleset()
@@ -571,6 +574,7 @@ class _VersionLoader:
                 text_params,
                 {"code": code, "level": raw["level"], "message": message, "rationale": rationale},
                 raw["when"],
+                where=where,
             )
             flags.append(
                 RedFlag(
@@ -602,7 +606,14 @@ class _VersionLoader:
             reason, text_params = self.template(raw["reason"], f"{where}.reason")
             source = self.source(raw["source"], f"{where}.source")
             rule = self.make_rule(
-                rule_id, "stop_rule", when, source, text_params, {"reason": reason}, raw["when"]
+                rule_id,
+                "stop_rule",
+                when,
+                source,
+                text_params,
+                {"reason": reason},
+                raw["when"],
+                where=where,
             )
             rules.append(StopRule(rule, {"rule_id": rule_id, "reason": reason, "source": source}))
         return tuple(rules)
@@ -646,6 +657,7 @@ class _VersionLoader:
                     {weight_param: weight},
                     {"cause": raw["code"], "strength": sig["strength"], "description": description},
                     sig["when"],
+                    where=swhere,
                 )
                 signals.append(
                     Signal(
@@ -703,6 +715,7 @@ class _VersionLoader:
                 text_params,
                 {"code": code, "category": raw["category"], "text": text},
                 raw.get("when"),
+                where=where,
             )
             items.append(
                 Recommendation(
@@ -903,6 +916,7 @@ class _VersionLoader:
                     used,
                     {k: v for k, v in definition.items() if v is not None},
                     item["when"],
+                    where=where,
                 )
                 rules.append(
                     PlanRule(
