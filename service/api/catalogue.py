@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort
 from marshmallow import Schema
 
+from rules import load_library
 from schemas.report import rules_version_field
 from schemas.responses import (
     ConditionListSchema,
@@ -50,9 +51,25 @@ def list_exercises(rules_version: str | None = None):
     )
 
 
-@blp.route("/exercises/<string:exercise_id>")
+def _path(name: str, description: str, example: str) -> list[dict]:
+    return [{"in": "path", "name": name, "description": description, "example": example}]
+
+
+def _newest():
+    return load_library().get().ruleset
+
+
+@blp.route(
+    "/exercises/<string:exercise_id>",
+    parameters=_path("exercise_id", "An exercise id from GET /v1/exercises.", "glute_bridge"),
+)
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ExerciseSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    ExerciseSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    example=_newest().exercises["glute_bridge"].catalogue,
+)
 @problem_responses(blp, 404)
 def get_exercise(exercise_id: str, rules_version: str | None = None):
     """Get one exercise
@@ -79,9 +96,17 @@ def list_conditions(rules_version: str | None = None):
     )
 
 
-@blp.route("/conditions/<string:code>")
+@blp.route(
+    "/conditions/<string:code>",
+    parameters=_path("code", "A condition code from GET /v1/conditions.", "bakers_cyst"),
+)
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ConditionSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    ConditionSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    example=_newest().causes_by_code["bakers_cyst"].catalogue,
+)
 @problem_responses(blp, 404)
 def get_condition(code: str, rules_version: str | None = None):
     """Get one condition
@@ -119,7 +144,10 @@ def list_rule_sets():
     )
 
 
-@blp.route("/rules/<string:version>")
+@blp.route(
+    "/rules/<string:version>",
+    parameters=_path("version", "A rules version from GET /v1/rules.", "1.0.0"),
+)
 @blp.response(200, RuleSetDocumentSchema, headers=RULES_RESPONSE_HEADERS)
 @problem_responses(blp, 404)
 def get_rule_set(version: str):
