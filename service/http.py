@@ -118,6 +118,27 @@ class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = JSONParser()
 
 
+def documented(*decorators):
+    """Apply flask-smorest documentation decorators for the spec only, without their runtime
+    wrappers.
+
+    Each of blp.doc, blp.response and blp.alt_response wraps the view in a function that looks
+    up the app and re-checks the view for coroutines on every request; on the hot endpoints,
+    which parse their own body and return a finished Response, that is pure overhead. The
+    decorators are applied to a copy once, and only the documentation they produce
+    (``_apidoc``) is kept on the real view.
+    """
+
+    def apply(view):
+        wrapped = view
+        for decorator in reversed(decorators):
+            wrapped = decorator(wrapped)
+        view._apidoc = wrapped._apidoc
+        return view
+
+    return apply
+
+
 def problem_responses(blp: SmorestBlueprint, *statuses: int):
     """Document error statuses an endpoint can answer, each in the problem+json shape."""
 

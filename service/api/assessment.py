@@ -11,7 +11,13 @@ from schemas.report import RULES_VERSIONS, PrescriptionRequestSchema, SymptomRep
 from schemas.responses import AssessmentSchema, EscalationSchema, PrescriptionSchema
 from service import examples
 from service.api import evaluator_for
-from service.http import RULES_RESPONSE_HEADERS, Blueprint, json_response, problem_responses
+from service.http import (
+    RULES_RESPONSE_HEADERS,
+    Blueprint,
+    documented,
+    json_response,
+    problem_responses,
+)
 
 blp = Blueprint(
     "assessment",
@@ -64,14 +70,16 @@ def _example(method: str, value: dict) -> dict:
 
 
 @blp.route("/assess", methods=["POST"])
-@problem_responses(blp, 400, 413, 415, 422)
-@blp.doc(requestBody=REPORT_BODY_DOC)
-@blp.response(
-    200,
-    AssessmentSchema,
-    description="The assessment: triage, likely causes, advice, exercise plan, open questions.",
-    example=_example("assess", examples.SELF_CARE_TECHNIQUE),
-    headers=RULES_RESPONSE_HEADERS,
+@documented(
+    problem_responses(blp, 400, 413, 415, 422),
+    blp.doc(requestBody=REPORT_BODY_DOC),
+    blp.response(
+        200,
+        AssessmentSchema,
+        description="The assessment: triage, likely causes, advice, exercise plan, open questions.",
+        example=_example("assess", examples.SELF_CARE_TECHNIQUE),
+        headers=RULES_RESPONSE_HEADERS,
+    ),
 )
 def assess():
     """Assess a symptom report
@@ -87,14 +95,16 @@ def assess():
 
 
 @blp.route("/escalation-check", methods=["POST"])
-@problem_responses(blp, 400, 413, 415, 422)
-@blp.doc(requestBody=REPORT_BODY_DOC)
-@blp.response(
-    200,
-    EscalationSchema,
-    description="The red-flag screen; it always agrees with POST /v1/assess.",
-    example=_example("escalation_check", examples.POSSIBLE_DVT),
-    headers=RULES_RESPONSE_HEADERS,
+@documented(
+    problem_responses(blp, 400, 413, 415, 422),
+    blp.doc(requestBody=REPORT_BODY_DOC),
+    blp.response(
+        200,
+        EscalationSchema,
+        description="The red-flag screen; it always agrees with POST /v1/assess.",
+        example=_example("escalation_check", examples.POSSIBLE_DVT),
+        headers=RULES_RESPONSE_HEADERS,
+    ),
 )
 def escalation_check():
     """Screen a report for red flags
@@ -109,38 +119,33 @@ def escalation_check():
 
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
-@problem_responses(blp, 400, 413, 415, 422)
-@blp.doc(
-    requestBody={
-        "required": True,
-        "description": "A symptom report, or conditions already identified with the current pain.",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"$ref": "#/components/schemas/ReportPrescriptionRequest"},
-                        {"$ref": "#/components/schemas/ConditionsPrescriptionRequest"},
-                    ]
-                },
-                "examples": examples.PRESCRIPTION_EXAMPLES,
-            }
-        },
-    }
-)
-@blp.response(
-    200,
-    PrescriptionSchema,
-    description="The exercise plan (or why there is none), with what was left out and why.",
-    headers=RULES_RESPONSE_HEADERS,
-    example=_example_evaluator().prescribe_for_conditions(
-        **{
-            key: examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"][name]
-            for key, name in (
-                ("conditions", "conditions"),
-                ("pain_intensity", "pain_intensity"),
-                ("profile", "profile"),
-            )
+@documented(
+    problem_responses(blp, 400, 413, 415, 422),
+    blp.doc(
+        requestBody={
+            "required": True,
+            "description": "A symptom report, or conditions already identified with the pain.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ReportPrescriptionRequest"},
+                            {"$ref": "#/components/schemas/ConditionsPrescriptionRequest"},
+                        ]
+                    },
+                    "examples": examples.PRESCRIPTION_EXAMPLES,
+                }
+            },
         }
+    ),
+    blp.response(
+        200,
+        PrescriptionSchema,
+        description="The exercise plan (or why there is none), with what was left out and why.",
+        headers=RULES_RESPONSE_HEADERS,
+        example=_example_evaluator().prescribe_for_conditions(
+            **examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"]
+        ),
     ),
 )
 def prescribe():
