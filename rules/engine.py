@@ -66,6 +66,10 @@ class Evaluator:
             kind: tuple((rule.rule.when.evaluate, rule) for rule in getattr(rs, kind))
             for kind in ("withhold", "exclude", "adjust", "review")
         }
+        self._plan_shaping_rules = (
+            self._plan_rules["exclude"] + self._plan_rules["adjust"] + self._plan_rules["review"]
+        )
+        self._plans: dict[tuple[int, ...], tuple[JSON, list[JSON]]] = {}
         self._base_items = {item.exercise.id: self._item_output(item) for item in rs.programme}
         self._safety = list(rs.safety)
         self._order = {item.exercise.id: i for i, item in enumerate(rs.programme)}
@@ -268,24 +272,36 @@ class Evaluator:
         return bool(fired), fired
 
     def _plan(self, ctx: Report) -> tuple[JSON | None, list[JSON], list[JSON]]:
-        rs = self.ruleset
-        trace: list[JSON] = []
+        """The plan, from which plan rules hold for this report.
+
+        The plan depends on the report only through that set of rules, so it is built once per
+        distinct set and then reused (at most one entry per combination of plan rules, which is
+        small and bounded). Results are shared and read-only, like every static output.
+        """
         tables = self._plan_rules
         withheld = [rule for evaluate, rule in tables["withhold"] if evaluate(ctx) is True]
         if withheld:
-            trace.extend(rule.rule.trace for rule in withheld)
-            return None, [rule.reason for rule in withheld], trace
+            return None, [rule.reason for rule in withheld], [rule.rule.trace for rule in withheld]
+        key = tuple(
+            index
+            for index, (evaluate, _) in enumerate(self._plan_shaping_rules)
+            if evaluate(ctx) is True
+        )
+        built = self._plans.get(key)
+        if built is None:
+            built = self._plans[key] = self._build_plan(
+                [self._plan_shaping_rules[index][1] for index in key]
+            )
+        return built[0], [], built[1]
 
+    def _build_plan(self, rules) -> tuple[JSON, list[JSON]]:
+        rs = self.ruleset
         excluded: dict[str, list[JSON]] = {}
-        for evaluate, rule in tables["exclude"]:
-            if evaluate(ctx) is True:
-                trace.append(rule.rule.trace)
-                for exercise_id in rule.exercises:
-                    excluded.setdefault(exercise_id, []).append(rule.reason)
-        adjustments = [rule for evaluate, rule in tables["adjust"] if evaluate(ctx) is True]
-        trace.extend(rule.rule.trace for rule in adjustments)
-        review = [rule for evaluate, rule in tables["review"] if evaluate(ctx) is True]
-        trace.extend(rule.rule.trace for rule in review)
+        for rule in (r for r in rules if r.kind == "exclude"):
+            for exercise_id in rule.exercises:
+                excluded.setdefault(exercise_id, []).append(rule.reason)
+        adjustments = [rule for rule in rules if rule.kind == "adjust"]
+        review = [rule for rule in rules if rule.kind == "review"]
 
         items = []
         for item in rs.programme:
@@ -321,7 +337,7 @@ class Evaluator:
             ],
             "safety": self._safety,
         }
-        return plan, [], trace
+        return plan, [rule.rule.trace for rule in rules]
 
     def _programme_order(self, entry) -> int:
         return self._order[entry[0]]
