@@ -83,7 +83,7 @@ class Evaluator:
         fired, undecided = self._red_flags(flat)
         level = fired[0].level if fired else _FIRST_LEVEL
         ranked = self._rank_causes(flat)
-        ctx = self._context(flat, level, ranked)
+        ctx = self._context(flat, level, ranked, not undecided)
         stop = self._stop(ctx)
         return {
             "rules_version": self.ruleset.version,
@@ -120,7 +120,7 @@ class Evaluator:
                 }
             )
 
-        ctx = self._context(flat, level, ranked)
+        ctx = self._context(flat, level, ranked, not undecided)
         stop, stop_rules = self._stop(ctx)
         ctx["assessment.stop_stretching"] = stop
         fired_trace.extend(rule.rule.trace for rule in stop_rules)
@@ -255,10 +255,11 @@ class Evaluator:
             "source": cause.source,
         }
 
-    def _context(self, flat: Report, level: str, ranked) -> JSON:
+    def _context(self, flat: Report, level: str, ranked, triage_complete: bool) -> JSON:
         """The flat report plus what the triage and ranking derived, for later rules to read."""
         ctx = dict(flat)
         ctx["assessment.level"] = level
+        ctx["assessment.triage_complete"] = triage_complete
         ctx["assessment.suspected_causes"] = [cause.code for _, cause, _ in ranked]
         ctx["assessment.likely_causes"] = [
             cause.code for score, cause, _ in ranked if score >= self._moderate_min

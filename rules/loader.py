@@ -58,7 +58,14 @@ RULE_FILES = (
 FIELD_KINDS = ("boolean", "integer", "choice", "list")
 EXERCISE_KINDS = ("warm_up", "stretch", "strengthen")
 PHASES = EXERCISE_KINDS
-CATEGORIES = ("professional_help", "immediate_care", "medication", "technique", "prevention")
+CATEGORIES = (
+    "safety",
+    "professional_help",
+    "immediate_care",
+    "medication",
+    "technique",
+    "prevention",
+)
 STRENGTHS = ("strong", "supporting")
 DOSE_KEYS = (
     "minutes",
@@ -345,6 +352,7 @@ class _VersionLoader:
                 "assessment.leading_cause": {"kind": "choice", "values": self.cause_codes},
                 "assessment.suspected_causes": {"kind": "list", "values": self.cause_codes},
                 "assessment.likely_causes": {"kind": "list", "values": self.cause_codes},
+                "assessment.triage_complete": {"kind": "boolean", "values": None},
             }
         )
         after_stop = FieldCatalogue(

@@ -15,7 +15,14 @@ from rules import LEVELS
 
 LEVEL = validate.OneOf(LEVELS)
 LIKELIHOODS = ("high", "moderate", "low")
-CATEGORIES = ("professional_help", "immediate_care", "medication", "technique", "prevention")
+CATEGORIES = (
+    "safety",
+    "professional_help",
+    "immediate_care",
+    "medication",
+    "technique",
+    "prevention",
+)
 PHASES = ("warm_up", "stretch", "strengthen")
 INTENSITIES = ("normal", "reduced", "pain_free")
 PLAN_STATUSES = ("ready", "pending_professional_review")
