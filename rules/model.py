@@ -151,6 +151,7 @@ class RuleSet:
     cited_paragraphs: frozenset[tuple[str, int]]  # (article section key, paragraph) cited
     document: JSON  # the whole rule set as served
 
-    @property
-    def causes_by_code(self) -> dict[str, Cause]:
-        return {cause.code: cause for cause in self.causes}
+    causes_by_code: dict[str, Cause] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "causes_by_code", {cause.code: cause for cause in self.causes})
