@@ -87,7 +87,17 @@ def test_the_level_is_the_most_urgent_fired_flag_and_plans_follow_it(evaluator):
 
 def _firing_answers(condition) -> dict:
     """Answers that make a red-flag condition true (first branch of every any)."""
-    from rules.conditions import All, Any_, Compare, Equals, IsFalse, IsTrue, OneOf
+    from rules.conditions import (
+        All,
+        Any_,
+        Compare,
+        Equals,
+        Includes,
+        IncludesAny,
+        IsFalse,
+        IsTrue,
+        OneOf,
+    )
 
     if isinstance(condition, All):
         merged: dict = {}
@@ -105,6 +115,10 @@ def _firing_answers(condition) -> dict:
         return {path: condition.value}
     if isinstance(condition, OneOf):
         return {path: sorted(condition.value)[0]}
+    if isinstance(condition, Includes):
+        return {path: [condition.value]}
+    if isinstance(condition, IncludesAny):
+        return {path: [sorted(condition.value)[0]]}
     if isinstance(condition, Compare):
         return {path: condition.threshold}
     raise AssertionError(f"no firing answer for {condition!r}")
