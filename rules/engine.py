@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rules.conditions import flatten
-from rules.model import LEVELS, Cause, RedFlag, RuleSet, Signal
+from rules.model import LEVEL_RANK, LEVELS, Cause, RedFlag, RuleSet, Signal
 
 Report = Mapping[str, Any]
 JSON = dict[str, Any]
@@ -125,13 +125,15 @@ class Evaluator:
         ctx["assessment.stop_stretching"] = stop
         fired_trace.extend(rule.rule.trace for rule in stop_rules)
 
+        # The plan comes before the advice, so that advice about exercising can follow it.
+        plan, withheld, plan_trace = self._plan(ctx)
+        ctx["assessment.has_plan"] = plan is not None
+
         recommendations = []
         for evaluate, output, trace in self._recommendations:
             if evaluate is None or evaluate(ctx) is True:
                 recommendations.append(output)
                 fired_trace.append(trace)
-
-        plan, withheld, plan_trace = self._plan(ctx)
         fired_trace.extend(plan_trace)
 
         return {
@@ -369,8 +371,11 @@ class Evaluator:
                 elif rule_id not in entry["rules"]:
                     entry["rules"].append(rule_id)
 
+        current = LEVEL_RANK[ctx["assessment.level"]]
         for flag in undecided:
-            add(flag.rule.when, flat, "red_flag", flag.rule.id, flag.level)
+            # Say which level a yes could lead to only when it is above the current one.
+            higher = flag.level if flag.rank > current else None
+            add(flag.rule.when, flat, "red_flag", flag.rule.id, higher)
         for rule in self.ruleset.stop_rules:
             if rule.rule.when.evaluate(ctx) is None:
                 add(rule.rule.when, ctx, "stop_stretching", rule.rule.id)

@@ -361,11 +361,15 @@ class _VersionLoader:
                 "assessment.stop_stretching": {"kind": "boolean", "values": None},
             }
         )
+        # Advice is decided last and may read whether there is an exercise plan.
+        after_plan = FieldCatalogue(
+            {**after_stop.fields, "assessment.has_plan": {"kind": "boolean", "values": None}}
+        )
 
         red_flags = self._load_red_flags(report_only)
         causes = self._load_causes(report_only)
         stop_rules = self._load_stop_rules(after_triage)
-        recommendations = self._load_recommendations(after_stop)
+        recommendations = self._load_recommendations(after_plan)
         exercises = self._load_exercises()
         plan = self._load_prescription(after_stop, exercises)
         questions = {
