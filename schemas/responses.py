@@ -12,18 +12,10 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from rules import LEVELS
+from rules.loader import CATEGORIES, PHASES
 
 LEVEL = validate.OneOf(LEVELS)
 LIKELIHOODS = ("high", "moderate", "low")
-CATEGORIES = (
-    "safety",
-    "professional_help",
-    "immediate_care",
-    "medication",
-    "technique",
-    "prevention",
-)
-PHASES = ("warm_up", "stretch", "strengthen")
 INTENSITIES = ("normal", "reduced", "pain_free")
 PLAN_STATUSES = ("ready", "pending_professional_review")
 PRIORITIES = ("red_flag", "stop_stretching", "likely_causes")
