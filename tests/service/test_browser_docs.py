@@ -1,47 +1,62 @@
 """A person in a real browser: headless Chromium opens /docs, tries POST /v1/assess, and sees
 the live 200 answer with a triage level. Runs against the service under gunicorn.
 
-Chromium and chromedriver come from Debian (scripts/test installs them). Without them the
-test is skipped locally; in CI (CI=true) it fails instead, so it can never silently not run.
+Chromium and chromedriver are Debian's (scripts/test installs them), given to Selenium by path
+so that it never looks for or downloads a driver. Without them the test is skipped locally; in
+CI (CI=true) it fails instead, so it can never silently not run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from urllib.parse import urlparse
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 LEVELS = ("emergency", "urgent", "see_professional", "self_care")
 ASSESS = "#operations-assessment-post_v1_assess"
 LIVE_RESPONSE = f"{ASSESS} .live-responses-table tr.response"
 TIMEOUT = 60
 
+# Every URL the page asked for: its own elements' and the browser's record of fetched resources.
+REQUESTED_URLS = """
+return [
+  location.href,
+  ...[...document.querySelectorAll('script[src], link[href], img[src], iframe[src]')]
+      .map(e => e.src || e.href),
+  ...performance.getEntriesByType('resource').map(e => e.name),
+];
+"""
 
-def _chromium_paths():
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if browser and driver:
-        return browser, driver
-    message = "Debian's chromium and chromium-driver are needed for the browser test"
+
+def _require_debian_chromium() -> None:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if not missing:
+        return
+    message = f"the browser test needs Debian's chromium and chromium-driver: no {missing}"
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; in CI it must run")
+        pytest.fail(f"{message}; in CI it must run, not be skipped")
     pytest.skip(message)
-    return None  # pragma: no cover
 
 
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = _chromium_paths()
+    _require_debian_chromium()
     options = webdriver.ChromeOptions()
-    options.binary_location = binary
+    options.binary_location = str(CHROMIUM)
     profile = tempfile.mkdtemp(prefix="popliteal-chromium-")
     for flag in (
         "--headless=new",
@@ -57,8 +72,9 @@ def browser():
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(TIMEOUT)
+    driver.set_script_timeout(TIMEOUT)
     try:
         yield driver
     finally:
@@ -66,41 +82,40 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def _off_machine(browser, origin: str) -> list[str]:
+    urls = browser.execute_script(REQUESTED_URLS)
+    assert len(urls) > 3, urls  # the page, Swagger UI's script and stylesheet, the spec
+    return [
+        url
+        for url in urls
+        if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).netloc != origin
+    ]
+
+
 def test_try_it_out_on_assess_shows_a_triage_level(browser, live_server):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
     wait = WebDriverWait(browser, TIMEOUT)
+    origin = urlsplit(live_server).netloc
     browser.get(f"{live_server}/docs")
-
-    # Every script and stylesheet of the page comes from this server: /docs works offline.
-    origin = urlparse(live_server).netloc
-    assets = browser.execute_script(
-        "return [...document.querySelectorAll('script[src], link[href]')].map(e => e.src || e.href)"
-    )
-    assert assets
-    assert all(urlparse(url).netloc == origin for url in assets), assets
 
     operation = wait.until(
         ec.element_to_be_clickable((By.ID, "operations-assessment-post_v1_assess"))
     )
+    # Swagger UI's assets and the spec came from this server: /docs works offline.
+    assert _off_machine(browser, origin) == []
+
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{ASSESS} .try-out__btn"))).click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{ASSESS} .execute"))).click()
 
     status = wait.until(
-        ec.visibility_of_element_located(
-            (
-                By.CSS_SELECTOR,
-                f"{LIVE_RESPONSE} .response-col_status",
-            )
-        )
+        ec.visibility_of_element_located((By.CSS_SELECTOR, f"{LIVE_RESPONSE} .response-col_status"))
     )
     assert status.text.strip().startswith("200"), status.text
     body = browser.find_element(
-        By.CSS_SELECTOR,
-        f"{LIVE_RESPONSE} .response-col_description pre",
+        By.CSS_SELECTOR, f"{LIVE_RESPONSE} .response-col_description pre"
     ).text
     assert '"level"' in body
     assert any(f'"{level}"' in body for level in LEVELS), body[:500]
+    assert json.loads(body)["triage"]["level"] in LEVELS  # the whole answer is on show
+    # The live request went to this server too, and nothing else left the machine meanwhile.
+    assert _off_machine(browser, origin) == []
