@@ -30,4 +30,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
 
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "service.wsgi:app"]
+# gunicorn takes its worker count from WEB_CONCURRENCY (2 above). No control socket: nothing
+# manages the server from inside the container, and the file system is read-only there.
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket", \
+     "service.wsgi:app"]

@@ -75,7 +75,7 @@ def free_port() -> int:
 def start(app: str, port: int, cwd: Path) -> subprocess.Popen:
     command = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-        "--worker-class", "sync", "--log-level", "warning", app,
+        "--worker-class", "sync", "--log-level", "warning", "--no-control-socket", app,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "POPLITEAL_CONFIG": "production"}
     # A session of its own, so that the whole gunicorn tree can be stopped at once.

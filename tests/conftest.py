@@ -58,7 +58,7 @@ def live_server():
     process = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--log-level", "warning", "service.wsgi:app",
+            "--workers", "2", "--log-level", "warning", "--no-control-socket", "service.wsgi:app",
         ],
         cwd=REPO_ROOT,
         env={**os.environ, "POPLITEAL_CONFIG": "production"},
