@@ -1,0 +1,143 @@
+"""The engine, its connection settings per database, migrations and health."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine, make_url
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached (down, restarting, refusing connections, timing out)."""
+
+
+# Errors that say the database is unreachable or overloaded, as opposed to a fault in a query.
+UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+
+
+def translate_unavailable(function: Callable[P, T]) -> Callable[P, T]:
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        except UNAVAILABLE_ERRORS as error:
+            raise StorageUnavailable(type(error).__name__) from error
+
+    return wrapper
+
+
+def _json_dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_storage_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    options: dict = {
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+        # A connection that died with a database restart is replaced on checkout, so the first
+        # request after the database returns succeeds.
+        "pool_pre_ping": True,
+    }
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Several gunicorn workers share the file: wait for the write lock rather than fail.
+        options["connect_args"] = {"timeout": 30}
+        engine = sa.create_engine(parsed, **options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        # Fail fast when the server is away: the request gets a 503 in seconds, not a hang.
+        options["connect_args"] = {"connect_timeout": 3}
+        options["pool_timeout"] = 5
+    return sa.create_engine(parsed, **options)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while one worker writes; synchronous stays FULL (the default), so
+    # a committed record survives a power cut.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def alembic_config(engine: Engine | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(resources.files("service.storage") / "migrations")
+    )
+    if engine is not None:
+        config.attributes["engine"] = engine
+    return config
+
+
+class Storage:
+    """The database behind the service. Connections are opened lazily, per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_storage_engine(url)
+        # Imported here to keep the module graph flat: both stores take this Storage.
+        from service.storage.keys import ApiKeyStore
+        from service.storage.records import RecordStore
+
+        self.keys = ApiKeyStore(self)
+        self.records = RecordStore(self)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    def upgrade(self, revision: str = "head") -> None:
+        command.upgrade(alembic_config(self.engine), revision)
+
+    def downgrade(self, revision: str) -> None:
+        command.downgrade(alembic_config(self.engine), revision)
+
+    def expected_revisions(self) -> set[str]:
+        return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+    @translate_unavailable
+    def current_revisions(self) -> set[str]:
+        with self.reading() as connection:
+            return set(MigrationContext.configure(connection).get_current_heads())
+
+    def readiness(self) -> dict[str, str]:
+        """{"database": "ok" | "unreachable", "migrations": "current" | "behind" | "unknown"}."""
+        try:
+            current = self.current_revisions()
+        except StorageUnavailable:
+            return {"database": "unreachable", "migrations": "unknown"}
+        expected = self.expected_revisions()
+        return {"database": "ok", "migrations": "current" if current == expected else "behind"}
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()

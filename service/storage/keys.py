@@ -1,0 +1,137 @@
+"""API keys: random bearer tokens that belong to a tenant, stored only as a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from service.storage.database import translate_unavailable
+from service.storage.tables import api_keys, tenants
+
+if TYPE_CHECKING:
+    from service.storage.database import Storage
+
+KEY_PREFIX = "plt_"
+# 32 random bytes: 256 bits, beyond any guessing.
+KEY_RANDOM_BYTES = 32
+SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
+DEVELOPMENT_TENANT = "development"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key and the tenant it belongs to."""
+
+    key_id: int
+    tenant_id: int
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    id: int
+    tenant: str
+    prefix: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @translate_unavailable
+    def create(self, tenant: str, label: str = "") -> tuple[str, ApiKeyInfo]:
+        """A new key for the tenant (created if new). The key itself is returned only here."""
+        key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+        now = datetime.now(UTC)
+        with self._storage.transaction() as connection:
+            tenant_id = self._tenant_id(connection, tenant, now)
+            key_id = connection.execute(
+                sa.insert(api_keys)
+                .values(
+                    tenant_id=tenant_id,
+                    key_hash=hash_key(key),
+                    prefix=key[:SHOWN_PREFIX_LENGTH],
+                    label=label,
+                    created_at=now,
+                )
+                .returning(api_keys.c.id)
+            ).scalar_one()
+        return key, ApiKeyInfo(key_id, tenant, key[:SHOWN_PREFIX_LENGTH], label, now, None)
+
+    def _tenant_id(self, connection, tenant: str, now: datetime) -> int:
+        existing = connection.execute(
+            sa.select(tenants.c.id).where(tenants.c.name == tenant)
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing
+        return connection.execute(
+            sa.insert(tenants).values(name=tenant, created_at=now).returning(tenants.c.id)
+        ).scalar_one()
+
+    @translate_unavailable
+    def list(self, tenant: str | None = None) -> list[ApiKeyInfo]:
+        query = (
+            sa.select(
+                api_keys.c.id,
+                tenants.c.name,
+                api_keys.c.prefix,
+                api_keys.c.label,
+                api_keys.c.created_at,
+                api_keys.c.revoked_at,
+            )
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .order_by(api_keys.c.id)
+        )
+        if tenant is not None:
+            query = query.where(tenants.c.name == tenant)
+        with self._storage.reading() as connection:
+            return [ApiKeyInfo(*row) for row in connection.execute(query)]
+
+    @translate_unavailable
+    def revoke(self, key_id: int) -> bool:
+        """Revoke a key; False when there is no such key or it was already revoked."""
+        with self._storage.transaction() as connection:
+            result = connection.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        return result.rowcount == 1
+
+    @translate_unavailable
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal for a presented key, or None when it is unknown or revoked."""
+        query = (
+            sa.select(api_keys.c.id, api_keys.c.tenant_id, tenants.c.name, api_keys.c.revoked_at)
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .where(api_keys.c.key_hash == hash_key(key))
+        )
+        with self._storage.reading() as connection:
+            row = connection.execute(query).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal(row.id, row.tenant_id, row.name)
+
+    @translate_unavailable
+    def any_exist(self) -> bool:
+        with self._storage.reading() as connection:
+            return connection.execute(sa.select(api_keys.c.id).limit(1)).first() is not None
+
+    def ensure_development_key(self) -> str | None:
+        """On a database with no keys at all, a key for the development tenant; else None."""
+        if self.any_exist():
+            return None
+        key, _ = self.create(DEVELOPMENT_TENANT, label="created at first start")
+        return key

@@ -1,0 +1,380 @@
+"""Stored assessments and exercise prescriptions: append-only, per tenant, erasable.
+
+Every query is scoped to one tenant: a record of another tenant is indistinguishable from one
+that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from service.storage.database import translate_unavailable
+from service.storage.tables import erasures, records
+
+if TYPE_CHECKING:
+    from service.storage.database import Storage
+
+ASSESSMENT = "assessment"
+EXERCISE_PRESCRIPTION = "exercise_prescription"
+KINDS = (ASSESSMENT, EXERCISE_PRESCRIPTION)
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was first used with another request (method, path or body)."""
+
+
+class PartOfAssessment(Exception):
+    """The prescription is an assessment's plan: it is erased with the assessment."""
+
+    def __init__(self, assessment_id: str) -> None:
+        super().__init__(assessment_id)
+        self.assessment_id = assessment_id
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor this service did not issue."""
+
+
+def new_record_id() -> str:
+    """A UUIDv7 (RFC 9562): random enough not to be guessed, and ordered by creation time, so
+    new rows land at the end of the primary-key index instead of all over it."""
+    milliseconds = time.time_ns() // 1_000_000
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    value = (milliseconds & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((random_bits >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= random_bits & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    system: str
+    value: str
+
+
+@dataclass(slots=True)
+class NewRecord:
+    """A record about to be stored. ``id`` is chosen before the insert so that an assessment
+    and its plan can point at each other in one statement."""
+
+    kind: str
+    rules_version: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+    subject: Subject | None = None
+    triage_level: str | None = None
+    assessment_id: str | None = None
+    plan_id: str | None = None
+    id: str = field(default_factory=new_record_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: str
+    kind: str
+    created_at: datetime
+    request_id: str
+    rules_version: str
+    subject: Subject | None
+    triage_level: str | None
+    assessment_id: str | None
+    plan_id: str | None
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    id: str
+    kind: str
+    created_at: datetime
+    request_id: str
+    rules_version: str
+    subject: Subject | None
+    triage_level: str | None
+    assessment_id: str | None
+    plan_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    items: list[RecordSummary]
+    next_cursor: str | None
+
+
+_FULL = (
+    records.c.id,
+    records.c.kind,
+    records.c.created_at,
+    records.c.request_id,
+    records.c.rules_version,
+    records.c.subject_system,
+    records.c.subject_value,
+    records.c.triage_level,
+    records.c.assessment_id,
+    records.c.plan_id,
+    records.c.request,
+    records.c.response,
+)
+_SUMMARY = _FULL[:-2]
+
+
+def _subject(row) -> Subject | None:
+    if row.subject_system is None:
+        return None
+    return Subject(row.subject_system, row.subject_value)
+
+
+def _record(row) -> Record:
+    return Record(
+        row.id,
+        row.kind,
+        row.created_at,
+        row.request_id,
+        row.rules_version,
+        _subject(row),
+        row.triage_level,
+        row.assessment_id,
+        row.plan_id,
+        row.request,
+        row.response,
+    )
+
+
+def _summary(row) -> RecordSummary:
+    return RecordSummary(
+        row.id,
+        row.kind,
+        row.created_at,
+        row.request_id,
+        row.rules_version,
+        _subject(row),
+        row.triage_level,
+        row.assessment_id,
+        row.plan_id,
+    )
+
+
+def encode_cursor(created_at: datetime, record_id: str) -> str:
+    raw = orjson.dumps([created_at.isoformat(), record_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, record_id = orjson.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(record_id, str):
+            raise ValueError
+        return when, record_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor("This cursor was not issued by this service.") from None
+
+
+class RecordStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @translate_unavailable
+    def create(
+        self,
+        *,
+        tenant_id: int,
+        api_key_id: int | None,
+        request_id: str,
+        new_records: Sequence[NewRecord],
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> tuple[list[Record], bool]:
+        """Store records in one transaction; the first is the one the client asked for.
+
+        With an idempotency key, a key already used with the same fingerprint returns the
+        records stored then, and ``True`` (a replay); with another fingerprint it raises
+        IdempotencyKeyReused. Two concurrent requests with one key store one set of records:
+        the unique index on (tenant, key) makes the second insert wait for the first and fail.
+        """
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": record.id,
+                "tenant_id": tenant_id,
+                "api_key_id": api_key_id,
+                "kind": record.kind,
+                "assessment_id": record.assessment_id,
+                "plan_id": record.plan_id,
+                "created_at": now,
+                "request_id": request_id,
+                "rules_version": record.rules_version,
+                "subject_system": record.subject.system if record.subject else None,
+                "subject_value": record.subject.value if record.subject else None,
+                "triage_level": record.triage_level,
+                "request": record.request,
+                "response": record.response,
+                "idempotency_key": idempotency_key if index == 0 else None,
+                "request_fingerprint": fingerprint if index == 0 else None,
+            }
+            for index, record in enumerate(new_records)
+        ]
+        try:
+            with self._storage.transaction() as connection:
+                connection.execute(sa.insert(records), rows)
+        except exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            first = self._by_idempotency_key(tenant_id, idempotency_key)
+            if first is None:  # not the key's unique index that failed
+                raise
+            if first.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(idempotency_key) from None
+            stored = [self._get_by_id(tenant_id, first.id)]
+            if stored[0] is None:
+                raise
+            plan = stored[0].plan_id and self._get_by_id(tenant_id, stored[0].plan_id)
+            return [stored[0], *([plan] if plan else [])], True
+        return [
+            Record(
+                row["id"],
+                row["kind"],
+                now,
+                request_id,
+                row["rules_version"],
+                record.subject,
+                row["triage_level"],
+                row["assessment_id"],
+                row["plan_id"],
+                row["request"],
+                row["response"],
+            )
+            for row, record in zip(rows, new_records, strict=True)
+        ], False
+
+    def _by_idempotency_key(self, tenant_id: int, key: str):
+        with self._storage.reading() as connection:
+            return connection.execute(
+                sa.select(records.c.id, records.c.request_fingerprint).where(
+                    records.c.tenant_id == tenant_id, records.c.idempotency_key == key
+                )
+            ).first()
+
+    def _get_by_id(self, tenant_id: int, record_id: str) -> Record | None:
+        with self._storage.reading() as connection:
+            row = connection.execute(
+                sa.select(*_FULL).where(records.c.tenant_id == tenant_id, records.c.id == record_id)
+            ).first()
+        return _record(row) if row else None
+
+    @translate_unavailable
+    def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
+        with self._storage.reading() as connection:
+            row = connection.execute(
+                sa.select(*_FULL).where(
+                    records.c.tenant_id == tenant_id,
+                    records.c.kind == kind,
+                    records.c.id == record_id,
+                )
+            ).first()
+        return _record(row) if row else None
+
+    @translate_unavailable
+    def page(
+        self,
+        tenant_id: int,
+        kind: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        subject: Subject | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> RecordPage:
+        """The tenant's records of one kind, newest first, ``limit`` at a time."""
+        query = sa.select(*_SUMMARY).where(records.c.tenant_id == tenant_id, records.c.kind == kind)
+        if subject is not None:
+            query = query.where(
+                records.c.subject_system == subject.system,
+                records.c.subject_value == subject.value,
+            )
+        if created_after is not None:
+            query = query.where(records.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(records.c.created_at < created_before)
+        if cursor is not None:
+            last_created, last_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(
+                    records.c.created_at < last_created,
+                    sa.and_(records.c.created_at == last_created, records.c.id < last_id),
+                )
+            )
+        query = query.order_by(records.c.created_at.desc(), records.c.id.desc()).limit(limit + 1)
+        with self._storage.reading() as connection:
+            rows = connection.execute(query).all()
+        items = [_summary(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return RecordPage(
+            items, encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
+        )
+
+    @translate_unavailable
+    def erase(self, tenant_id: int, api_key_id: int | None, kind: str, record_id: str) -> bool:
+        """Delete a record for real, with what was derived from it (an assessment's plans).
+
+        False when the tenant has no such record. A prescription that is an assessment's plan
+        raises PartOfAssessment: erasing the assessment erases it.
+        """
+        with self._storage.transaction() as connection:
+            row = connection.execute(
+                sa.select(records.c.id, records.c.assessment_id).where(
+                    records.c.tenant_id == tenant_id,
+                    records.c.kind == kind,
+                    records.c.id == record_id,
+                )
+            ).first()
+            if row is None:
+                return False
+            if row.assessment_id is not None:
+                raise PartOfAssessment(row.assessment_id)
+            derived = connection.execute(
+                sa.delete(records).where(
+                    records.c.tenant_id == tenant_id, records.c.assessment_id == record_id
+                )
+            ).rowcount
+            connection.execute(
+                sa.delete(records).where(
+                    records.c.tenant_id == tenant_id, records.c.id == record_id
+                )
+            )
+            connection.execute(
+                sa.insert(erasures).values(
+                    tenant_id=tenant_id,
+                    api_key_id=api_key_id,
+                    record_id=record_id,
+                    kind=kind,
+                    records_erased=1 + derived,
+                    erased_at=datetime.now(UTC),
+                )
+            )
+        return True
+
+    @translate_unavailable
+    def count(self, tenant_id: int | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(records)
+        if tenant_id is not None:
+            query = query.where(records.c.tenant_id == tenant_id)
+        with self._storage.reading() as connection:
+            return connection.execute(query).scalar_one()

@@ -1,0 +1,136 @@
+"""The database tables: tenants, their API keys, and the records (assessments and exercise
+prescriptions) that clients stored.
+
+Records are append-only: nothing updates one, and the only way one changes is erasure, which
+deletes it. Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so that migrations can refer to them on every database.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime on every database (SQLite has no time zones: it stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("times must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+RECORD_ID_LENGTH = 36
+IDEMPOTENCY_KEY_LENGTH = 255
+SUBJECT_PART_LENGTH = 255
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False, index=True),
+    # SHA-256 of the whole key. Keys carry 256 random bits, so a fast unsalted hash is safe
+    # (no dictionary to try) and lets a request be authorised with one indexed lookup.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    # The first characters of the key, to recognise it in listings; not enough to use it.
+    Column("prefix", String(16), nullable=False),
+    Column("label", String(100), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", String(RECORD_ID_LENGTH), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=True),
+    # "assessment" or "exercise_prescription".
+    Column("kind", String(32), nullable=False),
+    # For a prescription made from an assessment: that assessment (erased with it).
+    Column(
+        "assessment_id",
+        String(RECORD_ID_LENGTH),
+        ForeignKey("records.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    # For an assessment: the prescription holding its plan.
+    Column("plan_id", String(RECORD_ID_LENGTH), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("rules_version", String(32), nullable=False),
+    Column("subject_system", String(SUBJECT_PART_LENGTH), nullable=True),
+    Column("subject_value", String(SUBJECT_PART_LENGTH), nullable=True),
+    Column("triage_level", String(32), nullable=True),
+    Column("request", JSON, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("idempotency_key", String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
+    # SHA-256 of the method, path and canonical body the key was first used with.
+    Column("request_fingerprint", String(64), nullable=True),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+    Index("ix_records_tenant_kind_created", "tenant_id", "kind", "created_at", "id"),
+    Index(
+        "ix_records_tenant_subject_created",
+        "tenant_id",
+        "subject_system",
+        "subject_value",
+        "created_at",
+    ),
+)
+
+# What was erased, when, and by which key: proof that an erasure request was carried out,
+# holding nothing of the record itself.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False),
+    Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=True),
+    Column("record_id", String(RECORD_ID_LENGTH), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("records_erased", Integer, nullable=False),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
