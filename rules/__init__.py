@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from rules.engine import Evaluator
+from rules.engine import Evaluator, prescription_from_assessment
 from rules.errors import RuleDefinitionError, RulesError, UnknownCode, UnknownRulesVersion
 from rules.loader import VERSIONS_DIR, discover_versions, load_report_fields, load_ruleset
 from rules.model import LEVELS, RuleSet
@@ -29,6 +29,7 @@ __all__ = [
     "UnknownRulesVersion",
     "load_library",
     "load_report_fields",
+    "prescription_from_assessment",
 ]
 
 

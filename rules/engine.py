@@ -156,16 +156,7 @@ class Evaluator:
 
     def prescribe_for_report(self, report: Report) -> JSON:
         """A plan from a symptom report: the plan /assess gives, with the triage it rests on."""
-        result = self.assess(report)
-        return {
-            "rules_version": result["rules_version"],
-            "basis": "report",
-            "triage": result["triage"],
-            "exercise_plan": result["exercise_plan"],
-            "exercise_plan_withheld": result["exercise_plan_withheld"],
-            "disclaimer": result["disclaimer"],
-            "trace": result["trace"],
-        }
+        return prescription_from_assessment(self.assess(report))
 
     def prescribe_for_conditions(
         self,
@@ -403,6 +394,20 @@ class Evaluator:
             "cautions": catalogue["cautions"],
             "source": catalogue["source"],
         }
+
+
+def prescription_from_assessment(result: JSON) -> JSON:
+    """The plan part of an assessment, as an exercise prescription resting on a report: what
+    prescribe_for_report gives, without evaluating the report a second time."""
+    return {
+        "rules_version": result["rules_version"],
+        "basis": "report",
+        "triage": result["triage"],
+        "exercise_plan": result["exercise_plan"],
+        "exercise_plan_withheld": result["exercise_plan_withheld"],
+        "disclaimer": result["disclaimer"],
+        "trace": result["trace"],
+    }
 
 
 def _unanswered_fields(conditions, flat: Report) -> list[str]:

@@ -10,7 +10,7 @@ quickly; anything it does not accept goes through marshmallow, which produces th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -65,9 +65,15 @@ class ReportAcceptor:
     """``accepts(data)`` is True exactly when the marshmallow report schema would load it."""
 
     def __init__(
-        self, sections: Mapping[str, Mapping[str, Any]], rules_versions: Iterable[str]
+        self,
+        sections: Mapping[str, Mapping[str, Any]],
+        rules_versions: Iterable[str],
+        extra_fields: Mapping[str, Callable[[Any], bool]] | None = None,
     ) -> None:
+        """``extra_fields``: optional top-level fields beside the report's sections (such as
+        ``store`` and ``subject`` on an assessment request), each with its check."""
         self._versions = frozenset(rules_versions)
+        self._extra = dict(extra_fields or {})
         self._sections = {
             name: (
                 {field: _field_check(spec) for field, spec in body["fields"].items()},
@@ -91,7 +97,12 @@ class ReportAcceptor:
                     return False
                 continue
             section = sections.get(key)
-            if section is None or type(body) is not dict:
+            if section is None:
+                extra = self._extra.get(key)
+                if extra is None or not extra(body):
+                    return False
+                continue
+            if type(body) is not dict:
                 return False
             checks, required = section
             if required and not required.issubset(body):
@@ -101,3 +112,18 @@ class ReportAcceptor:
                 if check is None or not check(value):
                     return False
         return True
+
+
+def check_subject(value: Any) -> bool:
+    """The subject check of schemas.records.SubjectSchema."""
+    from schemas.records import is_subject_system, is_subject_value
+
+    return (
+        type(value) is dict
+        and len(value) == 2
+        and is_subject_system(value.get("system"))
+        and is_subject_value(value.get("value"))
+    )
+
+
+ASSESS_REQUEST_EXTRA_FIELDS = {"store": _check_boolean, "subject": check_subject}

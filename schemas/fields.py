@@ -1,4 +1,4 @@
-"""Strict marshmallow fields.
+"""Strict marshmallow fields, and a schema that refuses unknown keys.
 
 marshmallow's defaults are lenient: ``Integer`` takes ``"5"`` and ``True``, ``Boolean`` takes
 ``0``, ``"yes"`` and ``"off"``. For health data a silent coercion can change a triage, so a value
@@ -7,7 +7,7 @@ must arrive with its JSON type or be refused.
 
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import RAISE, Schema, fields
 
 
 class StrictInteger(fields.Integer):
@@ -39,3 +39,10 @@ class StrictString(fields.String):
     """A JSON string only (marshmallow already refuses numbers; this keeps the message plain)."""
 
     default_error_messages = {"invalid": "Not a valid string."}
+
+
+class StrictSchema(Schema):
+    """Refuses unknown keys, naming them: a misspelt safety field must not pass unnoticed."""
+
+    class Meta:
+        unknown = RAISE

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from rules import load_library, load_report_fields
-from schemas.fields import StrictBoolean, StrictInteger, StrictString
+from schemas.fields import StrictBoolean, StrictInteger, StrictSchema, StrictString
+from schemas.records import record_id_field, store_field, subject_field
 
 # The rules versions shipped with this build: the spec lists them, so clients see what exists.
 RULES_VERSIONS = load_library().versions
@@ -28,13 +29,6 @@ SECTION_TITLES = {
     "history": "HistoryReport",
     "profile": "ProfileReport",
 }
-
-
-class StrictSchema(Schema):
-    """Refuses unknown keys, naming them: a misspelt safety field must not pass unnoticed."""
-
-    class Meta:
-        unknown = RAISE
 
 
 def _unique(values: list[Any]) -> None:
@@ -126,6 +120,13 @@ SymptomReportSchema = type(
 )
 
 
+class AssessRequestSchema(SymptomReportSchema):
+    """A symptom report to assess, with whom it is about and whether to keep a record."""
+
+    store = store_field("assessment")
+    subject = subject_field()
+
+
 def conditions_field(required: bool) -> fields.Field:
     return fields.List(
         StrictString(validate=validate.OneOf(CONDITION_CODES)),
@@ -158,6 +159,8 @@ class ReportPrescriptionRequestSchema(StrictSchema):
         required=True,
         metadata={"description": "A symptom report, as for POST /v1/assess."},
     )
+    store = store_field("prescription")
+    subject = subject_field()
 
 
 class ConditionsPrescriptionRequestSchema(StrictSchema):
@@ -169,11 +172,21 @@ class ConditionsPrescriptionRequestSchema(StrictSchema):
     profile = fields.Nested(
         SECTION_SCHEMAS["profile"](), metadata={"description": SECTION_SCHEMAS["profile"].__doc__}
     )
+    store = store_field("prescription")
+    subject = subject_field()
+
+
+class AssessmentPrescriptionRequestSchema(StrictSchema):
+    """A plan from a stored assessment (documentation of one form of the request)."""
+
+    assessment_id = record_id_field("The id of a stored assessment of yours.")
+    rules_version = rules_version_field()
+    store = store_field("prescription")
 
 
 class PrescriptionRequestSchema(StrictSchema):
-    """Either a symptom report, or conditions already identified (typically by a clinician)
-    with the current pain; not both."""
+    """Exactly one basis: a symptom report, conditions already identified (typically by a
+    clinician) with the current pain, or a stored assessment."""
 
     rules_version = rules_version_field()
     report = fields.Nested(
@@ -186,11 +199,25 @@ class PrescriptionRequestSchema(StrictSchema):
         SECTION_SCHEMAS["profile"](),
         metadata={"description": "With conditions: " + SECTION_SCHEMAS["profile"].__doc__},
     )
+    assessment_id = record_id_field("A stored assessment of yours to take the plan from.")
+    store = store_field("prescription")
+    subject = subject_field()
 
     @validates_schema
     def one_basis(self, data, **kwargs):
-        if ("report" in data) == ("conditions" in data):
-            raise ValidationError("Send exactly one of 'report' or 'conditions'.", "_schema")
+        bases = [key for key in ("report", "conditions", "assessment_id") if key in data]
+        if len(bases) != 1:
+            raise ValidationError(
+                "Send exactly one of 'report', 'conditions' or 'assessment_id'.", "_schema"
+            )
+        if "assessment_id" in data:
+            extra = [key for key in ("pain_intensity", "profile", "subject") if key in data]
+            if extra:
+                raise ValidationError(
+                    "Does not go with 'assessment_id': the stored assessment provides it.",
+                    extra[0],
+                )
+            return
         if "report" in data:
             extra = [key for key in ("pain_intensity", "profile") if key in data]
             if extra:

@@ -313,7 +313,10 @@ class EscalationSchema(Schema):
 
 class PrescriptionSchema(Schema):
     rules_version = _version_field()
-    basis = _s("report or conditions.", validate=validate.OneOf(("report", "conditions")))
+    basis = _s(
+        "report (also when made from a stored assessment's report) or conditions.",
+        validate=validate.OneOf(("report", "conditions")),
+    )
     triage = fields.Nested(TriageSchema, metadata={"description": "With a report: the triage."})
     conditions = fields.List(fields.String(), metadata={"description": "With conditions."})
     stop_stretching = fields.Boolean(metadata={"description": "With conditions: stop stretching."})
@@ -416,6 +419,100 @@ class RuleSetDocumentSchema(Schema):
         required=True,
         metadata={"description": "The programme, its doses and the plan rules."},
     )
+
+
+# -- stored records ---------------------------------------------------------------------------
+
+
+class SubjectOutSchema(Schema):
+    """The pseudonymous identifier the record was stored with."""
+
+    system = _s("The namespace of the identifier: an absolute URI.")
+    value = _s("The pseudonymous identifier within that namespace.")
+
+
+class RecordFieldsSchema(Schema):
+    """What every stored record carries besides its content."""
+
+    id = _s("The record's id (a UUID).")
+    created_at = fields.DateTime(
+        required=True, metadata={"description": "When it was stored (UTC, ISO 8601)."}
+    )
+    request_id = _s("The X-Request-ID of the request that stored it (for audit).")
+    subject = fields.Nested(
+        SubjectOutSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Who the record is about, as supplied; null when none was."},
+    )
+
+
+class AssessmentLinksSchema(Schema):
+    self = _s("This assessment.")
+    exercise_prescription = _s("The exercise prescription holding this assessment's plan.")
+
+
+class PrescriptionLinksSchema(Schema):
+    self = _s("This prescription.")
+    assessment = _s("The assessment it was made from, if any.", required=False)
+
+
+class AssessmentRecordSchema(RecordFieldsSchema, AssessmentSchema):
+    """A stored assessment: the assessment as it was given, with its record details."""
+
+    links = _nested(AssessmentLinksSchema, "Related resources.")
+    report = fields.Dict(
+        required=True,
+        metadata={
+            "description": "The symptom report as it was sent (with rules_version if pinned)."
+        },
+    )
+
+
+class PrescriptionRecordSchema(RecordFieldsSchema, PrescriptionSchema):
+    """A stored exercise prescription, with its record details."""
+
+    assessment_id = _s(
+        "The assessment it was made from; null otherwise.", required=True, allow_none=True
+    )
+    links = _nested(PrescriptionLinksSchema, "Related resources.")
+    request = fields.Dict(
+        required=True, metadata={"description": "The request it was made from, as it was sent."}
+    )
+
+
+class AssessmentSummarySchema(RecordFieldsSchema):
+    rules_version = _version_field()
+    level = _s("The triage level it gave.", validate=LEVEL)
+    links = _nested(AssessmentLinksSchema, "The whole assessment and its plan.")
+
+
+class PageLinksSchema(Schema):
+    next = _s("The next page, if there is one.", required=False)
+
+
+class AssessmentPageSchema(Schema):
+    items = _nested_list(AssessmentSummarySchema, "Your assessments, newest first.")
+    next_cursor = _s(
+        "Pass as cursor to get the next page; null on the last page.",
+        required=True,
+        allow_none=True,
+    )
+    links = _nested(PageLinksSchema, "Pagination links.")
+
+
+class ReadinessChecksSchema(Schema):
+    rules = _s("loaded when the rules are loaded.")
+    database = _s("ok, or unreachable.", validate=validate.OneOf(("ok", "unreachable")))
+    migrations = _s(
+        "current, behind (run the migrations), or unknown (database unreachable).",
+        validate=validate.OneOf(("current", "behind", "unknown")),
+    )
+
+
+class ReadinessSchema(Schema):
+    status = _s("ready, or not_ready.", validate=validate.OneOf(("ready", "not_ready")))
+    checks = _nested(ReadinessChecksSchema, "Each check's result.")
 
 
 class HealthSchema(Schema):

@@ -5,6 +5,7 @@ Routes load and validate arguments (schemas), call the core (rules), and write t
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -12,16 +13,23 @@ from flask import Flask, g, request
 
 from rules import load_library
 from schemas.report import (
+    AssessmentPrescriptionRequestSchema,
+    AssessRequestSchema,
     ConditionsPrescriptionRequestSchema,
     ReportPrescriptionRequestSchema,
     SymptomReportSchema,
     strict_schema_names,
 )
+from service.auth import install_api_key_check
+from service.cli import register_commands
 from service.config import Config, config_from_environment
 from service.http import PoplitealApi, problem, register_error_handlers
+from service.limits import install_rate_limits
+from service.storage import Storage
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+HTTP_METHODS = frozenset(("get", "put", "post", "delete", "options", "head", "patch", "trace"))
 
 
 def create_app(config: type[Config] | None = None) -> Flask:
@@ -32,23 +40,33 @@ def create_app(config: type[Config] | None = None) -> Flask:
     # file and key, rather than failing requests later.
     library = load_library()
 
-    api = PoplitealApi(app, spec_kwargs=_spec_kwargs(library))
-    app.extensions["popliteal"] = {"rules": library, "api": api}
-    register_error_handlers(app)
+    # Connections open lazily, in each worker process, on first use.
+    storage = Storage(app.config["DATABASE_URL"] or _embedded_database_url(app))
 
-    from service.api import assessment, catalogue, health
+    api = PoplitealApi(app, spec_kwargs=_spec_kwargs(library))
+    app.extensions["popliteal"] = {"rules": library, "api": api, "storage": storage}
+    register_error_handlers(app)
+    register_commands(app)
+
+    from service.api import assessment, catalogue, health, records
     from service.docs import docs_assets
 
     api.register_blueprint(assessment.blp)
+    api.register_blueprint(records.blp)
     api.register_blueprint(catalogue.blp)
     api.register_blueprint(health.blp)
     app.register_blueprint(docs_assets)
     _finish_spec(api)
 
+    # Order matters: the request id first (every answer carries it), then the key (the rate
+    # limit counts per key), then the limit, then the body's media type.
     @app.before_request
     def assign_request_id():
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+    install_api_key_check(app, storage.keys)
+    install_rate_limits(app)
 
     @app.before_request
     def require_json_body():
@@ -70,6 +88,11 @@ def create_app(config: type[Config] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _embedded_database_url(app: Flask) -> str:
+    """The zero-set-up default: a SQLite file in the instance folder."""
+    return "sqlite:///" + os.path.join(app.instance_path, "popliteal.sqlite3")
 
 
 def _spec_kwargs(library) -> dict:
@@ -101,6 +124,10 @@ def _finish_spec(api: PoplitealApi) -> None:
             content["application/problem+json"] = content.pop("application/json")
     # Bodies parsed in the view (not by @blp.arguments) are documented by reference.
     api.spec.components.schema("SymptomReport", schema=SymptomReportSchema)
+    api.spec.components.schema("AssessRequest", schema=AssessRequestSchema)
+    api.spec.components.schema(
+        "AssessmentPrescriptionRequest", schema=AssessmentPrescriptionRequestSchema
+    )
     api.spec.components.schema("ReportPrescriptionRequest", schema=ReportPrescriptionRequestSchema)
     api.spec.components.schema(
         "ConditionsPrescriptionRequest", schema=ConditionsPrescriptionRequestSchema
@@ -110,3 +137,19 @@ def _finish_spec(api: PoplitealApi) -> None:
     for name, schema in api.spec.components.schemas.items():
         if name in strict:
             schema["additionalProperties"] = False
+    # Every /v1 operation needs an API key; health, readiness and the docs do not. Swagger UI
+    # shows an Authorize button for this scheme.
+    api.spec.components.security_scheme(
+        "apiKey",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key: Authorization: Bearer <key>. Create one with "
+            "`flask --app service.wsgi keys create --tenant NAME`.",
+        },
+    )
+    for path, operations in api.spec._paths.items():
+        if path.startswith("/v1/"):
+            for method, operation in operations.items():
+                if method in HTTP_METHODS:
+                    operation["security"] = [{"apiKey": []}]

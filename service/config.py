@@ -5,6 +5,25 @@ from __future__ import annotations
 import os
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name}={value!r} is not a boolean (true/false)")
+
+
+def _number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return default if value in (None, "") else float(value)
+    except ValueError:
+        raise RuntimeError(f"{name}={value!r} is not a number") from None
+
+
 class Config:
     """Defaults for every environment."""
 
@@ -27,6 +46,27 @@ class Config:
     JSON_SORT_KEYS = False
     TESTING = False
 
+    # Storage. Unset: an embedded SQLite file in the instance folder, created on first use.
+    # Production: a PostgreSQL URL, e.g. postgresql+psycopg://user:password@host:5432/popliteal.
+    DATABASE_URL = os.environ.get("DATABASE_URL") or None
+    # Off: POST /v1/assess and /v1/exercise-prescriptions answer 200 and write nothing.
+    STORE_RECORDS = _flag("POPLITEAL_STORE_RECORDS", True)
+    # How long a verified API key is trusted without asking the database again; a revoked key
+    # stops working within this time. While the database is unreachable, a key verified
+    # within API_KEY_STALE_SECONDS keeps working, so red-flag checks stay available.
+    API_KEY_CACHE_SECONDS = _number("POPLITEAL_API_KEY_CACHE_SECONDS", 10)
+    API_KEY_STALE_SECONDS = _number("POPLITEAL_API_KEY_STALE_SECONDS", 3600)
+    # Seconds a client is asked to wait (Retry-After) when the database is unreachable.
+    STORAGE_RETRY_AFTER_SECONDS = int(_number("POPLITEAL_STORAGE_RETRY_AFTER_SECONDS", 5))
+
+    # Rate limits per API key (Flask-Limiter). Memory by default (per process); set
+    # RATELIMIT_STORAGE_URI=redis://host:6379/0 to share the counts across processes and
+    # machines. If Redis goes away, each process falls back to its own counts and logs it.
+    RATELIMIT_DEFAULT = os.environ.get("RATELIMIT_DEFAULT", "600 per minute;30 per second")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
+    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+
 
 class DevelopmentConfig(Config):
     pass
@@ -34,6 +74,9 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    # Tests see a revocation at once; rate limits are on only in the tests of rate limits.
+    API_KEY_CACHE_SECONDS = 0.0
+    RATELIMIT_ENABLED = False
 
 
 class ProductionConfig(Config):

@@ -23,6 +23,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rules import UnknownCode, UnknownRulesVersion
 from schemas.responses import ProblemSchema
+from service.storage import IdempotencyKeyReused, PartOfAssessment, StorageUnavailable
+from service.storage.records import InvalidCursor
 
 log = logging.getLogger("popliteal")
 
@@ -30,16 +32,30 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 VALIDATION_PROBLEM = "urn:popliteal:problem:validation-error"
 UNKNOWN_VERSION_PROBLEM = "urn:popliteal:problem:unknown-rules-version"
 UNKNOWN_CODE_PROBLEM = "urn:popliteal:problem:unknown-code"
+STORAGE_UNAVAILABLE_PROBLEM = "urn:popliteal:problem:storage-unavailable"
+IDEMPOTENCY_KEY_REUSED_PROBLEM = "urn:popliteal:problem:idempotency-key-reused"
+RATE_LIMITED_PROBLEM = "urn:popliteal:problem:rate-limited"
 
 _DETAILS = {
     400: "The request body is not valid JSON.",
+    401: "Send a valid API key: Authorization: Bearer <key>.",
     404: "There is nothing at this address.",
     405: "This address does not accept this method; see the Allow header.",
     413: "The request body is larger than this service accepts.",
+    409: "The request conflicts with the state of the resource.",
     415: "Send the body as JSON with Content-Type: application/json.",
     422: "The request is well-formed JSON but some fields are invalid; see errors.",
+    429: "Too many requests for this API key; retry after the Retry-After header's seconds.",
     500: "Something went wrong on our side. The request had no effect; it is safe to retry.",
+    503: (
+        "The service cannot reach its database. Nothing was written; retry after the "
+        "Retry-After header's seconds."
+    ),
 }
+
+
+class MalformedIdempotencyKey(Exception):
+    """An Idempotency-Key header that is not 1-255 visible ASCII characters."""
 
 
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None):
@@ -193,6 +209,14 @@ class PoplitealApi(Api):
             )
         if status == 400 and "messages" in data:
             return problem(400, _DETAILS[400], headers=headers)
+        if status == 429:
+            # Flask-Limiter adds Retry-After and the X-RateLimit headers after this.
+            return problem(
+                429,
+                f"{_DETAILS[429]} Limit: {error.description}.",
+                type_=RATE_LIMITED_PROBLEM,
+                headers=headers,
+            )
         if status >= 500:
             log.error("server error %s on %s %s", status, request.method, request.path)
         custom = error.description if error.description != type(error).description else None
@@ -219,6 +243,53 @@ def register_error_handlers(app: Flask) -> None:
             type_=UNKNOWN_CODE_PROBLEM,
             title=f"Unknown {error.kind}",
             errors={"conditions": [f"Unknown {error.kind} code {error.code!r}."]},
+        )
+
+    @app.errorhandler(StorageUnavailable)
+    def storage_unavailable(error: StorageUnavailable):
+        # The process stays up and the pool reconnects by itself when the database returns.
+        log.warning("database unreachable on %s %s: %s", request.method, request.path, error)
+        return problem(
+            503,
+            type_=STORAGE_UNAVAILABLE_PROBLEM,
+            title="Storage unavailable",
+            headers={"Retry-After": str(app.config["STORAGE_RETRY_AFTER_SECONDS"])},
+        )
+
+    @app.errorhandler(IdempotencyKeyReused)
+    def idempotency_key_reused(error: IdempotencyKeyReused):
+        return problem(
+            422,
+            "This Idempotency-Key was first used with a different request. Use a new key for a "
+            "new request; resend the same body to get the first result again.",
+            type_=IDEMPOTENCY_KEY_REUSED_PROBLEM,
+            title="Idempotency-Key reused",
+            errors={"Idempotency-Key": ["Already used with a different request."]},
+        )
+
+    @app.errorhandler(MalformedIdempotencyKey)
+    def malformed_idempotency_key(error: MalformedIdempotencyKey):
+        return problem(
+            400,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice).",
+            errors={"Idempotency-Key": ["1 to 255 visible ASCII characters."]},
+        )
+
+    @app.errorhandler(PartOfAssessment)
+    def part_of_assessment(error: PartOfAssessment):
+        return problem(
+            409,
+            "This prescription is the plan of an assessment and is erased with it: "
+            f"DELETE /v1/assessments/{error.assessment_id}.",
+        )
+
+    @app.errorhandler(InvalidCursor)
+    def invalid_cursor(error: InvalidCursor):
+        return problem(
+            422,
+            type_=VALIDATION_PROBLEM,
+            title="Invalid request",
+            errors={"cursor": [str(error)]},
         )
 
     @app.errorhandler(Exception)

@@ -1,33 +1,178 @@
-"""Fixtures shared by every test: the app in-process, its test client, and the real service
-under gunicorn on a free loopback port."""
+"""Fixtures shared by every test: the app in-process on a throw-away database, clients that
+carry an API key, the real PostgreSQL and Redis servers, and the service under gunicorn.
+
+PostgreSQL (TEST_POSTGRES_URL, default the local server's ``test`` database) and Redis
+(TEST_REDIS_URL, default 127.0.0.1:6379) are real servers. Each test session works in a
+database of its own, created here and dropped at the end. Without a reachable server those
+tests are skipped locally and fail in CI (CI=true): there they must run.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
 
 from service import create_app
 from service.config import TestingConfig
+from service.storage import Principal, Storage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def require_server(what: str, reason: str) -> None:
+    """Skip locally, fail in CI: a required real server that is missing must not pass."""
+    message = f"{what} is not reachable ({reason})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; in CI these tests are required")
+    pytest.skip(message)
+
+
+def testing_config(**overrides) -> type[TestingConfig]:
+    return type("TestConfig", (TestingConfig,), overrides)
+
+
+# -- Databases -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def app():
-    return create_app(TestingConfig)
+def postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test session; its URL."""
+    admin = sa.create_engine(
+        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    name = f"popliteal_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+    try:
+        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'popliteal.sqlite3'}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request) -> str:
+    """Each persistence test runs once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url) -> str:
+    storage = Storage(database_url)
+    storage.upgrade()
+    storage.dispose()
+    return database_url
+
+
+# -- The app and its clients -----------------------------------------------------------------
+
+
+@dataclass
+class Tenant:
+    name: str
+    key: str
+    principal: Principal
+    client: FlaskClient
+
+
+def tenant_factory(app: Flask):
+    def make(name: str | None = None) -> Tenant:
+        name = name or f"tenant-{secrets.token_hex(4)}"
+        storage = app.extensions["popliteal"]["storage"]
+        key, _info = storage.keys.create(name, label="tests")
+        principal = storage.keys.authenticate(key)
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        return Tenant(name, key, principal, client)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def app(sqlite_database) -> Flask:
+    """The app on a migrated SQLite file: for the tests of the API's behaviour."""
+    app = create_app(testing_config(DATABASE_URL=sqlite_database))
+    app.extensions["popliteal"]["storage"].upgrade()
+    return app
+
+
+@pytest.fixture(scope="session")
+def tenant(app) -> Tenant:
+    return tenant_factory(app)("clinic-tests")
 
 
 @pytest.fixture
-def client(app):
+def client(tenant) -> FlaskClient:
+    """A client of the app with a valid API key."""
+    return tenant.client
+
+
+@pytest.fixture
+def anonymous_client(app) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def stored_app(migrated_database_url) -> Flask:
+    """The app on SQLite and on PostgreSQL (parametrised): for the persistence tests."""
+    app = create_app(testing_config(DATABASE_URL=migrated_database_url))
+    yield app
+    app.extensions["popliteal"]["storage"].dispose()
+
+
+@pytest.fixture
+def new_tenant(stored_app):
+    """A factory of fresh tenants, each with a key and a client: tests never share records."""
+    return tenant_factory(stored_app)
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        require_server("Redis", str(error))
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+# -- Real processes --------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -36,40 +181,67 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become healthy within {timeout} s")
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def gunicorn_command(port: int, workers: int = 2) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--log-level", "warning", "--no-control-socket",
+        "service.wsgi:app",
+    ]  # fmt: skip
+
+
+@dataclass
+class LiveServer:
+    url: str
+    key: str
 
 
 @pytest.fixture(scope="session")
-def live_server():
-    """The real service: gunicorn with two sync workers, as in production. Yields its URL."""
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """The real service: gunicorn with two sync workers on a migrated SQLite file, as the
+    README's run command starts it, with an API key. Rate limits are raised so that the
+    property-based run is not throttled."""
+    database = f"sqlite:///{tmp_path_factory.mktemp('live') / 'popliteal.sqlite3'}"
+    storage = Storage(database)
+    storage.upgrade()
+    key, _ = storage.keys.create("live-tests", label="tests")
+    storage.dispose()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--log-level", "warning", "--no-control-socket", "service.wsgi:app",
-        ],
+        gunicorn_command(port),
         cwd=REPO_ROOT,
-        env={**os.environ, "POPLITEAL_CONFIG": "production"},
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "POPLITEAL_CONFIG": "production",
+            "DATABASE_URL": database,
+            "RATELIMIT_DEFAULT": "100000 per minute",
+        },
+    )
     try:
-        wait_until_healthy(url, process)
-        yield url
+        wait_until(f"{url}/readyz", process)
+        yield LiveServer(url, key)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

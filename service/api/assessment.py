@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import orjson
-from flask import request
+from flask import g, request
 
-from rules import load_library
-from schemas.fast import ReportAcceptor
-from schemas.report import RULES_VERSIONS, PrescriptionRequestSchema, SymptomReportSchema
-from schemas.responses import AssessmentSchema, EscalationSchema, PrescriptionSchema
+from rules import load_library, prescription_from_assessment
+from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from schemas.report import (
+    RULES_VERSIONS,
+    AssessRequestSchema,
+    PrescriptionRequestSchema,
+    SymptomReportSchema,
+)
+from schemas.responses import (
+    AssessmentRecordSchema,
+    AssessmentSchema,
+    EscalationSchema,
+    PrescriptionRecordSchema,
+    PrescriptionSchema,
+)
 from service import examples
 from service.api import evaluator_for
 from service.http import (
     RULES_RESPONSE_HEADERS,
+    VALIDATION_PROBLEM,
     Blueprint,
     documented,
     json_response,
+    problem,
     problem_responses,
 )
+from service.records import (
+    IDEMPOTENCY_HEADER,
+    assessment_path,
+    created,
+    idempotency_key,
+    prescription_path,
+    render_assessment,
+    render_prescription,
+    storage,
+    store,
+    storing_enabled,
+    subject_from,
+)
+from service.storage import NewRecord
+from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
 
 blp = Blueprint(
     "assessment",
@@ -28,37 +56,68 @@ blp = Blueprint(
 
 # Schema instances, built once: a schema class passed here would be rebuilt on every request.
 REPORT = SymptomReportSchema()
+ASSESS_REQUEST = AssessRequestSchema()
 PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
 REPORT_ACCEPTOR = ReportAcceptor(load_library().report_sections, RULES_VERSIONS)
+ASSESS_REQUEST_ACCEPTOR = ReportAcceptor(
+    load_library().report_sections, RULES_VERSIONS, ASSESS_REQUEST_EXTRA_FIELDS
+)
+# Errors every endpoint under /v1 can answer, besides its own.
+API_ERRORS = (401, 429)
+WRITE_ERRORS = (*API_ERRORS, 503)
 
-REPORT_BODY_DOC = {
-    "required": True,
-    "description": "The symptom report.",
-    "content": {
-        "application/json": {
-            "schema": {"$ref": "#/components/schemas/SymptomReport"},
-            "examples": examples.REPORT_EXAMPLES,
-        }
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_HEADER,
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": (
+        "Makes a retry safe: the same key with the same body returns the first result (201, "
+        "with Idempotent-Replayed: true) without storing a second record; the same key with "
+        "another body is a 422. Keys are per tenant and kept as long as the record."
+    ),
+    "example": "5f1c7d3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f",
+}
+LOCATION_HEADERS = {
+    **RULES_RESPONSE_HEADERS,
+    "Location": {"description": "The stored record.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored result of an earlier request with the "
+        "same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
     },
 }
 
 
-def parse_report() -> dict:
-    """The request's symptom report, validated.
+def _report_body_doc(schema_name: str, description: str) -> dict:
+    return {
+        "required": True,
+        "description": description,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": f"#/components/schemas/{schema_name}"},
+                "examples": examples.REPORT_EXAMPLES,
+            }
+        },
+    }
 
-    A valid report is accepted by the fast checker (equivalent to the schema, and ten times
+
+def parse_body(acceptor: ReportAcceptor, schema) -> dict:
+    """The request's body, validated.
+
+    A valid body is accepted by the fast checker (equivalent to the schema, and ten times
     cheaper); anything else goes through the marshmallow schema, which raises the 400 or 422
     with its field-by-field messages.
     """
     data = request.get_data(cache=True)
     if data:
         try:
-            report = orjson.loads(data)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError:
-            report = None
-        if report is not None and REPORT_ACCEPTOR.accepts(report):
-            return report
-    return blp.ARGUMENTS_PARSER.parse(REPORT, request, location="json")
+            body = None
+        if body is not None and acceptor.accepts(body):
+            return body
+    return blp.ARGUMENTS_PARSER.parse(schema, request, location="json")
 
 
 def _example_evaluator():
@@ -71,12 +130,23 @@ def _example(method: str, value: dict) -> dict:
 
 @blp.route("/assess", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422),
-    blp.doc(requestBody=REPORT_BODY_DOC),
+    problem_responses(blp, 400, 413, 415, 422, *WRITE_ERRORS),
+    blp.doc(
+        requestBody=_report_body_doc(
+            "AssessRequest", "The symptom report, with whom it is about and whether to store it."
+        ),
+        parameters=[IDEMPOTENCY_PARAMETER],
+    ),
     blp.response(
+        201,
+        AssessmentRecordSchema,
+        description="Stored: the assessment with its id, its plan's link and the report.",
+        headers=LOCATION_HEADERS,
+    ),
+    blp.alt_response(
         200,
-        AssessmentSchema,
-        description="The assessment: triage, likely causes, advice, exercise plan, open questions.",
+        schema=AssessmentSchema,
+        description='With "store": false (or storage turned off): the assessment; nothing kept.',
         example=_example("assess", examples.SELF_CARE_TECHNIQUE),
         headers=RULES_RESPONSE_HEADERS,
     ),
@@ -88,16 +158,42 @@ def assess():
     the questions still worth asking, and the trace of the rules that fired. An absent field
     means "not asked": unanswered red-flag questions make `triage.complete` false and appear
     first in `missing_information`.
+
+    The assessment is stored (201, `Location`) with its plan as an exercise prescription,
+    unless the request says `"store": false` (200, nothing written). Send an `Idempotency-Key`
+    to make retries safe.
     """
-    report = parse_report()
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    return json_response(evaluator.assess(report))
+    key = idempotency_key()
+    body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
+    keep = body.pop("store", True) and storing_enabled()
+    subject = subject_from(body.pop("subject", None))
+    sent = dict(body)
+    evaluator = evaluator_for(body.pop("rules_version", None))
+    assessment = evaluator.assess(body)
+    if not keep:
+        return json_response(assessment)
+
+    version = assessment["rules_version"]
+    level = assessment["triage"]["level"]
+    record = NewRecord(ASSESSMENT, version, sent, assessment, subject, level)
+    plan = NewRecord(
+        EXERCISE_PRESCRIPTION,
+        version,
+        {"assessment_id": record.id},
+        prescription_from_assessment(assessment),
+        subject,
+        level,
+        assessment_id=record.id,
+    )
+    record.plan_id = plan.id
+    stored, replayed = store([record, plan], key)
+    return created(render_assessment(stored[0]), assessment_path(stored[0].id), replayed)
 
 
 @blp.route("/escalation-check", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422),
-    blp.doc(requestBody=REPORT_BODY_DOC),
+    problem_responses(blp, 400, 413, 415, 422, *API_ERRORS),
+    blp.doc(requestBody=_report_body_doc("SymptomReport", "The symptom report.")),
     blp.response(
         200,
         EscalationSchema,
@@ -111,37 +207,49 @@ def escalation_check():
 
     The fast check a fitness app runs before or during a stretching session: the triage level,
     whether to escalate and to stop stretching, the red flags, and the red-flag questions still
-    unanswered. Same request body as POST /v1/assess, and the same answer on every input.
+    unanswered. Same report as POST /v1/assess (without `store` or `subject`: nothing is ever
+    stored here), and the same answer on every input.
     """
-    report = parse_report()
+    report = parse_body(REPORT_ACCEPTOR, REPORT)
     evaluator = evaluator_for(report.pop("rules_version", None))
     return json_response(evaluator.escalation_check(report))
 
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422),
+    problem_responses(blp, 400, 413, 415, 422, *WRITE_ERRORS),
     blp.doc(
         requestBody={
             "required": True,
-            "description": "A symptom report, or conditions already identified with the pain.",
+            "description": (
+                "A symptom report, conditions already identified with the pain, or a stored "
+                "assessment."
+            ),
             "content": {
                 "application/json": {
                     "schema": {
                         "oneOf": [
                             {"$ref": "#/components/schemas/ReportPrescriptionRequest"},
                             {"$ref": "#/components/schemas/ConditionsPrescriptionRequest"},
+                            {"$ref": "#/components/schemas/AssessmentPrescriptionRequest"},
                         ]
                     },
                     "examples": examples.PRESCRIPTION_EXAMPLES,
                 }
             },
-        }
+        },
+        parameters=[IDEMPOTENCY_PARAMETER],
     ),
     blp.response(
+        201,
+        PrescriptionRecordSchema,
+        description="Stored: the prescription with its id and the request it was made from.",
+        headers=LOCATION_HEADERS,
+    ),
+    blp.alt_response(
         200,
-        PrescriptionSchema,
-        description="The exercise plan (or why there is none), with what was left out and why.",
+        schema=PrescriptionSchema,
+        description='With "store": false (or storage turned off): the prescription; nothing kept.',
         headers=RULES_RESPONSE_HEADERS,
         example=_example_evaluator().prescribe_for_conditions(
             **examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"]
@@ -151,21 +259,61 @@ def escalation_check():
 def prescribe():
     """Prescribe an exercise plan
 
-    From a symptom report (the plan POST /v1/assess would give, with its triage) or from
+    From a symptom report (the plan POST /v1/assess would give, with its triage), from
     conditions already identified, typically by a clinician (codes from GET /v1/conditions, the
-    main one first). The plan is dosed, lists what was excluded and why, and is withheld when a
-    red flag or a likely tear means exercise must wait.
+    main one first), or from a stored assessment (`assessment_id`: its report, under its rules
+    version unless `rules_version` says otherwise). The plan is dosed, lists what was excluded
+    and why, and is withheld when a red flag or a likely tear means exercise must wait.
+
+    Stored (201, `Location`) unless `"store": false`. Send an `Idempotency-Key` to make retries
+    safe.
     """
+    key = idempotency_key()
     # Parsed here rather than with @blp.arguments so that the documented body can be a oneOf
-    # of its two forms; the parser and its errors are the same.
+    # of its forms; the parser and its errors are the same.
     body = blp.ARGUMENTS_PARSER.parse(PRESCRIPTION_REQUEST, request, location="json")
-    report = body.get("report")
-    if report is not None:
+    keep = body.pop("store", True) and storing_enabled()
+    subject = subject_from(body.pop("subject", None))
+    assessment_id = None
+    if "report" in body:
+        sent = {"report": dict(body["report"])}
+        report = body["report"]
         evaluator = evaluator_for(report.pop("rules_version", None))
-        return json_response(evaluator.prescribe_for_report(report))
-    evaluator = evaluator_for(body.get("rules_version"))
-    return json_response(
-        evaluator.prescribe_for_conditions(
+        prescription = evaluator.prescribe_for_report(report)
+    elif "conditions" in body:
+        sent = dict(body)
+        evaluator = evaluator_for(body.get("rules_version"))
+        prescription = evaluator.prescribe_for_conditions(
             body["conditions"], body["pain_intensity"], body.get("profile")
         )
+    else:
+        sent = dict(body)
+        source = storage().records.get(g.principal.tenant_id, ASSESSMENT, body["assessment_id"])
+        if source is None:
+            return problem(
+                422,
+                "There is no assessment of yours with this id.",
+                title="Invalid request",
+                type_=VALIDATION_PROBLEM,
+                errors={"assessment_id": ["No assessment of yours has this id."]},
+            )
+        report = dict(source.request)
+        report.pop("rules_version", None)
+        evaluator = evaluator_for(body.get("rules_version") or source.rules_version)
+        prescription = evaluator.prescribe_for_report(report)
+        assessment_id, subject = source.id, source.subject
+    if not keep:
+        return json_response(prescription)
+
+    triage = prescription.get("triage")
+    record = NewRecord(
+        EXERCISE_PRESCRIPTION,
+        prescription["rules_version"],
+        sent,
+        prescription,
+        subject,
+        triage["level"] if triage else None,
+        assessment_id=assessment_id,
     )
+    stored, replayed = store([record], key)
+    return created(render_prescription(stored[0]), prescription_path(stored[0].id), replayed)

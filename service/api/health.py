@@ -1,10 +1,11 @@
-"""Liveness."""
+"""Liveness and readiness."""
 
 from __future__ import annotations
 
-from schemas.responses import HealthSchema
+from schemas.responses import HealthSchema, ReadinessSchema
 from service.api import rules_library
 from service.http import Blueprint, json_response
+from service.records import storage
 
 blp = Blueprint("health", __name__, description="Service health.")
 
@@ -23,4 +24,27 @@ def healthz():
             "rules_versions": library.versions,
             "default_rules_version": library.default_version,
         }
+    )
+
+
+@blp.route("/readyz")
+@blp.response(200, ReadinessSchema, description="Ready: rules loaded, database reachable.")
+@blp.alt_response(503, schema=ReadinessSchema, description="Not ready; checks says why.")
+def readyz():
+    """The service can take traffic
+
+    For orchestrators' readiness probes: the rules are loaded, the database answers, and its
+    migrations are current. 503 while any of these is not so; the process stays up and
+    recovers by itself when the database returns.
+    """
+    checks = {"rules": "loaded" if rules_library().versions else "missing"}
+    checks.update(storage().readiness())
+    ready = (
+        checks["rules"] == "loaded"
+        and checks["database"] == "ok"
+        and checks["migrations"] == "current"
+    )
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
     )

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from rules import load_report_fields
-from schemas.fast import ReportAcceptor
-from schemas.report import RULES_VERSIONS, SymptomReportSchema
+from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from schemas.report import RULES_VERSIONS, AssessRequestSchema, SymptomReportSchema
 
 SECTIONS = load_report_fields()
 SCHEMA = SymptomReportSchema()
@@ -135,3 +135,67 @@ def _break(report, rnd: random.Random, wrong, stray_key):
 def test_the_classic_coercions_are_refused_by_both(report):
     assert not marshmallow_accepts(report)
     assert not ACCEPTOR.accepts(report)
+
+
+# The assessment request: a report plus ``store`` and ``subject``.
+ASSESS_SCHEMA = AssessRequestSchema()
+ASSESS_ACCEPTOR = ReportAcceptor(SECTIONS, RULES_VERSIONS, ASSESS_REQUEST_EXTRA_FIELDS)
+SUBJECT_TEXT = st.text(alphabet=st.sampled_from("ab9Z._:/#~+=@-| \n\té"), min_size=0, max_size=14)
+SUBJECTS = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "system": st.sampled_from(["https://fitness.example/ids", "urn:oid:1.2.3", "x"]),
+            "value": st.one_of(st.sampled_from(["m-4f9c2a", "A1"]), SUBJECT_TEXT),
+        }
+    ),
+    st.fixed_dictionaries({"system": SUBJECT_TEXT, "value": st.just("a1")}),
+    st.fixed_dictionaries({"value": st.just("a1")}),
+    st.fixed_dictionaries(
+        {"system": st.just("urn:x"), "value": st.just("a"), "name": st.just("Jo")}
+    ),
+    st.text(max_size=5),
+    st.none(),
+    st.integers(),
+)
+ASSESS_REQUESTS = st.tuples(
+    VALID_REPORTS,
+    st.one_of(st.none(), st.booleans(), WRONG_VALUES),
+    st.one_of(st.none(), SUBJECTS),
+).map(
+    lambda parts: {
+        **parts[0],
+        **({} if parts[1] is None else {"store": parts[1]}),
+        **({} if parts[2] is None else {"subject": parts[2]}),
+    }
+)
+
+
+def marshmallow_accepts_assess_request(body) -> bool:
+    try:
+        ASSESS_SCHEMA.load(body)
+    except ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(ASSESS_REQUESTS)
+def test_assess_requests_get_the_same_verdict(body):
+    assert ASSESS_ACCEPTOR.accepts(body) == marshmallow_accepts_assess_request(body), body
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        ({"pain": {"intensity": 3}, "store": False}, True),
+        ({"pain": {"intensity": 3}, "subject": {"system": "urn:x", "value": "p-1"}}, True),
+        ({"pain": {"intensity": 3}, "store": 0}, False),
+        ({"pain": {"intensity": 3}, "subject": {"system": "urn:x", "value": "Jane Doe"}}, False),
+        ({"pain": {"intensity": 3}, "subject": {"system": "urn:x", "value": "p-1\n"}}, False),
+        ({"pain": {"intensity": 3}, "subject": {"system": "no scheme", "value": "p-1"}}, False),
+        ({"pain": {"intensity": 3}, "subject": {"system": "urn:x"}}, False),
+    ],
+)
+def test_store_and_subject_examples(body, accepted):
+    assert marshmallow_accepts_assess_request(body) is accepted
+    assert ASSESS_ACCEPTOR.accepts(body) is accepted

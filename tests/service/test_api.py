@@ -17,15 +17,18 @@ ASSESSMENT_KEYS = {
     "disclaimer",
     "trace",
 }
+RECORD_KEYS = {"id", "created_at", "request_id", "subject", "links", "report"}
 
 
 def test_assess_returns_the_whole_assessment_with_rules_headers(client):
     response = client.post("/v1/assess", json=examples.SELF_CARE_TECHNIQUE)
-    assert response.status_code == 200
+    assert response.status_code == 201
     assert response.mimetype == "application/json"
     assert response.headers["X-Rules-Version"] == "1.0.0"
     body = response.get_json()
-    assert set(body) == ASSESSMENT_KEYS
+    assert set(body) == ASSESSMENT_KEYS | RECORD_KEYS
+    assert response.headers["Location"] == f"/v1/assessments/{body['id']}"
+    assert body["report"] == examples.SELF_CARE_TECHNIQUE
     assert body["triage"]["level"] == "self_care"
     assert body["triage"]["complete"] is True
     assert body["disclaimer"].startswith("Popliteal gives decision support, not a diagnosis")
@@ -35,6 +38,17 @@ def test_assess_returns_the_whole_assessment_with_rules_headers(client):
     fired = {entry["rule_id"] for entry in body["trace"]["rules_fired"]}
     assert "sig.improper_technique.bouncing" in fired
     assert body["trace"]["parameters"]["stretch_hold_seconds"] == 30
+
+
+def test_an_unstored_assessment_is_the_same_assessment_without_the_record(client):
+    report = examples.SELF_CARE_TECHNIQUE
+    stored = client.post("/v1/assess", json=report).get_json()
+    response = client.post("/v1/assess", json={**report, "store": False})
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    body = response.get_json()
+    assert set(body) == ASSESSMENT_KEYS
+    assert body == {key: stored[key] for key in ASSESSMENT_KEYS}
 
 
 def test_an_urgent_report_has_no_plan_and_says_why(client):
@@ -77,7 +91,7 @@ def test_escalation_check_agrees_with_assess(client, report):
 
 def test_a_pinned_rules_version_is_used_and_echoed(client):
     response = client.post("/v1/assess", json={"rules_version": "1.0.0", **examples.MINIMAL})
-    assert response.status_code == 200
+    assert response.status_code == 201
     assert response.get_json()["rules_version"] == "1.0.0"
     assert response.headers["X-Rules-Version"] == "1.0.0"
 
@@ -85,7 +99,7 @@ def test_a_pinned_rules_version_is_used_and_echoed(client):
 def test_prescription_from_conditions(client):
     body = {"conditions": ["bakers_cyst"], "pain_intensity": 2, "profile": {"age": 60}}
     response = client.post("/v1/exercise-prescriptions", json=body)
-    assert response.status_code == 200
+    assert response.status_code == 201
     plan = response.get_json()["exercise_plan"]
     kinds = {item["phase"] for item in plan["items"]}
     assert "stretch" not in kinds

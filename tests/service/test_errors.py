@@ -77,7 +77,7 @@ def test_json_with_a_vendor_type_is_accepted(client):
     response = client.post(
         "/v1/assess", data=b'{"pain": {"intensity": 3}}', content_type="application/vnd.x+json"
     )
-    assert response.status_code == 200
+    assert response.status_code == 201
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -112,14 +112,14 @@ def test_wrong_method_is_405_with_allow(client, method, path, allow):
     assert response.headers["Allow"] == allow
 
 
-def test_an_unexpected_error_is_a_500_problem_without_details(app, monkeypatch):
+def test_an_unexpected_error_is_a_500_problem_without_details(client, monkeypatch):
     from rules.engine import Evaluator
 
     def explode(self, report):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(Evaluator, "assess", explode)
-    response = app.test_client().post("/v1/assess", json=VALID)
+    response = client.post("/v1/assess", json=VALID)
     body = assert_problem(response, 500)
     assert "secret" not in response.get_data(as_text=True)
     assert "retry" in body["detail"]

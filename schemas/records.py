@@ -1,0 +1,158 @@
+"""Request schemas for stored records: the subject a record is about, the storage opt-out,
+and the query that lists records.
+
+The subject is pseudonymous by construction: a system (whose identifiers these are) and an
+opaque value that identifies a person only to the client that holds the key to it. Spaces and
+most punctuation are refused, so a name typed into the value is refused too.
+"""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from schemas.fields import StrictBoolean, StrictSchema, StrictString
+
+# An absolute URI (FHIR Identifier.system), without spaces or "|" (the list filter's separator).
+SUBJECT_SYSTEM_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+$"
+SUBJECT_SYSTEM_MAX = 255
+# An opaque identifier: letters, digits and a few separators; never a name with spaces.
+SUBJECT_VALUE_PATTERN = r"^[A-Za-z0-9._:/#~+=@-]+$"
+SUBJECT_VALUE_MAX = 128
+RECORD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+_SYSTEM = re.compile(SUBJECT_SYSTEM_PATTERN[:-1] + r"\Z")
+_VALUE = re.compile(SUBJECT_VALUE_PATTERN[:-1] + r"\Z")
+_RECORD_ID = re.compile(RECORD_ID_PATTERN[:-1] + r"\Z")
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN[:-1] + r"\Z")
+
+
+def is_subject_system(value: object) -> bool:
+    return type(value) is str and len(value) <= SUBJECT_SYSTEM_MAX and bool(_SYSTEM.match(value))
+
+
+def is_subject_value(value: object) -> bool:
+    return type(value) is str and len(value) <= SUBJECT_VALUE_MAX and bool(_VALUE.match(value))
+
+
+def is_record_id(value: object) -> bool:
+    return type(value) is str and bool(_RECORD_ID.match(value))
+
+
+def _check(predicate, message: str):
+    # Whole-string matches (\Z): marshmallow's Regexp would let a trailing newline through.
+    def validator(value: str) -> None:
+        if not predicate(value):
+            raise ValidationError(message)
+
+    return validator
+
+
+class SubjectSchema(StrictSchema):
+    """Who the record is about, as a pseudonymous identifier the client supplies (FHIR
+    Identifier: system and value). Never a name or any directly identifying detail: it is how
+    an EHR later finds this person's records (GET /v1/assessments?subject=system|value)."""
+
+    system = StrictString(
+        required=True,
+        validate=_check(is_subject_system, "Must be an absolute URI without spaces or '|'."),
+        metadata={
+            "description": "The namespace of the identifier: an absolute URI.",
+            "pattern": SUBJECT_SYSTEM_PATTERN,
+            "maxLength": SUBJECT_SYSTEM_MAX,
+            "example": "https://fitness.example/member-ids",
+        },
+    )
+    value = StrictString(
+        required=True,
+        validate=_check(
+            is_subject_value,
+            f"Must be an opaque identifier of at most {SUBJECT_VALUE_MAX} characters: letters, "
+            "digits and ._:/#~+=@- only (no spaces, never a name).",
+        ),
+        metadata={
+            "description": "The pseudonymous identifier within that namespace.",
+            "pattern": SUBJECT_VALUE_PATTERN,
+            "maxLength": SUBJECT_VALUE_MAX,
+            "example": "m-4f9c2a",
+        },
+    )
+
+
+def subject_field() -> fields.Field:
+    return fields.Nested(SubjectSchema(), metadata={"description": SubjectSchema.__doc__})
+
+
+def store_field(what: str) -> fields.Field:
+    return StrictBoolean(
+        metadata={
+            "description": (
+                f"Keep a record of the {what} (the default): the answer is 201 with its id and "
+                "Location. false: 200, and nothing is written."
+            ),
+            "example": True,
+        }
+    )
+
+
+def record_id_field(description: str) -> fields.Field:
+    return StrictString(
+        validate=_check(is_record_id, "Not a record id."),
+        metadata={"description": description, "pattern": RECORD_ID_PATTERN},
+    )
+
+
+class RecordListQuerySchema(Schema):
+    """Query parameters of a record listing (query strings are text: numbers are parsed)."""
+
+    subject = fields.String(
+        validate=validate.Length(max=SUBJECT_SYSTEM_MAX + 1 + SUBJECT_VALUE_MAX),
+        metadata={
+            "description": "Only records about this subject, as system|value.",
+            "example": "https://fitness.example/member-ids|m-4f9c2a",
+        },
+    )
+    created_after = fields.AwareDateTime(
+        metadata={"description": "Only records created at or after this time (ISO 8601, zone)."}
+    )
+    created_before = fields.AwareDateTime(
+        metadata={"description": "Only records created before this time (ISO 8601, zone)."}
+    )
+    limit = fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "Records per page (1-100)."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(max=512),
+        metadata={"description": "The next_cursor of the previous page."},
+    )
+
+    @validates_schema
+    def coherent(self, data, **kwargs):
+        subject = data.get("subject")
+        if subject is not None:
+            system, bar, value = subject.partition("|")
+            if not bar or not is_subject_system(system) or not is_subject_value(value):
+                raise ValidationError(
+                    "Must be system|value, as in the subject of the stored records.", "subject"
+                )
+        after, before = data.get("created_after"), data.get("created_before")
+        if after and before and after >= before:
+            raise ValidationError("Must be later than created_after.", "created_before")
+
+    @post_load
+    def split_subject(self, data, **kwargs):
+        if "subject" in data:
+            system, _, value = data["subject"].partition("|")
+            data["subject"] = {"system": system, "value": value}
+        return data

@@ -1,0 +1,151 @@
+"""Stored records: read them, list them, erase them. Never edited: records are append-only.
+
+Every lookup is scoped to the caller's tenant, so another tenant's id answers exactly as an id
+that does not exist.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import current_app, g, request
+from flask.views import MethodView
+
+from schemas.records import RecordListQuerySchema
+from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
+from service.http import (
+    RULES_RESPONSE_HEADERS,
+    Blueprint,
+    json_response,
+    problem,
+    problem_responses,
+)
+from service.records import (
+    render_assessment,
+    render_prescription,
+    render_summary,
+    storage,
+)
+from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
+from service.storage.tables import RECORD_ID_LENGTH
+
+blp = Blueprint(
+    "records",
+    __name__,
+    url_prefix="/v1",
+    description=(
+        "Stored assessments and exercise prescriptions: read, list by subject and date, erase."
+    ),
+)
+
+LIST_QUERY = RecordListQuerySchema()
+READ_ERRORS = (401, 404, 429, 503)
+
+
+def _get(kind: str, record_id: str):
+    if len(record_id) > RECORD_ID_LENGTH:
+        return None
+    record = storage().records.get(g.principal.tenant_id, kind, record_id)
+    if record is not None:
+        g.rules_version = record.rules_version
+    return record
+
+
+def _erase(kind: str, record_id: str):
+    if len(record_id) > RECORD_ID_LENGTH or not storage().records.erase(
+        g.principal.tenant_id, g.principal.key_id, kind, record_id
+    ):
+        return problem_404()
+    return current_app.response_class(status=204)
+
+
+def problem_404():
+    return problem(404, "There is no record of yours with this id.")
+
+
+@blp.route("/assessments")
+@blp.arguments(LIST_QUERY, location="query", as_kwargs=True)
+@blp.response(200, AssessmentPageSchema)
+@problem_responses(blp, 422, 401, 429, 503)
+def list_assessments(limit, cursor=None, subject=None, created_after=None, created_before=None):
+    """List your stored assessments
+
+    Newest first, `limit` at a time; follow `next_cursor` (or `links.next`) for the next page.
+    Filter by `subject` (`system|value`, as the records were stored with) to find one person's
+    records, and by creation time. Each item is a summary; GET its `links.self` for the whole
+    assessment.
+    """
+    page = storage().records.page(
+        g.principal.tenant_id,
+        ASSESSMENT,
+        limit=limit,
+        cursor=cursor,
+        subject=Subject(**subject) if subject else None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    links = {}
+    if page.next_cursor:
+        query = {key: value for key, value in request.args.items() if key != "cursor"}
+        links["next"] = f"{request.path}?{urlencode({**query, 'cursor': page.next_cursor})}"
+    return json_response(
+        {
+            "items": [render_summary(item) for item in page.items],
+            "next_cursor": page.next_cursor,
+            "links": links,
+        }
+    )
+
+
+@blp.route("/assessments/<string:assessment_id>")
+class Assessment(MethodView):
+    @blp.response(200, AssessmentRecordSchema, headers=RULES_RESPONSE_HEADERS)
+    @problem_responses(blp, *READ_ERRORS)
+    def get(self, assessment_id):
+        """A stored assessment
+
+        The assessment as it was given, with the report it was given for, who it is about,
+        when, and the link to its exercise prescription.
+        """
+        record = _get(ASSESSMENT, assessment_id)
+        if record is None:
+            return problem_404()
+        return json_response(render_assessment(record))
+
+    @blp.response(204, description="Erased, with its plan and every prescription made from it.")
+    @problem_responses(blp, *READ_ERRORS)
+    def delete(self, assessment_id):
+        """Erase a stored assessment
+
+        For real (a right-to-erasure request), with its plan and every prescription made from
+        it: 204, and 404 from then on. What remains is a line in the erasure log saying which
+        record was erased, when and by which key; nothing of its content.
+        """
+        return _erase(ASSESSMENT, assessment_id)
+
+
+@blp.route("/exercise-prescriptions/<string:prescription_id>")
+class Prescription(MethodView):
+    @blp.response(200, PrescriptionRecordSchema, headers=RULES_RESPONSE_HEADERS)
+    @problem_responses(blp, *READ_ERRORS)
+    def get(self, prescription_id):
+        """A stored exercise prescription
+
+        The prescription, with the request it was made from and, if it came from an
+        assessment, the link to it. This is what an EHR pulls.
+        """
+        record = _get(EXERCISE_PRESCRIPTION, prescription_id)
+        if record is None:
+            return problem_404()
+        return json_response(render_prescription(record))
+
+    @blp.response(204, description="Erased.")
+    @problem_responses(blp, 409, *READ_ERRORS)
+    def delete(self, prescription_id):
+        """Erase a stored exercise prescription
+
+        For real: 204, then 404. A prescription that holds an assessment's plan, or was made
+        from an assessment, answers 409: erase the assessment, which takes its prescriptions
+        with it.
+        """
+        return _erase(EXERCISE_PRESCRIPTION, prescription_id)

@@ -1,0 +1,133 @@
+"""Stored records at the HTTP edge: how a record is written out, and how a write is made
+idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from flask import current_app, g, request
+
+from schemas.records import IDEMPOTENCY_KEY
+from service.http import MalformedIdempotencyKey, json_response
+from service.storage import NewRecord, Record, RecordSummary, Storage
+from service.storage.records import Subject
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def storage() -> Storage:
+    return current_app.extensions["popliteal"]["storage"]
+
+
+def storing_enabled() -> bool:
+    return current_app.config["STORE_RECORDS"]
+
+
+def assessment_path(record_id: str) -> str:
+    return f"/v1/assessments/{record_id}"
+
+
+def prescription_path(record_id: str) -> str:
+    return f"/v1/exercise-prescriptions/{record_id}"
+
+
+def _time(record: Record | RecordSummary) -> str:
+    return record.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _subject(subject: Subject | None) -> dict[str, str] | None:
+    return None if subject is None else {"system": subject.system, "value": subject.value}
+
+
+def subject_from(body: dict[str, Any] | None) -> Subject | None:
+    return None if body is None else Subject(body["system"], body["value"])
+
+
+def _record_head(record: Record | RecordSummary) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "created_at": _time(record),
+        "request_id": record.request_id,
+        "subject": _subject(record.subject),
+    }
+
+
+def assessment_links(record: Record | RecordSummary) -> dict[str, str]:
+    return {
+        "self": assessment_path(record.id),
+        "exercise_prescription": prescription_path(record.plan_id),
+    }
+
+
+def render_assessment(record: Record) -> dict[str, Any]:
+    return {
+        **_record_head(record),
+        "links": assessment_links(record),
+        **record.response,
+        "report": record.request,
+    }
+
+
+def render_prescription(record: Record) -> dict[str, Any]:
+    links = {"self": prescription_path(record.id)}
+    if record.assessment_id:
+        links["assessment"] = assessment_path(record.assessment_id)
+    return {
+        **_record_head(record),
+        "assessment_id": record.assessment_id,
+        "links": links,
+        **record.response,
+        "request": record.request,
+    }
+
+
+def render_summary(record: RecordSummary) -> dict[str, Any]:
+    return {
+        **_record_head(record),
+        "rules_version": record.rules_version,
+        "level": record.triage_level,
+        "links": assessment_links(record),
+    }
+
+
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key, checked; a malformed one is refused before any work."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise MalformedIdempotencyKey
+    return key
+
+
+def fingerprint() -> str:
+    """What a key is bound to: method, path and the body's JSON content (key order and white
+    space do not matter). Called only after the body was parsed and validated."""
+    canonical = orjson.dumps(
+        orjson.loads(request.get_data(cache=True)), option=orjson.OPT_SORT_KEYS
+    )
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Record], bool]:
+    principal = g.principal
+    return storage().records.create(
+        tenant_id=principal.tenant_id,
+        api_key_id=principal.key_id,
+        request_id=g.request_id,
+        new_records=new_records,
+        idempotency_key=key,
+        fingerprint=fingerprint() if key else None,
+    )
+
+
+def created(body: dict[str, Any], location: str, replayed: bool):
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(body, status=201, headers=headers)
