@@ -21,12 +21,18 @@ from marshmallow import (
 
 from schemas.fields import StrictBoolean, StrictSchema, StrictString
 
-# An absolute URI (FHIR Identifier.system), without spaces or "|" (the list filter's separator).
-SUBJECT_SYSTEM_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+$"
+# An absolute URI (FHIR Identifier.system): printable ASCII without spaces or "|" (the list
+# filter's separator).
+SUBJECT_SYSTEM_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[!-{}~]+$"
 SUBJECT_SYSTEM_MAX = 255
 # An opaque identifier: letters, digits and a few separators; never a name with spaces.
 SUBJECT_VALUE_PATTERN = r"^[A-Za-z0-9._:/#~+=@-]+$"
 SUBJECT_VALUE_MAX = 128
+# "system|value", as the list filter takes it.
+SUBJECT_FILTER_PATTERN = SUBJECT_SYSTEM_PATTERN[:-1] + r"\|" + SUBJECT_VALUE_PATTERN[1:]
+# Cursors are base64url text issued by this service.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+CURSOR_MAX = 200
 RECORD_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
@@ -104,8 +110,9 @@ def store_field(what: str) -> fields.Field:
     )
 
 
-def record_id_field(description: str) -> fields.Field:
+def record_id_field(description: str, required: bool = False) -> fields.Field:
     return StrictString(
+        required=required,
         validate=_check(is_record_id, "Not a record id."),
         metadata={"description": description, "pattern": RECORD_ID_PATTERN},
     )
@@ -118,6 +125,7 @@ class RecordListQuerySchema(Schema):
         validate=validate.Length(max=SUBJECT_SYSTEM_MAX + 1 + SUBJECT_VALUE_MAX),
         metadata={
             "description": "Only records about this subject, as system|value.",
+            "pattern": SUBJECT_FILTER_PATTERN,
             "example": "https://fitness.example/member-ids|m-4f9c2a",
         },
     )
@@ -133,8 +141,14 @@ class RecordListQuerySchema(Schema):
         metadata={"description": "Records per page (1-100)."},
     )
     cursor = fields.String(
-        validate=validate.Length(max=512),
-        metadata={"description": "The next_cursor of the previous page."},
+        validate=[
+            validate.Length(min=1, max=CURSOR_MAX),
+            validate.Regexp(CURSOR_PATTERN[:-1] + r"\Z"),
+        ],
+        metadata={
+            "description": "The next_cursor of the previous page.",
+            "pattern": CURSOR_PATTERN,
+        },
     )
 
     @validates_schema
@@ -146,9 +160,6 @@ class RecordListQuerySchema(Schema):
                 raise ValidationError(
                     "Must be system|value, as in the subject of the stored records.", "subject"
                 )
-        after, before = data.get("created_after"), data.get("created_before")
-        if after and before and after >= before:
-            raise ValidationError("Must be later than created_after.", "created_before")
 
     @post_load
     def split_subject(self, data, **kwargs):

@@ -179,7 +179,7 @@ class ConditionsPrescriptionRequestSchema(StrictSchema):
 class AssessmentPrescriptionRequestSchema(StrictSchema):
     """A plan from a stored assessment (documentation of one form of the request)."""
 
-    assessment_id = record_id_field("The id of a stored assessment of yours.")
+    assessment_id = record_id_field("The id of a stored assessment of yours.", required=True)
     rules_version = rules_version_field()
     store = store_field("prescription")
 

@@ -40,6 +40,8 @@ class Config:
         "tryItOutEnabled": False,
         "displayRequestDuration": True,
         "defaultModelsExpandDepth": 0,
+        # The key entered under "Authorize" survives a page reload.
+        "persistAuthorization": True,
     }
     # The largest valid report is a few kilobytes; anything over this is refused with 413.
     MAX_CONTENT_LENGTH = int(os.environ.get("POPLITEAL_MAX_BODY_BYTES", 64 * 1024))
@@ -59,10 +61,12 @@ class Config:
     # Seconds a client is asked to wait (Retry-After) when the database is unreachable.
     STORAGE_RETRY_AFTER_SECONDS = int(_number("POPLITEAL_STORAGE_RETRY_AFTER_SECONDS", 5))
 
-    # Rate limits per API key (Flask-Limiter). Memory by default (per process); set
+    # Rate limits per API key, one budget across every /v1 endpoint (Flask-Limiter's
+    # application limits). Memory by default (per process); set
     # RATELIMIT_STORAGE_URI=redis://host:6379/0 to share the counts across processes and
-    # machines. If Redis goes away, each process falls back to its own counts and logs it.
-    RATELIMIT_DEFAULT = os.environ.get("RATELIMIT_DEFAULT", "600 per minute;30 per second")
+    # machines. If Redis goes away, each process falls back to its own counts (per endpoint)
+    # and logs a warning.
+    RATELIMIT_APPLICATION = os.environ.get("RATELIMIT_APPLICATION", "600 per minute;30 per second")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)

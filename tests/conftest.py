@@ -9,6 +9,7 @@ tests are skipped locally and fail in CI (CI=true): there they must run.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service import create_app
+from service import create_app, examples
 from service.config import TestingConfig
 from service.storage import Principal, Storage
 
@@ -46,7 +47,7 @@ def require_server(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
-def testing_config(**overrides) -> type[TestingConfig]:
+def app_config(**overrides) -> type[TestingConfig]:
     return type("TestConfig", (TestingConfig,), overrides)
 
 
@@ -76,13 +77,19 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_database(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'popliteal.sqlite3'}"
+    """A migrated SQLite file for this test session; its URL."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'popliteal.sqlite3'}"
+    storage = Storage(url)
+    storage.upgrade()
+    storage.dispose()
+    return url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request) -> str:
     """Each persistence test runs once on SQLite and once on PostgreSQL."""
-    return request.getfixturevalue(f"{request.param}_database")
+    fixture = {"sqlite": "sqlite_database", "postgresql": "postgres_database"}[request.param]
+    return request.getfixturevalue(fixture)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +127,7 @@ def tenant_factory(app: Flask):
 @pytest.fixture(scope="session")
 def app(sqlite_database) -> Flask:
     """The app on a migrated SQLite file: for the tests of the API's behaviour."""
-    app = create_app(testing_config(DATABASE_URL=sqlite_database))
+    app = create_app(app_config(DATABASE_URL=sqlite_database))
     app.extensions["popliteal"]["storage"].upgrade()
     return app
 
@@ -144,7 +151,7 @@ def anonymous_client(app) -> FlaskClient:
 @pytest.fixture(scope="session")
 def stored_app(migrated_database_url) -> Flask:
     """The app on SQLite and on PostgreSQL (parametrised): for the persistence tests."""
-    app = create_app(testing_config(DATABASE_URL=migrated_database_url))
+    app = create_app(app_config(DATABASE_URL=migrated_database_url))
     yield app
     app.extensions["popliteal"]["storage"].dispose()
 
@@ -216,6 +223,8 @@ def gunicorn_command(port: int, workers: int = 2) -> list[str]:
 class LiveServer:
     url: str
     key: str
+    # A stored assessment of the key's tenant.
+    assessment_id: str
 
 
 @pytest.fixture(scope="session")
@@ -237,11 +246,18 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             **os.environ,
             "POPLITEAL_CONFIG": "production",
             "DATABASE_URL": database,
-            "RATELIMIT_DEFAULT": "100000 per minute",
+            "RATELIMIT_APPLICATION": "1000000 per minute",
         },
     )
     try:
         wait_until(f"{url}/readyz", process)
-        yield LiveServer(url, key)
+        request = urllib.request.Request(
+            f"{url}/v1/assess",
+            data=json.dumps(examples.SELF_CARE_TECHNIQUE).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assessment_id = json.load(response)["id"]
+        yield LiveServer(url, key, assessment_id)
     finally:
         stop(process)

@@ -1,0 +1,185 @@
+"""API keys: every /v1 endpoint needs one; health and docs do not; keys are random, shown once,
+stored as a hash, and revocable from the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from service import examples
+from service.auth import KeyVerifier
+from service.storage import StorageUnavailable
+from service.storage.tables import api_keys
+
+V1_REQUESTS = [
+    ("post", "/v1/assess", examples.MINIMAL),
+    ("post", "/v1/escalation-check", examples.MINIMAL),
+    ("post", "/v1/exercise-prescriptions", {"report": examples.MINIMAL}),
+    ("get", "/v1/assessments", None),
+    ("get", "/v1/assessments/0190b0c4-0000-7000-8000-000000000000", None),
+    ("delete", "/v1/assessments/0190b0c4-0000-7000-8000-000000000000", None),
+    ("get", "/v1/exercise-prescriptions/0190b0c4-0000-7000-8000-000000000000", None),
+    ("get", "/v1/exercises", None),
+    ("get", "/v1/conditions", None),
+    ("get", "/v1/rules", None),
+    ("get", "/v1/no-such-thing", None),
+]
+OPEN_PATHS = ["/healthz", "/readyz", "/openapi.json", "/docs"]
+
+
+def send(client, method, path, body, **headers):
+    return getattr(client, method)(path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), V1_REQUESTS)
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer plt_not-a-real-key", "plt_x"],
+    ids=["none", "empty", "scheme only", "blank key", "basic", "unknown key", "no scheme"],
+)
+def test_every_v1_endpoint_needs_a_valid_key(anonymous_client, method, path, body, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = send(anonymous_client, method, path, body, **headers)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["status"] == 401
+    assert problem["title"]
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="popliteal"')
+    assert response.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize("path", OPEN_PATHS)
+def test_health_readiness_and_docs_need_no_key(anonymous_client, path):
+    assert anonymous_client.get(path).status_code == 200
+
+
+def test_a_preflight_needs_no_key(anonymous_client):
+    response = anonymous_client.options("/v1/assess")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_scheme_is_case_insensitive(app, tenant, scheme):
+    response = app.test_client().post(
+        "/v1/escalation-check",
+        json=examples.MINIMAL,
+        headers={"Authorization": f"{scheme} {tenant.key}"},
+    )
+    assert response.status_code == 200
+
+
+def test_keys_are_random_long_and_stored_only_as_a_hash(app):
+    storage = app.extensions["popliteal"]["storage"]
+    made = [storage.keys.create("entropy-check")[0] for _ in range(20)]
+    assert len(set(made)) == 20
+    for key in made:
+        assert re.fullmatch(r"plt_[A-Za-z0-9_-]{43}", key)  # 32 random bytes, base64url
+    with storage.reading() as connection:
+        stored = connection.execute(sa.select(api_keys)).all()
+    everything = repr(stored)
+    for key in made:
+        assert key not in everything
+        assert key[4:] not in everything
+    hashes = {row.key_hash for row in stored}
+    assert all(hashlib.sha256(key.encode()).hexdigest() in hashes for key in made)
+
+
+def test_a_revoked_key_is_refused(app):
+    storage = app.extensions["popliteal"]["storage"]
+    key, info = storage.keys.create("revocation-check")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert (
+        client.post("/v1/escalation-check", json=examples.MINIMAL, headers=headers).status_code
+        == 200
+    )
+    assert storage.keys.revoke(info.id) is True
+    assert storage.keys.revoke(info.id) is False  # already revoked
+    response = client.post("/v1/escalation-check", json=examples.MINIMAL, headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.get_json()["detail"]
+
+
+def test_the_command_line_creates_lists_and_revokes_keys(app):
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["keys", "create", "--tenant", "cli-tenant", "--label", "ehr"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("plt_")
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/v1/assessments", headers=headers).status_code == 200
+
+    listed = runner.invoke(args=["keys", "list", "--tenant", "cli-tenant"])
+    assert listed.exit_code == 0
+    [line] = listed.output.strip().splitlines()
+    key_id, tenant, prefix, label, *_ = line.split("\t")
+    assert (tenant, label) == ("cli-tenant", "ehr")
+    assert key.startswith(prefix.rstrip("…"))
+    assert key not in listed.output  # never shown again
+
+    revoked = runner.invoke(args=["keys", "revoke", key_id])
+    assert revoked.exit_code == 0, revoked.output
+    assert client.get("/v1/assessments", headers=headers).status_code == 401
+    again = runner.invoke(args=["keys", "revoke", key_id])
+    assert again.exit_code != 0
+    assert "No active key" in again.output
+    assert "revoked: 20" in runner.invoke(args=["keys", "list", "--tenant", "cli-tenant"]).output
+
+
+def test_the_first_start_makes_one_development_key(tmp_path):
+    from service import create_app
+    from tests.conftest import app_config
+
+    app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'first.sqlite3'}"))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    first = runner.invoke(args=["keys", "ensure-dev"])
+    key = re.search(r"plt_[A-Za-z0-9_-]{43}", first.output).group(0)
+    assert "shown only this once" in first.output
+    second = runner.invoke(args=["keys", "ensure-dev"])
+    assert "plt_" not in second.output  # a key exists: none made, none shown
+    response = app.test_client().get("/v1/assessments", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    app.extensions["popliteal"]["storage"].dispose()
+
+
+class FakeKeys:
+    """Stands in for the key table to drive the verifier's cache through time: the database
+    parts are tested for real above."""
+
+    def __init__(self, principal):
+        self.principal = principal
+        self.calls = 0
+        self.down = False
+
+    def authenticate(self, key):
+        self.calls += 1
+        if self.down:
+            raise StorageUnavailable("OperationalError")
+        return self.principal
+
+
+def test_a_verified_key_is_cached_briefly_and_survives_a_database_outage_for_a_while(tenant):
+    now = [0.0]
+    keys = FakeKeys(tenant.principal)
+    verifier = KeyVerifier(keys, fresh_seconds=10, stale_seconds=60, clock=lambda: now[0])
+    assert verifier.verify("k") == tenant.principal
+    now[0] = 9.9
+    assert verifier.verify("k") == tenant.principal
+    assert keys.calls == 1  # within the fresh time: no query
+    now[0] = 10.0
+    verifier.verify("k")
+    assert keys.calls == 2  # fresh time over: asked again, so a revocation takes effect
+    keys.down = True
+    now[0] = 69.9
+    assert verifier.verify("k") == tenant.principal  # stale but known: still served
+    now[0] = 70.0
+    with pytest.raises(StorageUnavailable):
+        verifier.verify("k")
+    with pytest.raises(StorageUnavailable):
+        verifier.verify("never-seen")  # an unknown key is never let through on faith

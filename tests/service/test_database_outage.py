@@ -1,0 +1,129 @@
+"""The database goes away and comes back: readiness says so, writes answer 503 with
+Retry-After in the error shape (never a 500, nothing half-written), the red-flag screen keeps
+working for known keys, and the service recovers by itself.
+
+The outage is real: the service talks to the real PostgreSQL server through a TCP proxy, and
+the test cuts the proxy (open connections reset, new ones refused), then restores it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from service import create_app, examples
+from service.storage.tables import records
+from tests.conftest import app_config, tenant_factory
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.postgres
+
+REPORT = examples.SELF_CARE_TECHNIQUE
+
+
+@pytest.fixture
+def outage(postgres_database):
+    """An app whose database connection runs through a proxy the test can cut."""
+    direct = sa.make_url(postgres_database)
+    proxy = TcpProxy((direct.host, direct.port or 5432)).start()
+    proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(app_config(DATABASE_URL=proxied))
+    app.extensions["popliteal"]["storage"].upgrade()
+    tenant = tenant_factory(app)()
+    checker = sa.create_engine(direct)
+    try:
+        yield app, tenant, proxy, checker
+    finally:
+        proxy.stop()
+        checker.dispose()
+        app.extensions["popliteal"]["storage"].dispose()
+
+
+def stored_rows(checker, tenant) -> int:
+    with checker.connect() as connection:
+        return connection.execute(
+            sa.select(sa.func.count())
+            .select_from(records)
+            .where(records.c.tenant_id == tenant.principal.tenant_id)
+        ).scalar_one()
+
+
+def assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["type"] == "urn:popliteal:problem:storage-unavailable"
+    assert problem["status"] == 503
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(outage):
+    app, tenant, proxy, checker = outage
+    client = tenant.client
+    assert client.post("/v1/assess", json=REPORT).status_code == 201
+    stored = client.get("/v1/assessments").get_json()["items"][0]["links"]["self"]
+    assert app.test_client().get("/readyz").status_code == 200
+    assert stored_rows(checker, tenant) == 2
+
+    proxy.stop()
+    started = time.monotonic()
+    assert_unavailable(client.post("/v1/assess", json=REPORT))
+    assert_unavailable(client.post("/v1/exercise-prescriptions", json={"report": REPORT}))
+    assert_unavailable(client.get(stored))
+    assert_unavailable(client.get("/v1/assessments"))
+    assert_unavailable(client.delete(stored))
+    # An unknown key cannot be checked while the database is away: 503, never let through.
+    stranger = app.test_client().post(
+        "/v1/escalation-check", json=REPORT, headers={"Authorization": "Bearer plt_unknown"}
+    )
+    assert_unavailable(stranger)
+    # The red-flag screen needs no database: a key verified before the outage still gets it.
+    screen = client.post("/v1/escalation-check", json=examples.POSSIBLE_DVT)
+    assert screen.status_code == 200
+    assert screen.get_json()["escalate"] is True
+    # Stateless assessment too.
+    assert client.post("/v1/assess", json={**REPORT, "store": False}).status_code == 200
+
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json() == {
+        "status": "not_ready",
+        "checks": {"rules": "loaded", "database": "unreachable", "migrations": "unknown"},
+    }
+    assert app.test_client().get("/healthz").status_code == 200  # alive, just not ready
+    assert time.monotonic() - started < 30  # failed fast, no hanging requests
+
+    proxy.start()  # the same port: the database is back
+    assert app.test_client().get("/readyz").status_code == 200
+    assert client.post("/v1/assess", json=REPORT).status_code == 201
+    assert client.get(stored).status_code == 200
+    # The writes refused during the outage left nothing behind.
+    assert stored_rows(checker, tenant) == 4
+
+
+def test_readiness_says_when_migrations_are_behind(postgres_database):
+    import secrets
+
+    name = f"popliteal_behind_{secrets.token_hex(4)}"
+    admin = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = sa.make_url(postgres_database).set(database=name)
+        app = create_app(app_config(DATABASE_URL=url.render_as_string(hide_password=False)))
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 503
+        assert ready.get_json()["checks"] == {
+            "rules": "loaded",
+            "database": "ok",
+            "migrations": "behind",
+        }
+        app.extensions["popliteal"]["storage"].upgrade()
+        assert app.test_client().get("/readyz").status_code == 200
+        app.extensions["popliteal"]["storage"].dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

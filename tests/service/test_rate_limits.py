@@ -1,0 +1,195 @@
+"""Rate limits per API key: counted in memory or in Redis; over the limit a 429 problem with
+Retry-After; and when Redis goes away the service keeps answering on per-process counts, then
+goes back to Redis when it returns."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from service import create_app, examples
+from tests.conftest import app_config, free_port, require_server, tenant_factory
+
+LIMIT = 3
+BODY = examples.MINIMAL
+
+
+def limited_app(database_url: str, storage_uri: str = "memory://"):
+    return create_app(
+        app_config(
+            DATABASE_URL=database_url,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_APPLICATION=f"{LIMIT} per minute",
+            RATELIMIT_STORAGE_URI=storage_uri,
+            # A prefix of its own: runs never count each other's requests in a shared Redis.
+            RATELIMIT_KEY_PREFIX=f"popliteal-test-{secrets.token_hex(4)}",
+        )
+    )
+
+
+def check(tenant):
+    return tenant.client.post("/v1/escalation-check", json=BODY)
+
+
+def assert_throttled(response) -> None:
+    assert response.status_code == 429
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["status"] == 429
+    assert problem["type"] == "urn:popliteal:problem:rate-limited"
+    assert f"{LIMIT} per 1 minute" in problem["detail"]
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage_uri(request) -> str:
+    if request.param == "memory":
+        return "memory://"
+    return request.getfixturevalue("redis_url")
+
+
+@pytest.mark.redis
+def test_over_the_limit_is_a_429_problem_with_retry_after(sqlite_database, storage_uri):
+    app = limited_app(sqlite_database, storage_uri)
+    tenant = tenant_factory(app)()
+    answers = [check(tenant) for _ in range(LIMIT)]
+    assert [answer.status_code for answer in answers] == [200] * LIMIT
+    assert [answer.headers["X-RateLimit-Remaining"] for answer in answers] == ["2", "1", "0"]
+    assert_throttled(check(tenant))
+    # Every /v1 endpoint counts against the same key's budget.
+    assert_throttled(tenant.client.get("/v1/assessments"))
+
+
+@pytest.mark.redis
+def test_limits_are_per_key(sqlite_database, storage_uri):
+    app = limited_app(sqlite_database, storage_uri)
+    make = tenant_factory(app)
+    busy, quiet = make(), make()
+    for _ in range(LIMIT):
+        check(busy)
+    assert check(busy).status_code == 429
+    assert check(quiet).status_code == 200
+
+
+def test_health_and_docs_are_not_limited(sqlite_database):
+    app = limited_app(sqlite_database)
+    client = app.test_client()
+    assert {client.get("/healthz").status_code for _ in range(LIMIT * 3)} == {200}
+
+
+@pytest.mark.redis
+def test_redis_counts_are_shared_by_every_process(sqlite_database, redis_url):
+    """Two apps stand for two gunicorn workers: together they get the limit, not twice it."""
+    first = limited_app(sqlite_database, redis_url)
+    second = create_app(
+        app_config(
+            **{name: first.config[name] for name in ("DATABASE_URL", "RATELIMIT_KEY_PREFIX")},
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_APPLICATION=f"{LIMIT} per minute",
+            RATELIMIT_STORAGE_URI=redis_url,
+        )
+    )
+    tenant = tenant_factory(first)()
+    other_worker = second.test_client()
+    other_worker.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tenant.key}"
+    statuses = [
+        (tenant.client if i % 2 else other_worker)
+        .post("/v1/escalation-check", json=BODY)
+        .status_code
+        for i in range(LIMIT + 1)
+    ]
+    assert statuses == [200] * LIMIT + [429]
+
+
+# -- Redis going away ------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, so that it can be killed."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            require_server("redis-server (the program)", "not installed")
+        self.process = subprocess.Popen(
+            [
+                executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.redis
+def test_when_redis_goes_away_the_service_keeps_answering_and_limiting(
+    sqlite_database, private_redis, caplog
+):
+    app = limited_app(sqlite_database, private_redis.url)
+    make = tenant_factory(app)
+    tenant = make()
+    assert check(tenant).status_code == 200
+    stored = redis.Redis.from_url(private_redis.url)
+    assert any(b"popliteal-test" in key for key in stored.scan_iter())  # counted in Redis
+    stored.close()
+
+    private_redis.kill()
+    with caplog.at_level(logging.WARNING, logger="flask-limiter"):
+        after = [check(tenant).status_code for _ in range(LIMIT + 1)]
+    # Never a 500: the process counts on its own (from zero) and still enforces the limit.
+    assert after == [200] * LIMIT + [429]
+    assert "falling back to in-memory storage" in caplog.text
+    assert check(make()).status_code == 200  # another key has its own budget
+
+    # Redis returns (empty: it keeps nothing on disk); the limiter goes back to it.
+    private_redis.start()
+    fresh = make()
+    deadline = time.monotonic() + 20
+    back_in_redis = False
+    while time.monotonic() < deadline and not back_in_redis:
+        assert check(fresh).status_code in (200, 429)
+        stored = redis.Redis.from_url(private_redis.url)
+        back_in_redis = any(b"popliteal-test" in key for key in stored.scan_iter())
+        stored.close()
+        time.sleep(0.25)
+    assert back_in_redis, "the limiter did not go back to Redis within 20 s"
