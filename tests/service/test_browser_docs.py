@@ -1,5 +1,6 @@
-"""A person in a real browser: headless Chromium opens /docs, tries POST /v1/assess, and sees
-the live 200 answer with a triage level. Runs against the service under gunicorn.
+"""A person in a real browser: headless Chromium opens /docs, authorises with an API key through
+Swagger UI's Authorize dialog, tries POST /v1/assess, and sees the live 201 answer with a
+triage level. Runs against the service under gunicorn.
 
 Chromium and chromedriver are Debian's (scripts/test installs them), given to Selenium by path
 so that it never looks for or downloads a driver. Without them the test is skipped locally; in
@@ -94,14 +95,24 @@ def _off_machine(browser, origin: str) -> list[str]:
 
 def test_try_it_out_on_assess_shows_a_triage_level(browser, live_server):
     wait = WebDriverWait(browser, TIMEOUT)
-    origin = urlsplit(live_server).netloc
-    browser.get(f"{live_server}/docs")
+    origin = urlsplit(live_server.url).netloc
+    browser.get(f"{live_server.url}/docs")
 
     operation = wait.until(
         ec.element_to_be_clickable((By.ID, "operations-assessment-post_v1_assess"))
     )
     # Swagger UI's assets and the spec came from this server: /docs works offline.
     assert _off_machine(browser, origin) == []
+
+    # Authorize: the bearer scheme's dialog takes the key, as a new user would paste it.
+    browser.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()
+    key_input = wait.until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".modal-ux .auth-container input"))
+    )
+    key_input.send_keys(live_server.key)
+    browser.find_element(By.CSS_SELECTOR, ".modal-ux .auth-btn-wrapper .authorize").click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".modal-ux .btn-done"))).click()
+    wait.until(ec.invisibility_of_element_located((By.CSS_SELECTOR, ".modal-ux")))
 
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, f"{ASSESS} .try-out__btn"))).click()
@@ -110,12 +121,14 @@ def test_try_it_out_on_assess_shows_a_triage_level(browser, live_server):
     status = wait.until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, f"{LIVE_RESPONSE} .response-col_status"))
     )
-    assert status.text.strip().startswith("200"), status.text
+    assert status.text.strip().startswith("201"), status.text
     body = browser.find_element(
         By.CSS_SELECTOR, f"{LIVE_RESPONSE} .response-col_description pre"
     ).text
     assert '"level"' in body
     assert any(f'"{level}"' in body for level in LEVELS), body[:500]
-    assert json.loads(body)["triage"]["level"] in LEVELS  # the whole answer is on show
+    answer = json.loads(body)  # the whole answer is on show
+    assert answer["triage"]["level"] in LEVELS
+    assert answer["links"]["self"] == f"/v1/assessments/{answer['id']}"
     # The live request went to this server too, and nothing else left the machine meanwhile.
     assert _off_machine(browser, origin) == []

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytestmark = pytest.mark.live
 
 
@@ -24,8 +26,10 @@ def test_the_running_service_passes_every_schemathesis_check(live_server, tmp_pa
     executable = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     command = [
         executable,
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
-        f"{live_server}/openapi.json",
+        f"{live_server.url}/openapi.json",
         "--checks",
         "all",
         "--max-examples",
@@ -43,7 +47,13 @@ def test_the_running_service_passes_every_schemathesis_check(live_server, tmp_pa
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={
+            **os.environ,
+            "NO_COLOR": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+            "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks",
+            "SCHEMATHESIS_API_KEY": live_server.key,
+        },
         check=False,
     )
     output = result.stdout + result.stderr
