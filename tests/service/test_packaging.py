@@ -170,21 +170,68 @@ def test_dockerignore_keeps_the_context_small_but_not_what_the_image_needs():
 # --- docker-compose.yml --------------------------------------------------------------------------
 
 
-def test_compose_runs_the_service_with_a_health_check_and_a_restart_policy():
+def _compose() -> tuple[str, dict]:
     text = (ROOT / "docker-compose.yml").read_text()
-    compose = yaml.safe_load(text)
-    assert set(compose["services"]) == {"api"}
+    return text, yaml.safe_load(text)
+
+
+def test_compose_runs_the_service_with_a_health_check_and_a_restart_policy():
+    _text, compose = _compose()
     api = compose["services"]["api"]
     build = api["build"]
     assert (build if isinstance(build, str) else build.get("context", ".")) == "."
     assert "8000:8000" in [str(port) for port in api["ports"]]
     check = api["healthcheck"]
     assert check["test"][0] in ("CMD", "CMD-SHELL")
-    assert "/healthz" in " ".join(check["test"])
+    assert "/readyz" in " ".join(check["test"])  # ready: database reachable, migrations current
     assert {"interval", "timeout", "retries"} <= set(check)
     assert api["restart"] in ("always", "unless-stopped", "on-failure")
     assert "WEB_CONCURRENCY" in api["environment"]
-    assert "database" in text, "the compose file says where the database will join"
+
+
+def test_compose_has_postgresql_and_redis_with_health_checks():
+    _text, compose = _compose()
+    services = compose["services"]
+    assert set(services) == {"api", "migrate", "postgres", "redis"}
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["redis"]["image"].startswith("redis:")
+    assert "ping" in services["redis"]["healthcheck"]["test"]
+    # PostgreSQL keeps its data in a named volume.
+    volume = services["postgres"]["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"]
+
+
+def test_compose_starts_the_api_after_its_migrations_and_healthy_dependencies():
+    _text, compose = _compose()
+    services = compose["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["flask", "--app", "service.wsgi", "db", "upgrade"]
+    assert migrate["image"] == services["api"]["image"]  # the same code migrates and serves
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["api"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    for name in ("api", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:5432/" in environment["DATABASE_URL"]
+    assert services["api"]["environment"]["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"
+
+
+def test_compose_takes_secrets_from_the_environment():
+    _text, compose = _compose()
+    password = compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    # Required: compose refuses to start without it, rather than run on a default password.
+    assert password == "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+    assert "${POSTGRES_PASSWORD:?" in compose["services"]["api"]["environment"]["DATABASE_URL"]
+    for name, service in compose["services"].items():
+        for variable, value in (service.get("environment") or {}).items():
+            if re.search("PASSWORD|SECRET|TOKEN|KEY", variable):
+                assert str(value).startswith("${"), f"{name}: {variable} is written in the file"
 
 
 # --- scripts -------------------------------------------------------------------------------------
