@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from rules import UnknownCode, UnknownRulesVersion
 from schemas.responses import ProblemSchema
 from service.storage import IdempotencyKeyReused, PartOfAssessment, StorageUnavailable
-from service.storage.records import InvalidCursor
+from service.storage.records import AssessmentNotFound, InvalidCursor
 
 log = logging.getLogger("popliteal")
 
@@ -281,6 +281,16 @@ def register_error_handlers(app: Flask) -> None:
             409,
             "This prescription is the plan of an assessment and is erased with it: "
             f"DELETE /v1/assessments/{error.assessment_id}.",
+        )
+
+    @app.errorhandler(AssessmentNotFound)
+    def assessment_not_found(error: AssessmentNotFound):
+        return problem(
+            422,
+            "There is no assessment of yours with this id.",
+            title="Invalid request",
+            type_=VALIDATION_PROBLEM,
+            errors={"assessment_id": ["No assessment of yours has this id."]},
         )
 
     @app.errorhandler(InvalidCursor)

@@ -24,11 +24,9 @@ from service import examples
 from service.api import evaluator_for
 from service.http import (
     RULES_RESPONSE_HEADERS,
-    VALIDATION_PROBLEM,
     Blueprint,
     documented,
     json_response,
-    problem,
     problem_responses,
 )
 from service.records import (
@@ -45,7 +43,7 @@ from service.records import (
     subject_from,
 )
 from service.storage import NewRecord
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
+from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, AssessmentNotFound
 
 blp = Blueprint(
     "assessment",
@@ -290,13 +288,7 @@ def prescribe():
         sent = dict(body)
         source = storage().records.get(g.principal.tenant_id, ASSESSMENT, body["assessment_id"])
         if source is None:
-            return problem(
-                422,
-                "There is no assessment of yours with this id.",
-                title="Invalid request",
-                type_=VALIDATION_PROBLEM,
-                errors={"assessment_id": ["No assessment of yours has this id."]},
-            )
+            raise AssessmentNotFound(body["assessment_id"])
         report = dict(source.request)
         report.pop("rules_version", None)
         evaluator = evaluator_for(body.get("rules_version") or source.rules_version)

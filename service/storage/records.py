@@ -43,6 +43,14 @@ class PartOfAssessment(Exception):
         self.assessment_id = assessment_id
 
 
+class AssessmentNotFound(Exception):
+    """The tenant has no assessment with this id (never had, or it was erased)."""
+
+    def __init__(self, assessment_id: str) -> None:
+        super().__init__(assessment_id)
+        self.assessment_id = assessment_id
+
+
 class InvalidCursor(ValueError):
     """A pagination cursor this service did not issue."""
 
@@ -186,6 +194,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidCursor("This cursor was not issued by this service.") from None
 
 
+_TRY_AGAIN = object()
+
+
 class RecordStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -230,22 +241,19 @@ class RecordStore:
             }
             for index, record in enumerate(new_records)
         ]
-        try:
-            with self._storage.transaction() as connection:
-                connection.execute(sa.insert(records), rows)
-        except exc.IntegrityError:
-            if idempotency_key is None:
-                raise
-            first = self._by_idempotency_key(tenant_id, idempotency_key)
-            if first is None:  # not the key's unique index that failed
-                raise
-            if first.request_fingerprint != fingerprint:
-                raise IdempotencyKeyReused(idempotency_key) from None
-            stored = [self._get_by_id(tenant_id, first.id)]
-            if stored[0] is None:
-                raise
-            plan = stored[0].plan_id and self._get_by_id(tenant_id, stored[0].plan_id)
-            return [stored[0], *([plan] if plan else [])], True
+        # Two attempts: the second only when the record a key pointed to was erased between
+        # our insert failing and our reading it, which frees the key.
+        for attempt in range(2):
+            try:
+                with self._storage.transaction() as connection:
+                    connection.execute(sa.insert(records), rows)
+                break
+            except exc.IntegrityError:
+                outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
+                if isinstance(outcome, list):
+                    return outcome, True
+                if outcome is not _TRY_AGAIN or attempt == 1:
+                    raise  # a constraint this code does not expect to break: a defect
         return [
             Record(
                 row["id"],
@@ -262,6 +270,35 @@ class RecordStore:
             )
             for row, record in zip(rows, new_records, strict=True)
         ], False
+
+    def _after_conflict(
+        self,
+        tenant_id: int,
+        new_records: Sequence[NewRecord],
+        idempotency_key: str | None,
+        fingerprint: str | None,
+    ) -> list[Record] | object | None:
+        """Why an insert broke a constraint: the records stored under the same idempotency key
+        (a replay); IdempotencyKeyReused; AssessmentNotFound; _TRY_AGAIN when the key's record
+        was erased meanwhile, freeing the key; None when none of these explains it."""
+        if idempotency_key is not None:
+            first = self._by_idempotency_key(tenant_id, idempotency_key)
+            if first is not None:
+                if first.request_fingerprint != fingerprint:
+                    raise IdempotencyKeyReused(idempotency_key) from None
+                stored = self._get_by_id(tenant_id, first.id)
+                if stored is None:
+                    return _TRY_AGAIN
+                plan = stored.plan_id and self._get_by_id(tenant_id, stored.plan_id)
+                return [stored, *([plan] if plan else [])]
+        # The assessment a prescription is made from was erased meanwhile.
+        own_ids = {record.id for record in new_records}
+        for record in new_records:
+            source = record.assessment_id
+            if source and source not in own_ids and self._get_by_id(tenant_id, source) is None:
+                raise AssessmentNotFound(source) from None
+        # With a key, its record may have been erased between the insert and the lookup.
+        return _TRY_AGAIN if idempotency_key is not None else None
 
     def _by_idempotency_key(self, tenant_id: int, key: str):
         with self._storage.reading() as connection:

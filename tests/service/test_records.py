@@ -496,3 +496,31 @@ def test_lists_never_include_another_tenants_records(new_tenant):
         page = intruder.client.get("/v1/assessments", query_string=query).get_json()
         assert page["items"] == []
     assert len(owner.client.get("/v1/assessments").get_json()["items"]) == 1
+
+
+def test_an_assessment_erased_while_a_prescription_is_made_from_it_is_a_422(
+    stored_app, new_tenant, monkeypatch
+):
+    """The erasure lands between reading the assessment and storing the prescription: the
+    database refuses the orphan, and the client gets the same 422 as for an unknown id."""
+    tenant = new_tenant()
+    assessment = assess(tenant).get_json()
+    store = storage_of(stored_app).records
+    original_get = store.get
+
+    def get_then_erase(tenant_id, kind, record_id):
+        found = original_get(tenant_id, kind, record_id)
+        store.erase(tenant_id, None, kind, record_id)
+        return found
+
+    monkeypatch.setattr(store, "get", get_then_erase)
+    response = tenant.client.post(
+        "/v1/exercise-prescriptions",
+        json={"assessment_id": assessment["id"]},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {
+        "assessment_id": ["No assessment of yours has this id."]
+    }
+    assert rows(stored_app, tenant_id=tenant.principal.tenant_id) == []
