@@ -155,6 +155,11 @@ def documented(*decorators):
     return apply
 
 
+# What every /v1 endpoint can answer: no or a bad key, too many requests, and the database
+# unreachable (a key is checked against it, unless verified moments before).
+V1_ERRORS = (401, 429, 503)
+
+
 def problem_responses(blp: SmorestBlueprint, *statuses: int):
     """Document error statuses an endpoint can answer, each in the problem+json shape."""
 

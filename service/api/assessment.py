@@ -24,6 +24,7 @@ from service import examples
 from service.api import evaluator_for
 from service.http import (
     RULES_RESPONSE_HEADERS,
+    V1_ERRORS,
     Blueprint,
     documented,
     json_response,
@@ -60,9 +61,6 @@ REPORT_ACCEPTOR = ReportAcceptor(load_library().report_sections, RULES_VERSIONS)
 ASSESS_REQUEST_ACCEPTOR = ReportAcceptor(
     load_library().report_sections, RULES_VERSIONS, ASSESS_REQUEST_EXTRA_FIELDS
 )
-# Errors every endpoint under /v1 can answer, besides its own.
-API_ERRORS = (401, 429)
-WRITE_ERRORS = (*API_ERRORS, 503)
 
 IDEMPOTENCY_PARAMETER = {
     "in": "header",
@@ -128,7 +126,7 @@ def _example(method: str, value: dict) -> dict:
 
 @blp.route("/assess", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422, *WRITE_ERRORS),
+    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
     blp.doc(
         requestBody=_report_body_doc(
             "AssessRequest", "The symptom report, with whom it is about and whether to store it."
@@ -190,7 +188,7 @@ def assess():
 
 @blp.route("/escalation-check", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422, *API_ERRORS),
+    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
     blp.doc(requestBody=_report_body_doc("SymptomReport", "The symptom report.")),
     blp.response(
         200,
@@ -215,7 +213,7 @@ def escalation_check():
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422, *WRITE_ERRORS),
+    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
     blp.doc(
         requestBody={
             "required": True,

@@ -16,7 +16,13 @@ from schemas.responses import (
     RulesVersionListSchema,
 )
 from service.api import evaluator_for, rules_library
-from service.http import RULES_RESPONSE_HEADERS, Blueprint, json_response, problem_responses
+from service.http import (
+    RULES_RESPONSE_HEADERS,
+    V1_ERRORS,
+    Blueprint,
+    json_response,
+    problem_responses,
+)
 
 blp = Blueprint(
     "catalogue",
@@ -36,6 +42,7 @@ VERSION_QUERY = VersionQuerySchema()
 @blp.route("/exercises")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
 @blp.response(200, ExerciseListSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, *V1_ERRORS)
 def list_exercises(rules_version: str | None = None):
     """List the exercises
 
@@ -70,7 +77,7 @@ def _newest():
     headers=RULES_RESPONSE_HEADERS,
     example=_newest().exercises["glute_bridge"].catalogue,
 )
-@problem_responses(blp, 404)
+@problem_responses(blp, 404, *V1_ERRORS)
 def get_exercise(exercise_id: str, rules_version: str | None = None):
     """Get one exercise
 
@@ -85,6 +92,7 @@ def get_exercise(exercise_id: str, rules_version: str | None = None):
 @blp.route("/conditions")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
 @blp.response(200, ConditionListSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, *V1_ERRORS)
 def list_conditions(rules_version: str | None = None):
     """List the conditions
 
@@ -107,7 +115,7 @@ def list_conditions(rules_version: str | None = None):
     headers=RULES_RESPONSE_HEADERS,
     example=_newest().causes_by_code["bakers_cyst"].catalogue,
 )
-@problem_responses(blp, 404)
+@problem_responses(blp, 404, *V1_ERRORS)
 def get_condition(code: str, rules_version: str | None = None):
     """Get one condition
 
@@ -121,6 +129,7 @@ def get_condition(code: str, rules_version: str | None = None):
 
 @blp.route("/rules")
 @blp.response(200, RulesVersionListSchema, headers=RULES_RESPONSE_HEADERS)
+@problem_responses(blp, *V1_ERRORS)
 def list_rule_sets():
     """List the rules versions
 
@@ -149,7 +158,7 @@ def list_rule_sets():
     parameters=_path("version", "A rules version from GET /v1/rules.", "1.0.0"),
 )
 @blp.response(200, RuleSetDocumentSchema, headers=RULES_RESPONSE_HEADERS)
-@problem_responses(blp, 404)
+@problem_responses(blp, 404, *V1_ERRORS)
 def get_rule_set(version: str):
     """Get a rule set
 

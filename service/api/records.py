@@ -15,6 +15,7 @@ from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
 from service.http import (
     RULES_RESPONSE_HEADERS,
+    V1_ERRORS,
     Blueprint,
     json_response,
     problem,
@@ -39,7 +40,7 @@ blp = Blueprint(
 )
 
 LIST_QUERY = RecordListQuerySchema()
-READ_ERRORS = (401, 404, 429, 503)
+READ_ERRORS = (404, *V1_ERRORS)
 
 
 def _get(kind: str, record_id: str):
@@ -66,7 +67,7 @@ def problem_404():
 @blp.route("/assessments")
 @blp.arguments(LIST_QUERY, location="query", as_kwargs=True)
 @blp.response(200, AssessmentPageSchema)
-@problem_responses(blp, 422, 401, 429, 503)
+@problem_responses(blp, 422, *V1_ERRORS)
 def list_assessments(limit, cursor=None, subject=None, created_after=None, created_before=None):
     """List your stored assessments
 

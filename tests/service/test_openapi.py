@@ -114,3 +114,14 @@ def test_swagger_ui_loads_only_local_assets(client):
         assert asset.status_code == 200, url
         assert len(asset.data) > 1000, url
     assert '"/openapi.json"' in html
+
+
+def test_every_v1_operation_needs_a_key_and_documents_what_that_can_answer(spec):
+    for path, method, operation in _operations(spec):
+        if path.startswith("/v1/"):
+            assert operation["security"] == [{"apiKey": []}], f"{method} {path}"
+            assert {"401", "429", "503"} <= set(operation["responses"]), f"{method} {path}"
+        else:
+            assert "security" not in operation, f"{method} {path}"
+    scheme = spec["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
