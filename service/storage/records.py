@@ -147,8 +147,9 @@ def _subject(row) -> Subject | None:
     return Subject(row.subject_system, row.subject_value)
 
 
-def _record(row) -> Record:
-    return Record(
+def _head(row) -> tuple:
+    """The fields a summary and a whole record share, in their order."""
+    return (
         row.id,
         row.kind,
         row.created_at,
@@ -158,23 +159,15 @@ def _record(row) -> Record:
         row.triage_level,
         row.assessment_id,
         row.plan_id,
-        row.request,
-        row.response,
     )
+
+
+def _record(row) -> Record:
+    return Record(*_head(row), row.request, row.response)
 
 
 def _summary(row) -> RecordSummary:
-    return RecordSummary(
-        row.id,
-        row.kind,
-        row.created_at,
-        row.request_id,
-        row.rules_version,
-        _subject(row),
-        row.triage_level,
-        row.assessment_id,
-        row.plan_id,
-    )
+    return RecordSummary(*_head(row))
 
 
 def encode_cursor(created_at: datetime, record_id: str) -> str:
