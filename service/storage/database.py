@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -50,9 +51,6 @@ def create_storage_engine(url: str) -> Engine:
     options: dict = {
         "json_serializer": _json_dumps,
         "json_deserializer": orjson.loads,
-        # A connection that died with a database restart is replaced on checkout, so the first
-        # request after the database returns succeeds.
-        "pool_pre_ping": True,
     }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -67,7 +65,40 @@ def create_storage_engine(url: str) -> Engine:
         # Fail fast when the server is away: the request gets a 503 in seconds, not a hang.
         options["connect_args"] = {"connect_timeout": 3}
         options["pool_timeout"] = 5
-    return sa.create_engine(parsed, **options)
+    engine = sa.create_engine(parsed, **options)
+    _ping_idle_connections(engine)
+    return engine
+
+
+# A pooled connection idle for longer than this is checked with a round trip before use.
+IDLE_BEFORE_PING_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Replace a dead pooled connection before a request uses it.
+
+    Like pool_pre_ping, so that the first request after the database restarts succeeds, but
+    only for connections that sat idle: under load a connection is reused within milliseconds
+    and a ping would cost a round trip per request. A connection that dies while in use fails
+    that request (a 503) and the pool is emptied of its siblings at once.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def remember_when_idle(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

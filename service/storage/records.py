@@ -239,6 +239,7 @@ class RecordStore:
         for attempt in range(2):
             try:
                 with self._storage.transaction() as connection:
+                    # One statement for all the rows: one round trip.
                     connection.execute(sa.insert(records), rows)
                 break
             except exc.IntegrityError:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from service import create_app, examples
+from service.storage.database import IDLE_BEFORE_PING_SECONDS
 from service.storage.tables import records
 from tests.conftest import app_config, tenant_factory
 from tests.proxy import TcpProxy
@@ -127,3 +128,24 @@ def test_readiness_says_when_migrations_are_behind(postgres_database):
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_database):
+    """A database restart leaves dead connections in the pool; one that sat idle is checked
+    and replaced on checkout, so the next request succeeds rather than failing with a 503."""
+    app = create_app(app_config(DATABASE_URL=postgres_database))
+    tenant = tenant_factory(app)()
+    assert tenant.client.post("/v1/assess", json=REPORT).status_code == 201
+    engine = app.extensions["popliteal"]["storage"].engine
+    with engine.connect() as connection:
+        service_pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    admin = sa.create_engine(postgres_database)
+    with admin.connect() as connection:
+        assert connection.execute(
+            sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": service_pid}
+        ).scalar_one()
+    admin.dispose()
+    time.sleep(IDLE_BEFORE_PING_SECONDS + 0.1)
+    assert tenant.client.post("/v1/assess", json=REPORT).status_code == 201
+    assert app.test_client().get("/readyz").status_code == 200
+    app.extensions["popliteal"]["storage"].dispose()
