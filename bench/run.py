@@ -295,6 +295,7 @@ def report(results: dict[str, list[dict[str, float]]], args, seconds: int, store
 
 
 def main() -> int:
+    global WORKERS  # one setting for every server the run starts
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--duration", type=int, default=40, help="seconds of load per target, over all rounds"
@@ -308,7 +309,6 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers per server")
     args = parser.parse_args()
-    global WORKERS  # one setting for every server the run starts
     WORKERS = args.workers
     if args.rounds < 1 or args.duration < args.rounds or args.connections < 2:
         parser.error("need --rounds ≥ 1, --duration ≥ --rounds, --connections ≥ 2 (wrk threads)")
