@@ -6,15 +6,22 @@ Health, readiness, the OpenAPI document and the Swagger UI need no key.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
+import limits
+import limits.storage
+import limits.strategies
 from flask import Flask, g, request
 
-from service.http import problem
+from service.http import RATE_LIMITED_PROBLEM, problem
 from service.storage import Principal, StorageUnavailable
 from service.storage.keys import ApiKeyStore
+
+log = logging.getLogger(__name__)
 
 PROTECTED_PREFIX = "/v1/"
 CHALLENGE = 'Bearer realm="popliteal"'
@@ -45,6 +52,13 @@ class KeyVerifier:
         self._verified: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal for a key verified within the fresh time, without asking anyone."""
+        entry = self._verified.get(hashlib.sha256(key.encode()).hexdigest())
+        if entry is not None and self._clock() - entry[0] < self._fresh:
+            return entry[1]
+        return None
+
     def verify(self, key: str) -> Principal | None:
         digest = hashlib.sha256(key.encode()).hexdigest()
         now = self._clock()
@@ -67,26 +81,90 @@ class KeyVerifier:
         return principal
 
 
+class FailedAuthenticationBudget:
+    """How many requests with a missing or wrong key one address may send.
+
+    Every unknown key costs a database lookup; without this, anyone could make the database
+    work at the speed they send requests. Counted where the rate limits are (memory or Redis);
+    if Redis is away, in this process's memory instead.
+    """
+
+    def __init__(self, limit: str, storage_uri: str, storage_options: dict) -> None:
+        self.limit = limits.parse(limit)
+        self._shared = limits.strategies.FixedWindowRateLimiter(
+            limits.storage.storage_from_string(storage_uri, **storage_options)
+            if not storage_uri.startswith("memory")
+            else limits.storage.MemoryStorage()
+        )
+        self._local = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
+
+    def _call(self, method: str, address: str):
+        try:
+            return getattr(self._shared, method)(self.limit, "popliteal-auth-failures", address)
+        except Exception:  # the shared store is away: count here rather than fail the request
+            log.warning("rate-limit storage unreachable; counting failed keys per process")
+            return getattr(self._local, method)(self.limit, "popliteal-auth-failures", address)
+
+    def exhausted(self, address: str) -> bool:
+        return not self._call("test", address)
+
+    def spend(self, address: str) -> None:
+        self._call("hit", address)
+
+    def retry_after(self, address: str) -> int:
+        stats = self._call("get_window_stats", address)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
 def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
     verifier = KeyVerifier(
         keys, app.config["API_KEY_CACHE_SECONDS"], app.config["API_KEY_STALE_SECONDS"]
     )
+    budget = (
+        FailedAuthenticationBudget(
+            app.config["AUTH_FAILURE_LIMIT"],
+            app.config["RATELIMIT_STORAGE_URI"],
+            app.config["RATELIMIT_STORAGE_OPTIONS"],
+        )
+        if app.config["RATELIMIT_ENABLED"]
+        else None
+    )
+
+    def refused(address: str, response):
+        if budget is not None:
+            budget.spend(address)
+        return response
 
     @app.before_request
     def require_api_key():
         # CORS preflights carry no credentials by design.
         if not request.path.startswith(PROTECTED_PREFIX) or request.method == "OPTIONS":
             return None
+        address = request.remote_addr or "unknown"
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return problem(401, headers={"WWW-Authenticate": CHALLENGE})
-        principal = verifier.verify(key)
-        if principal is None:
+        # A key verified moments ago is served whatever others from its address sent.
+        principal = verifier.cached(key) if key else None
+        if principal is None and budget is not None and budget.exhausted(address):
             return problem(
-                401,
-                "This API key is not valid, or it has been revoked.",
-                headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'},
+                429,
+                "Too many requests with a missing or wrong API key from this address; retry "
+                "after the Retry-After header's seconds.",
+                type_=RATE_LIMITED_PROBLEM,
+                headers={"Retry-After": str(budget.retry_after(address))},
+            )
+        if principal is None:
+            if scheme.lower() != "bearer" or not key:
+                return refused(address, problem(401, headers={"WWW-Authenticate": CHALLENGE}))
+            principal = verifier.verify(key)
+        if principal is None:
+            return refused(
+                address,
+                problem(
+                    401,
+                    "This API key is not valid, or it has been revoked.",
+                    headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'},
+                ),
             )
         g.principal = principal
         return None

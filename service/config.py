@@ -70,6 +70,8 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    # Requests with a missing or wrong API key, per client address: each costs a lookup.
+    AUTH_FAILURE_LIMIT = os.environ.get("POPLITEAL_AUTH_FAILURE_LIMIT", "30 per minute")
 
 
 class DevelopmentConfig(Config):

@@ -247,6 +247,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
             "POPLITEAL_CONFIG": "production",
             "DATABASE_URL": database,
             "RATELIMIT_APPLICATION": "1000000 per minute",
+            "POPLITEAL_AUTH_FAILURE_LIMIT": "1000000 per minute",
         },
     )
     try:

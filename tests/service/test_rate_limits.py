@@ -193,3 +193,49 @@ def test_when_redis_goes_away_the_service_keeps_answering_and_limiting(
         stored.close()
         time.sleep(0.25)
     assert back_in_redis, "the limiter did not go back to Redis within 20 s"
+
+
+# -- Wrong keys ------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_an_address_sending_wrong_keys_is_stopped_before_the_database_is_asked(
+    sqlite_database, storage_uri, monkeypatch
+):
+    app = create_app(
+        app_config(
+            DATABASE_URL=sqlite_database,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI=storage_uri,
+            AUTH_FAILURE_LIMIT=f"{LIMIT} per minute",
+            API_KEY_CACHE_SECONDS=10,  # as in production
+        )
+    )
+    tenant = tenant_factory(app)()
+    address = f"192.0.2.{secrets.randbelow(250) + 1}"  # a run of its own in a shared Redis
+    intruder = app.test_client()
+    intruder.environ_base["REMOTE_ADDR"] = address
+    guesses = [
+        intruder.get("/v1/assessments", headers={"Authorization": f"Bearer plt_guess{n}"})
+        for n in range(LIMIT)
+    ]
+    assert [guess.status_code for guess in guesses] == [401] * LIMIT
+
+    lookups = []
+    keys = app.extensions["popliteal"]["storage"].keys
+    original = keys.authenticate
+    monkeypatch.setattr(keys, "authenticate", lambda key: lookups.append(key) or original(key))
+    stopped = intruder.get("/v1/assessments", headers={"Authorization": "Bearer plt_guess"})
+    assert stopped.status_code == 429
+    assert stopped.get_json()["type"] == "urn:popliteal:problem:rate-limited"
+    assert 0 < int(stopped.headers["Retry-After"]) <= 60
+    assert intruder.get("/v1/assessments").status_code == 429  # no key at all: the same
+    assert lookups == []  # refused without a database lookup
+
+    # Another address is not affected; nor is a key from this address verified moments ago
+    # (behind one NAT address, an intruder must not lock out the clients already working).
+    assert check(tenant).status_code == 200
+    shared_address = app.test_client()
+    shared_address.environ_base["REMOTE_ADDR"] = address
+    shared_address.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tenant.key}"
+    assert shared_address.post("/v1/escalation-check", json=BODY).status_code == 200
