@@ -97,13 +97,20 @@ class FailedAuthenticationBudget:
             else limits.storage.MemoryStorage()
         )
         self._local = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
+        self._shared_away = False  # logged once when the shared store goes, once when back
 
     def _call(self, method: str, address: str):
         try:
-            return getattr(self._shared, method)(self.limit, "popliteal-auth-failures", address)
+            result = getattr(self._shared, method)(self.limit, "popliteal-auth-failures", address)
         except Exception:  # the shared store is away: count here rather than fail the request
-            log.warning("rate-limit storage unreachable; counting failed keys per process")
+            if not self._shared_away:
+                log.warning("rate-limit storage unreachable; counting failed keys per process")
+                self._shared_away = True
             return getattr(self._local, method)(self.limit, "popliteal-auth-failures", address)
+        if self._shared_away:
+            log.info("rate-limit storage back; counting failed keys there again")
+            self._shared_away = False
+        return result
 
     def exhausted(self, address: str) -> bool:
         return not self._call("test", address)
