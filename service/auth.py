@@ -5,7 +5,6 @@ Health, readiness, the OpenAPI document and the Swagger UI need no key.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -19,7 +18,7 @@ from flask import Flask, g, request
 
 from service.http import RATE_LIMITED_PROBLEM, problem
 from service.storage import Principal, StorageUnavailable
-from service.storage.keys import ApiKeyStore
+from service.storage.keys import ApiKeyStore, hash_key
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +53,13 @@ class KeyVerifier:
 
     def cached(self, key: str) -> Principal | None:
         """The principal for a key verified within the fresh time, without asking anyone."""
-        entry = self._verified.get(hashlib.sha256(key.encode()).hexdigest())
+        entry = self._verified.get(hash_key(key))
         if entry is not None and self._clock() - entry[0] < self._fresh:
             return entry[1]
         return None
 
     def verify(self, key: str) -> Principal | None:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = hash_key(key)
         now = self._clock()
         entry = self._verified.get(digest)
         if entry is not None and now - entry[0] < self._fresh:

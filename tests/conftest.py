@@ -9,6 +9,7 @@ tests are skipped locally and fail in CI (CI=true): there they must run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -54,25 +55,38 @@ def app_config(**overrides) -> type[TestingConfig]:
 # -- Databases -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for this test session; its URL."""
+@contextlib.contextmanager
+def scratch_postgres_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the server at server_url, dropped on leaving; its URL.
+
+    sqlalchemy.exc.OperationalError when the server cannot be reached."""
     admin = sa.create_engine(
-        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
     )
-    name = f"popliteal_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
+    except BaseException:
         admin.dispose()
-        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+        raise
     try:
-        yield sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test session; its URL."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres_database(POSTGRES_URL, "popliteal_test"))
+        except sa.exc.OperationalError as error:
+            require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -91,21 +91,6 @@ class NewRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    id: str
-    kind: str
-    created_at: datetime
-    request_id: str
-    rules_version: str
-    subject: Subject | None
-    triage_level: str | None
-    assessment_id: str | None
-    plan_id: str | None
-    request: dict[str, Any]
-    response: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class RecordSummary:
     id: str
     kind: str
@@ -116,6 +101,14 @@ class RecordSummary:
     triage_level: str | None
     assessment_id: str | None
     plan_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record(RecordSummary):
+    """A summary with what was asked and what was answered."""
+
+    request: dict[str, Any]
+    response: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,11 +394,3 @@ class RecordStore:
                 )
             )
         return True
-
-    @translate_unavailable
-    def count(self, tenant_id: int | None = None) -> int:
-        query = sa.select(sa.func.count()).select_from(records)
-        if tenant_id is not None:
-            query = query.where(records.c.tenant_id == tenant_id)
-        with self._storage.reading() as connection:
-            return connection.execute(query).scalar_one()

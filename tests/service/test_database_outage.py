@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from service import create_app, examples
 from service.storage.database import IDLE_BEFORE_PING_SECONDS
 from service.storage.tables import records
-from tests.conftest import app_config, tenant_factory
+from tests.conftest import app_config, scratch_postgres_database, tenant_factory
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres
@@ -105,15 +105,8 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(out
 
 
 def test_readiness_says_when_migrations_are_behind(postgres_database):
-    import secrets
-
-    name = f"popliteal_behind_{secrets.token_hex(4)}"
-    admin = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(postgres_database).set(database=name)
-        app = create_app(app_config(DATABASE_URL=url.render_as_string(hide_password=False)))
+    with scratch_postgres_database(postgres_database, "popliteal_behind") as url:
+        app = create_app(app_config(DATABASE_URL=url))
         ready = app.test_client().get("/readyz")
         assert ready.status_code == 503
         assert ready.get_json()["checks"] == {
@@ -124,10 +117,6 @@ def test_readiness_says_when_migrations_are_behind(postgres_database):
         app.extensions["popliteal"]["storage"].upgrade()
         assert app.test_client().get("/readyz").status_code == 200
         app.extensions["popliteal"]["storage"].dispose()
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_database):

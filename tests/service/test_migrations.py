@@ -3,8 +3,6 @@ down and up again cleanly."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -12,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 
 from service.storage import Storage
 from service.storage.tables import metadata
+from tests.conftest import scratch_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -22,16 +21,8 @@ def empty_database(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
         return
     server = request.getfixturevalue("postgres_database")
-    name = f"popliteal_migrations_{secrets.token_hex(4)}"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(server, "popliteal_migrations") as url:
+        yield url
 
 
 def differences(storage: Storage) -> list:
