@@ -17,6 +17,7 @@ from rules.engine import Evaluator, prescription_from_assessment
 from rules.errors import RuleDefinitionError, RulesError, UnknownCode, UnknownRulesVersion
 from rules.loader import VERSIONS_DIR, discover_versions, load_report_fields, load_ruleset
 from rules.model import LEVELS, RuleSet
+from rules.terminology import Classification, load_classification, report_field_paths
 
 __all__ = [
     "LEVELS",
@@ -26,6 +27,7 @@ __all__ = [
     "RulesError",
     "RulesLibrary",
     "UnknownCode",
+    "Classification",
     "UnknownRulesVersion",
     "load_library",
     "load_report_fields",
@@ -36,9 +38,21 @@ __all__ = [
 class RulesLibrary:
     """All loaded rule-set versions, side by side. The newest is the default."""
 
-    def __init__(self, evaluators: list[Evaluator], report_sections: dict):
+    def __init__(
+        self,
+        evaluators: list[Evaluator],
+        report_sections: dict,
+        classification: Classification | None = None,
+    ):
         if not evaluators:
             raise RuleDefinitionError("rules/versions", "no rule set loaded")
+        self.classification = classification or load_classification(
+            report_fields=report_field_paths(report_sections)
+        )
+        for evaluator in evaluators:
+            self.classification.check_covers(
+                evaluator.ruleset.causes_by_code, f"rules {evaluator.ruleset.version}"
+            )
         self._by_version = {e.ruleset.version: e for e in evaluators}
         self.versions = [e.ruleset.version for e in evaluators]  # oldest to newest
         self.default_version = self.versions[-1]

@@ -355,6 +355,47 @@ class ExerciseListSchema(Schema):
     exercises = _nested_list(ExerciseSchema, "The exercises.")
 
 
+class ClassificationCodeSchema(Schema):
+    code = _s("The code.")
+    display = _s("The classification's title for it.")
+
+
+class ApplicabilitySchema(Schema):
+    field = _s("A report field path.")
+    equals = fields.Raw(required=True, metadata={"description": "The value it must have."})
+
+
+class CodeFamilySchema(Schema):
+    code = _s("The category code (not billable on its own when it has leaves).")
+    display = _s("The classification's title for the category.")
+    leaves = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(("right", "left", "both", "unspecified"))),
+        values=fields.Nested(ClassificationCodeSchema),
+        required=True,
+        metadata={
+            "description": "The billable leaf for each side the report may give (pain.side); "
+            "`unspecified` when no side is given. Without a `both` leaf, both legs take the "
+            "right and the left leaf."
+        },
+    )
+    applies_when = fields.Nested(
+        ApplicabilitySchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "When this family is used; null: always (the fallback)."},
+    )
+
+
+class ConditionCodingSchema(Schema):
+    system = _s("The code system: http://hl7.org/fhir/sid/icd-10-cm.")
+    codes = _nested_list(
+        CodeFamilySchema,
+        "Code families, in order; the first that applies to the report is used. Empty when no "
+        "code fits.",
+    )
+    no_code_reason = _s("Why no code fits (null when there are codes).", allow_none=True)
+
+
 class ConditionSchema(Schema):
     code = _s("Stable condition code.")
     name = _s("Name.")
@@ -364,6 +405,11 @@ class ConditionSchema(Schema):
         fields.Nested(EvidenceSchema),
         required=True,
         metadata={"description": "The report signals that point to it."},
+    )
+    icd10cm = _nested(
+        ConditionCodingSchema,
+        "Its ICD-10-CM codes, or why none fits. Suggestions for the clinician who files the "
+        "record, never a confirmed diagnosis.",
     )
 
 

@@ -66,6 +66,14 @@ def _newest():
     return load_library().get().ruleset
 
 
+def _condition(cause) -> dict:
+    classification = load_library().classification
+    return {
+        **cause.catalogue,
+        "icd10cm": classification.conditions[cause.code].catalogue(classification.system),
+    }
+
+
 @blp.route(
     "/exercises/<string:exercise_id>",
     parameters=_path("exercise_id", "An exercise id from GET /v1/exercises.", "glute_bridge"),
@@ -100,7 +108,7 @@ def list_conditions(rules_version: str | None = None):
     """
     ruleset = evaluator_for(rules_version).ruleset
     return json_response(
-        {"rules_version": ruleset.version, "conditions": [c.catalogue for c in ruleset.causes]}
+        {"rules_version": ruleset.version, "conditions": [_condition(c) for c in ruleset.causes]}
     )
 
 
@@ -113,7 +121,7 @@ def list_conditions(rules_version: str | None = None):
     200,
     ConditionSchema,
     headers=RULES_RESPONSE_HEADERS,
-    example=_newest().causes_by_code["bakers_cyst"].catalogue,
+    example=_condition(_newest().causes_by_code["bakers_cyst"]),
 )
 @problem_responses(blp, 404, *V1_ERRORS)
 def get_condition(code: str, rules_version: str | None = None):
@@ -124,7 +132,7 @@ def get_condition(code: str, rules_version: str | None = None):
     cause = evaluator_for(rules_version).ruleset.causes_by_code.get(code)
     if cause is None:
         abort(404, description=f"There is no condition {code!r}; see GET /v1/conditions.")
-    return json_response(cause.catalogue)
+    return json_response(_condition(cause))
 
 
 @blp.route("/rules")
