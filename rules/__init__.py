@@ -21,13 +21,13 @@ from rules.terminology import Classification, load_classification, report_field_
 
 __all__ = [
     "LEVELS",
+    "Classification",
     "Evaluator",
     "RuleDefinitionError",
     "RuleSet",
     "RulesError",
     "RulesLibrary",
     "UnknownCode",
-    "Classification",
     "UnknownRulesVersion",
     "load_library",
     "load_report_fields",

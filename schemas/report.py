@@ -242,3 +242,19 @@ def strict_schema_names() -> set[str]:
         name = cls.__name__
         names.add(name[: -len("Schema")] if name.endswith("Schema") else name)
     return names
+
+
+class FhirAssessQuerySchema(StrictSchema):
+    """What a FHIR QuestionnaireResponse cannot say, given as query parameters: these are
+    instructions to the service, not answers of the patient's."""
+
+    store = fields.Boolean(
+        truthy={"true"},
+        falsy={"false"},
+        load_default=True,
+        metadata={
+            "description": 'With a QuestionnaireResponse body: "false" to assess without '
+            'storing (as "store": false in JSON). Default "true".'
+        },
+    )
+    rules_version = rules_version_field()

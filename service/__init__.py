@@ -23,7 +23,14 @@ from schemas.report import (
 from service.auth import install_api_key_check
 from service.cli import register_commands
 from service.config import Config, config_from_environment
-from service.http import PoplitealApi, problem, register_error_handlers
+from service.http import (
+    FHIR_RESOURCES,
+    FHIR_RESPONSES,
+    PoplitealApi,
+    fhir_schema,
+    problem,
+    register_error_handlers,
+)
 from service.limits import install_rate_limits
 from service.storage import Storage
 
@@ -48,12 +55,13 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
 
-    from service.api import assessment, catalogue, health, records
+    from service.api import assessment, catalogue, fhir, health, records
     from service.docs import docs_assets
 
     api.register_blueprint(assessment.blp)
     api.register_blueprint(records.blp)
     api.register_blueprint(catalogue.blp)
+    api.register_blueprint(fhir.blp)
     api.register_blueprint(health.blp)
     app.register_blueprint(docs_assets)
     _finish_spec(api)
@@ -115,13 +123,24 @@ def _spec_kwargs(library) -> dict:
     }
 
 
+# Operations that answer FHIR as well as JSON, by content negotiation (Accept).
+FHIR_ALTERNATIVES = {
+    ("/v1/assessments/{assessment_id}", "get"): "Bundle",
+    ("/v1/exercise-prescriptions/{prescription_id}", "get"): "CarePlan",
+}
+
+
 def _finish_spec(api: PoplitealApi) -> None:
     """Say in the spec what marshmallow and flask-smorest leave out."""
-    # Error responses are problem+json, not application/json.
+    # Error responses are problem+json, not application/json; to a client that speaks FHIR
+    # (Accept or Content-Type application/fhir+json), a FHIR OperationOutcome.
+    for name in FHIR_RESOURCES:
+        api.spec.components.schema(f"Fhir{name}", component=fhir_schema(name))
     for response in api.spec.components.responses.values():
         content = response.get("content")
         if content and "application/json" in content:
             content["application/problem+json"] = content.pop("application/json")
+            content.update(FHIR_RESPONSES["OperationOutcome"])
     # Bodies parsed in the view (not by @blp.arguments) are documented by reference.
     api.spec.components.schema("SymptomReport", schema=SymptomReportSchema)
     api.spec.components.schema("AssessRequest", schema=AssessRequestSchema)
@@ -149,7 +168,15 @@ def _finish_spec(api: PoplitealApi) -> None:
         },
     )
     for path, operations in api.spec._paths.items():
-        if path.startswith("/v1/"):
-            for method, operation in operations.items():
-                if method in HTTP_METHODS:
-                    operation["security"] = [{"apiKey": []}]
+        for method, operation in operations.items():
+            if method not in HTTP_METHODS:
+                continue
+            if path.startswith("/v1/"):
+                operation["security"] = [{"apiKey": []}]
+            alternative = FHIR_ALTERNATIVES.get((path, method))
+            if alternative:
+                operation["responses"]["200"]["content"].update(FHIR_RESPONSES[alternative])
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if "application/problem+json" in content:
+                    content.update(FHIR_RESPONSES["OperationOutcome"])

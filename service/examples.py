@@ -98,3 +98,25 @@ PRESCRIPTION_EXAMPLES = {
         "value": {"report": SELF_CARE_TECHNIQUE},
     },
 }
+
+
+def _questionnaire_response(report: dict, subject: dict | None = None) -> dict:
+    from rules import load_library
+    from schemas.fhir.questionnaire import questionnaire_response
+
+    return questionnaire_response(report, load_library().report_sections, subject)
+
+
+QUESTIONNAIRE_RESPONSE_EXAMPLES = {
+    "technique_problem": {
+        "summary": "Mild pulling with bouncing and short holds, for a pseudonymous member",
+        "value": _questionnaire_response(
+            SELF_CARE_TECHNIQUE,
+            {"system": "https://fitness.example/member-ids", "value": "m-4f9c2a"},
+        ),
+    },
+    "possible_dvt": {
+        "summary": "Warm swollen calf after a long journey (urgent)",
+        "value": _questionnaire_response(POSSIBLE_DVT),
+    },
+}

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import core
@@ -22,6 +22,8 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from rules import UnknownCode, UnknownRulesVersion
+from schemas.fhir import FHIR_MEDIA_TYPE
+from schemas.fhir.outcome import operation_outcome
 from schemas.responses import ProblemSchema
 from service.storage import IdempotencyKeyReused, PartOfAssessment, StorageUnavailable
 from service.storage.records import AssessmentNotFound, InvalidCursor
@@ -65,6 +67,71 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
+def speaks_fhir() -> bool:
+    """Whether this request's client speaks FHIR: it sent FHIR, asked for FHIR (Accept), or
+    called a FHIR-only address. Its errors are then OperationOutcomes, not problem details."""
+    if not has_request_context():
+        return False
+    path = request.path
+    if path.endswith("/fhir") or path == "/v1/questionnaire":
+        return True
+    if request.mimetype == FHIR_MEDIA_TYPE:
+        return True
+    return request.accept_mimetypes.best_match(RESPONSE_MEDIA_TYPES) == FHIR_MEDIA_TYPE
+
+
+RESPONSE_MEDIA_TYPES = ("application/json", FHIR_MEDIA_TYPE)
+FHIR_RESOURCES = (
+    "Bundle",
+    "CarePlan",
+    "OperationOutcome",
+    "Questionnaire",
+    "QuestionnaireResponse",
+)
+FHIR_RESPONSES = {
+    name: {FHIR_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/Fhir{name}"}}}
+    for name in FHIR_RESOURCES
+}
+
+
+def fhir_schema(name: str) -> dict[str, Any]:
+    """A FHIR resource in the spec: its type, and where its full definition is. The R4
+    definitions themselves are the contract; the tests validate every resource against them."""
+    return {
+        "type": "object",
+        "description": f"A FHIR R4 {name} resource: https://hl7.org/fhir/R4/{name.lower()}.html",
+        "required": ["resourceType"],
+        "properties": {
+            "resourceType": {
+                "type": "string",
+                "enum": [name],
+                "description": "The FHIR resource type.",
+            }
+        },
+        "additionalProperties": True,
+    }
+
+
+def fhir_response(resource: Any, status: int = 200, headers: Mapping[str, str] | None = None):
+    return current_app.response_class(
+        orjson.dumps(resource), status=status, headers=headers, mimetype=FHIR_MEDIA_TYPE
+    )
+
+
+def fhir_outcome(
+    status: int,
+    detail: str,
+    errors: Mapping[str, list[str]] | None = None,
+    *,
+    linked_items: bool = False,
+    headers: Mapping[str, str] | None = None,
+):
+    outcome = operation_outcome(
+        status, detail, errors, getattr(g, "request_id", None), linked_items=linked_items
+    )
+    return fhir_response(outcome, status, headers)
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -83,6 +150,8 @@ def problem(
     }
     if errors:
         body["errors"] = dict(errors)
+    if speaks_fhir():
+        return fhir_outcome(status, body["detail"], errors, headers=headers)
     return current_app.response_class(
         orjson.dumps(body), status=status, headers=headers, mimetype=PROBLEM_MEDIA_TYPE
     )
@@ -230,6 +299,8 @@ class PoplitealApi(Api):
 
 
 def register_error_handlers(app: Flask) -> None:
+    from service.fhir import FhirInputError  # service.fhir needs this module first
+
     @app.errorhandler(UnknownRulesVersion)
     def unknown_rules_version(error: UnknownRulesVersion):
         return problem(
@@ -297,6 +368,10 @@ def register_error_handlers(app: Flask) -> None:
             type_=VALIDATION_PROBLEM,
             errors={"assessment_id": ["No assessment of yours has this id."]},
         )
+
+    @app.errorhandler(FhirInputError)
+    def fhir_input_error(error: FhirInputError):
+        return fhir_outcome(error.status, error.detail, error.errors, linked_items=True)
 
     @app.errorhandler(InvalidCursor)
     def invalid_cursor(error: InvalidCursor):

@@ -34,7 +34,7 @@ def prescription_path(record_id: str) -> str:
     return f"/v1/exercise-prescriptions/{record_id}"
 
 
-def _time(record: Record | RecordSummary) -> str:
+def timestamp(record: Record | RecordSummary) -> str:
     return record.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
@@ -49,7 +49,7 @@ def subject_from(body: dict[str, Any] | None) -> Subject | None:
 def _record_head(record: Record | RecordSummary) -> dict[str, Any]:
     return {
         "id": record.id,
-        "created_at": _time(record),
+        "created_at": timestamp(record),
         "request_id": record.request_id,
         "subject": _subject(record.subject),
     }

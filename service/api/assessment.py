@@ -7,6 +7,7 @@ from flask import g, request
 
 from rules import load_library, prescription_from_assessment
 from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.report import (
     RULES_VERSIONS,
     AssessRequestSchema,
@@ -22,12 +23,17 @@ from schemas.responses import (
 )
 from service import examples
 from service.api import evaluator_for
+from service.fhir import assess_request_from_fhir
 from service.http import (
+    FHIR_RESPONSES,
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
+    VALIDATION_PROBLEM,
     Blueprint,
     documented,
+    flatten_errors,
     json_response,
+    problem,
     problem_responses,
 )
 from service.records import (
@@ -85,17 +91,38 @@ LOCATION_HEADERS = {
 }
 
 
-def _report_body_doc(schema_name: str, description: str) -> dict:
-    return {
-        "required": True,
-        "description": description,
-        "content": {
-            "application/json": {
-                "schema": {"$ref": f"#/components/schemas/{schema_name}"},
-                "examples": examples.REPORT_EXAMPLES,
-            }
-        },
+def _report_body_doc(schema_name: str, description: str, fhir: bool = False) -> dict:
+    content = {
+        "application/json": {
+            "schema": {"$ref": f"#/components/schemas/{schema_name}"},
+            "examples": examples.REPORT_EXAMPLES,
+        }
     }
+    if fhir:
+        content[FHIR_MEDIA_TYPE] = {
+            **FHIR_RESPONSES["QuestionnaireResponse"][FHIR_MEDIA_TYPE],
+            "examples": examples.QUESTIONNAIRE_RESPONSE_EXAMPLES,
+        }
+    return {"required": True, "description": description, "content": content}
+
+
+FHIR_QUERY_PARAMETERS = [
+    {
+        "in": "query",
+        "name": "store",
+        "required": False,
+        "schema": {"type": "string", "enum": ["true", "false"]},
+        "description": 'Only with a QuestionnaireResponse body: "false" assesses without '
+        'storing (200), as "store": false does in JSON. A JSON body takes it in the body.',
+    },
+    {
+        "in": "query",
+        "name": "rules_version",
+        "required": False,
+        "schema": {"type": "string", "enum": list(RULES_VERSIONS)},
+        "description": "Only with a QuestionnaireResponse body: pin a rules version.",
+    },
+]
 
 
 def parse_body(acceptor: ReportAcceptor, schema) -> dict:
@@ -129,9 +156,13 @@ def _example(method: str, value: dict) -> dict:
     problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
     blp.doc(
         requestBody=_report_body_doc(
-            "AssessRequest", "The symptom report, with whom it is about and whether to store it."
+            "AssessRequest",
+            "The symptom report, with whom it is about and whether to store it; or a FHIR "
+            "QuestionnaireResponse to GET /v1/questionnaire (the subject as an identifier, "
+            "store and rules_version as query parameters).",
+            fhir=True,
         ),
-        parameters=[IDEMPOTENCY_PARAMETER],
+        parameters=[IDEMPOTENCY_PARAMETER, *FHIR_QUERY_PARAMETERS],
     ),
     blp.response(
         201,
@@ -158,9 +189,25 @@ def assess():
     The assessment is stored (201, `Location`) with its plan as an exercise prescription,
     unless the request says `"store": false` (200, nothing written). Send an `Idempotency-Key`
     to make retries safe.
+
+    A FHIR `QuestionnaireResponse` (`Content-Type: application/fhir+json`) gives exactly the
+    result of the equivalent JSON report; its errors are `OperationOutcome`s naming the item.
     """
     key = idempotency_key()
-    body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
+    if request.mimetype == FHIR_MEDIA_TYPE:
+        body = assess_request_from_fhir(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST, flatten_errors)
+    else:
+        if request.args:
+            # store and rules_version belong in the JSON body; a query would be ambiguous.
+            return problem(
+                422,
+                "Query parameters are only for QuestionnaireResponse bodies; put store and "
+                "rules_version in the JSON body.",
+                type_=VALIDATION_PROBLEM,
+                title="Invalid request",
+                errors={name: ["Not a query parameter here."] for name in request.args},
+            )
+        body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
     keep = body.pop("store", True) and storing_enabled()
     subject = subject_from(body.pop("subject", None))
     sent = dict(body)

@@ -13,13 +13,17 @@ from flask.views import MethodView
 
 from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
+from service.fhir import bundle_for, care_plan_for
 from service.http import (
+    FHIR_RESPONSES,
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
+    fhir_response,
     json_response,
     problem,
     problem_responses,
+    speaks_fhir,
 )
 from service.records import (
     render_assessment,
@@ -107,10 +111,17 @@ class Assessment(MethodView):
 
         The assessment as it was given, with the report it was given for, who it is about,
         when, and the link to its exercise prescription.
+
+        With `Accept: application/fhir+json`: a FHIR R4 `Bundle` (collection) with a
+        `RiskAssessment` (the triage and its red flags), a `ClinicalImpression` (the likely
+        causes), one `Condition` per likely cause (`differential`, with its ICD-10-CM code) and
+        the `CarePlan`; errors are then `OperationOutcome`s.
         """
         record = _get(ASSESSMENT, assessment_id)
         if record is None:
             return problem_404()
+        if speaks_fhir():
+            return fhir_response(bundle_for(record))
         return json_response(render_assessment(record))
 
     @blp.response(204, description="Erased, with its plan and every prescription made from it.")
@@ -134,10 +145,17 @@ class Prescription(MethodView):
 
         The prescription, with the request it was made from and, if it came from an
         assessment, the link to it. This is what an EHR pulls.
+
+        With `Accept: application/fhir+json`: a FHIR R4 `CarePlan` (intent `proposal`), one
+        `activity` per exercise with its timing, dose and cautions, the conditions it
+        addresses with their ICD-10-CM codes, the stop rules and sources as notes; errors are
+        then `OperationOutcome`s. Also at `GET /v1/exercise-prescriptions/{id}/fhir`.
         """
         record = _get(EXERCISE_PRESCRIPTION, prescription_id)
         if record is None:
             return problem_404()
+        if speaks_fhir():
+            return fhir_response(care_plan_for(record))
         return json_response(render_prescription(record))
 
     @blp.response(204, description="Erased.")
@@ -150,3 +168,47 @@ class Prescription(MethodView):
         with it.
         """
         return _erase(EXERCISE_PRESCRIPTION, prescription_id)
+
+
+@blp.route("/assessments/<string:assessment_id>/fhir")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The assessment as a FHIR Bundle.",
+            "content": FHIR_RESPONSES["Bundle"],
+        }
+    }
+)
+@problem_responses(blp, *READ_ERRORS)
+def get_assessment_fhir(assessment_id):
+    """A stored assessment as a FHIR Bundle
+
+    The same as `GET /v1/assessments/{id}` with `Accept: application/fhir+json`, for clients
+    that cannot set the Accept header. Errors are `OperationOutcome`s.
+    """
+    record = _get(ASSESSMENT, assessment_id)
+    if record is None:
+        return problem_404()
+    return fhir_response(bundle_for(record))
+
+
+@blp.route("/exercise-prescriptions/<string:prescription_id>/fhir")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The prescription as a FHIR CarePlan.",
+            "content": FHIR_RESPONSES["CarePlan"],
+        }
+    }
+)
+@problem_responses(blp, *READ_ERRORS)
+def get_prescription_fhir(prescription_id):
+    """A stored exercise prescription as a FHIR CarePlan
+
+    The same as `GET /v1/exercise-prescriptions/{id}` with `Accept: application/fhir+json`.
+    Errors are `OperationOutcome`s.
+    """
+    record = _get(EXERCISE_PRESCRIPTION, prescription_id)
+    if record is None:
+        return problem_404()
+    return fhir_response(care_plan_for(record))

@@ -73,7 +73,7 @@ def test_the_main_responses_have_examples(spec):
 STATUS_DOCUMENTS = {("/readyz", "503")}
 
 
-def test_errors_are_documented_as_problem_details(spec):
+def test_errors_are_documented_as_problem_details_or_for_fhir_clients_operation_outcomes(spec):
     for path, method, operation in _operations(spec):
         for status, response in operation["responses"].items():
             if (path, status) in STATUS_DOCUMENTS:
@@ -83,8 +83,13 @@ def test_errors_are_documented_as_problem_details(spec):
                 if "$ref" in response:
                     name = response["$ref"].rsplit("/", 1)[-1]
                     response = spec["components"]["responses"][name]
-                assert list(response["content"]) == ["application/problem+json"], (
+                content = response["content"]
+                assert list(content) == ["application/problem+json", "application/fhir+json"], (
                     f"{method} {path} {status}"
+                )
+                assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+                assert content["application/fhir+json"]["schema"]["$ref"].endswith(
+                    "/FhirOperationOutcome"
                 )
 
 

@@ -1,0 +1,37 @@
+"""FHIR resources that are not records: the symptom intake Questionnaire."""
+
+from __future__ import annotations
+
+from service.fhir import intake_questionnaire
+from service.http import FHIR_RESPONSES, V1_ERRORS, Blueprint, fhir_response, problem_responses
+
+blp = Blueprint(
+    "fhir",
+    __name__,
+    url_prefix="/v1",
+    description="FHIR R4: the symptom intake as a Questionnaire. Stored records are also "
+    "served as FHIR (Accept: application/fhir+json), and POST /v1/assess reads "
+    "QuestionnaireResponses.",
+)
+
+
+@blp.route("/questionnaire")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The symptom intake Questionnaire.",
+            "content": FHIR_RESPONSES["Questionnaire"],
+        }
+    }
+)
+@problem_responses(blp, *V1_ERRORS)
+def get_questionnaire():
+    """The symptom intake as a FHIR Questionnaire
+
+    One group per report section and one question per field of `POST /v1/assess`, with
+    `linkId` = the field path (`signs.numbness`), the field's type and answer options, the
+    red-flag questions marked `required`, and `enableWhen` where a question only follows
+    another. Send a `QuestionnaireResponse` to it to `POST /v1/assess` with
+    `Content-Type: application/fhir+json`: the result is the same as for the JSON report.
+    """
+    return fhir_response(intake_questionnaire())

@@ -1,0 +1,176 @@
+"""Stored records as FHIR, and FHIR QuestionnaireResponses as reports: the glue between the
+records, the rules and the pure FHIR builders in ``schemas.fhir``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import orjson
+from flask import g, request
+from marshmallow import ValidationError
+
+from rules import load_library
+from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
+from schemas.fhir.resources import CauseView, RecordHead, assessment_bundle, care_plan
+from schemas.report import FhirAssessQuerySchema
+from service.records import storage, timestamp
+from service.storage import Record
+from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
+
+
+def red_flag_fields() -> set[str]:
+    """Every report field a red flag of any loaded rules version reads."""
+    library = load_library()
+    known = {
+        f"{section}.{name}"
+        for section, spec in library.report_sections.items()
+        for name in spec["fields"]
+    }
+    fields: set[str] = set()
+    for evaluator in library:
+        for red_flag in evaluator.ruleset.red_flags:
+            fields.update(red_flag.rule.when.fields)
+    return fields & known
+
+
+@cache
+def intake_questionnaire() -> dict[str, Any]:
+    library = load_library()
+    disclaimer = library.default.ruleset.document["disclaimer"]
+    return questionnaire(library.report_sections, red_flag_fields(), disclaimer)
+
+
+@cache
+def response_reader() -> ResponseReader:
+    return ResponseReader(load_library().report_sections, intake_questionnaire()["version"])
+
+
+class FhirInputError(Exception):
+    """A FHIR request that cannot be used; answered with an OperationOutcome."""
+
+    def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None):
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        super().__init__(detail)
+
+
+FHIR_ASSESS_QUERY = FhirAssessQuerySchema()
+
+
+def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
+    """The JSON assess request a QuestionnaireResponse body (and the query) stands for.
+
+    It then goes through the very checks a JSON body goes through (``acceptor`` and
+    ``schema``), so both forms accept and refuse the same reports; errors name the linkId."""
+    try:
+        response = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError:
+        raise FhirInputError(400, "The request body is not valid JSON.") from None
+    try:
+        options = FHIR_ASSESS_QUERY.load(request.args)
+    except ValidationError as error:
+        raise FhirInputError(422, "Invalid query parameters.", flatten(error.messages)) from None
+    try:
+        report, subject = response_reader().read(response)
+    except QuestionnaireResponseError as error:
+        raise FhirInputError(
+            422, "The QuestionnaireResponse cannot be read as a symptom report.", error.errors
+        ) from None
+    body: dict[str, Any] = dict(report)
+    if subject is not None:
+        body["subject"] = subject
+    if not options["store"]:
+        body["store"] = False
+    if "rules_version" in options:
+        body["rules_version"] = options["rules_version"]
+    if acceptor.accepts(body):
+        return body
+    try:
+        return schema.load(body)
+    except ValidationError as error:
+        raise FhirInputError(
+            422, "Some answers are not valid; see the issues.", flatten(error.messages)
+        ) from None
+
+
+def _head(record: Record) -> RecordHead:
+    subject = None
+    if record.subject is not None:
+        subject = {"system": record.subject.system, "value": record.subject.value}
+    return RecordHead(record.id, timestamp(record), record.rules_version, subject)
+
+
+def _article_title(rules_version: str) -> str:
+    return load_library().get(rules_version).ruleset.documents["article"]["title"]
+
+
+def ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> list[CauseView]:
+    """The likely causes of an assessment, each with the ICD-10-CM leaves that fit the
+    report (its side and onset)."""
+    classification = load_library().classification
+    return [
+        CauseView(
+            code=cause["code"],
+            name=cause["name"],
+            icd10cm=[c.as_dict() for c in classification.codes_for(cause["code"], report)],
+            likelihood=cause["likelihood"],
+            summary=cause["summary"],
+            evidence=[e["description"] for e in cause["evidence"]],
+        )
+        for cause in assessment["likely_causes"]
+    ]
+
+
+def named_causes(codes: list[str], rules_version: str) -> list[CauseView]:
+    """Conditions a caller named (a clinician, typically): no ranking, no side."""
+    library = load_library()
+    causes = library.get(rules_version).ruleset.causes_by_code
+    return [
+        CauseView(
+            code=code,
+            name=causes[code].catalogue["name"],
+            icd10cm=[c.as_dict() for c in library.classification.codes_for(code, None)],
+        )
+        for code in codes
+    ]
+
+
+def _plan_causes(record: Record) -> list[CauseView]:
+    """What a stored prescription addresses, from what it was made from."""
+    request = record.request
+    if "conditions" in request:
+        return named_causes(request["conditions"], record.rules_version)
+    if "report" in request:
+        report = dict(request["report"])
+        report.pop("rules_version", None)
+        assessment = load_library().get(record.rules_version).assess(report)
+        return ranked_causes(assessment, report)
+    if record.assessment_id:
+        source = storage().records.get(g.principal.tenant_id, ASSESSMENT, record.assessment_id)
+        if source is not None:
+            return ranked_causes(source.response, source.request)
+    return []
+
+
+def care_plan_for(record: Record) -> dict[str, Any]:
+    return care_plan(
+        _head(record),
+        record.response,
+        _plan_causes(record),
+        article_title=_article_title(record.rules_version),
+    )
+
+
+def bundle_for(record: Record) -> dict[str, Any]:
+    plan = storage().records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
+    return assessment_bundle(
+        _head(record),
+        record.response,
+        ranked_causes(record.response, record.request),
+        _head(plan) if plan is not None else None,
+        plan.response if plan is not None else None,
+        article_title=_article_title(record.rules_version),
+    )
