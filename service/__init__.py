@@ -21,6 +21,7 @@ from schemas.report import (
     strict_schema_names,
 )
 from service.auth import install_api_key_check
+from service.cds_auth import TokenVerifier, load_clients
 from service.cli import register_commands
 from service.config import Config, config_from_environment
 from service.http import (
@@ -50,12 +51,24 @@ def create_app(config: type[Config] | None = None) -> Flask:
     # Connections open lazily, in each worker process, on first use.
     storage = Storage(app.config["DATABASE_URL"] or _embedded_database_url(app))
 
+    # CDS clients are read at start-up: a defective clients file stops the service here.
+    cds_verifier = TokenVerifier(
+        load_clients(app.config["CDS_CLIENTS_FILE"]),
+        app.config["CDS_BASE_URL"],
+        app.config["CDS_TOKEN_LEEWAY_SECONDS"],
+    )
+
     api = PoplitealApi(app, spec_kwargs=_spec_kwargs(library))
-    app.extensions["popliteal"] = {"rules": library, "api": api, "storage": storage}
+    app.extensions["popliteal"] = {
+        "rules": library,
+        "api": api,
+        "storage": storage,
+        "cds_verifier": cds_verifier,
+    }
     register_error_handlers(app)
     register_commands(app)
 
-    from service.api import assessment, catalogue, fhir, health, records
+    from service.api import assessment, catalogue, cds_hooks, fhir, health, records
     from service.docs import docs_assets
 
     api.register_blueprint(assessment.blp)
@@ -63,6 +76,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     api.register_blueprint(catalogue.blp)
     api.register_blueprint(fhir.blp)
     api.register_blueprint(health.blp)
+    api.register_blueprint(cds_hooks.blp)
     app.register_blueprint(docs_assets)
     _finish_spec(api)
 
@@ -165,6 +179,17 @@ def _finish_spec(api: PoplitealApi) -> None:
             "scheme": "bearer",
             "description": "An API key: Authorization: Bearer <key>. Create one with "
             "`flask --app service.wsgi keys create --tenant NAME`.",
+        },
+    )
+    api.spec.components.security_scheme(
+        "cdsClientJwt",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "CDS Hooks 2.0: a JWT signed ES384 or RS384 by a configured CDS "
+            "client (iss on the allow-list, aud = this service endpoint, exp within five "
+            "minutes, a new jti each call).",
         },
     )
     for path, operations in api.spec._paths.items():

@@ -73,6 +73,15 @@ class Config:
     # Requests with a missing or wrong API key, per client address: each costs a lookup.
     AUTH_FAILURE_LIMIT = os.environ.get("POPLITEAL_AUTH_FAILURE_LIMIT", "30 per minute")
 
+    # CDS Hooks. The public base URL of this service as the CDS clients call it (a token's
+    # aud must be {CDS_BASE_URL}/cds-services/{id}), and a JSON file listing the trusted
+    # clients: {"clients": [{"issuer", "tenant", "jwks_file" or "jwks_url"}]}. Unset: the
+    # service calls answer 401 (discovery still works).
+    CDS_BASE_URL = (os.environ.get("POPLITEAL_CDS_BASE_URL") or "").rstrip("/") or None
+    CDS_CLIENTS_FILE = os.environ.get("POPLITEAL_CDS_CLIENTS") or None
+    # Clock skew tolerated on a token's exp and iat, in seconds.
+    CDS_TOKEN_LEEWAY_SECONDS = _number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
+
 
 class DevelopmentConfig(Config):
     pass

@@ -120,3 +120,29 @@ QUESTIONNAIRE_RESPONSE_EXAMPLES = {
         "value": _questionnaire_response(POSSIBLE_DVT),
     },
 }
+
+CDS_HOOK_REQUEST = {
+    "hook": "patient-view",
+    "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+    "fhirServer": "https://fhir.hospital.example/r4",
+    "context": {"userId": "Practitioner/dr-1", "patientId": "pat-1"},
+    "prefetch": {
+        "intake": QUESTIONNAIRE_RESPONSE_EXAMPLES["technique_problem"]["value"],
+        "patient": {
+            "resourceType": "Patient",
+            "id": "pat-1",
+            "identifier": [{"system": "https://hospital.example/mrn", "value": "mrn-1001"}],
+        },
+    },
+}
+
+CDS_FEEDBACK = {
+    "feedback": [
+        {
+            "card": "01a2125f-5c1e-7578-8215-b47dc59e820e",
+            "outcome": "accepted",
+            "acceptedSuggestions": [{"id": "01a2125f-5c1e-7578-8215-b47dc59e8211"}],
+            "outcomeTimestamp": "2026-11-25T10:00:00Z",
+        }
+    ]
+}

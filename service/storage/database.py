@@ -127,11 +127,13 @@ class Storage:
         self.url = url
         self.engine = create_storage_engine(url)
         # Imported here to keep the module graph flat: both stores take this Storage.
+        from service.storage.cds import CdsStore
         from service.storage.keys import ApiKeyStore
         from service.storage.records import RecordStore
 
         self.keys = ApiKeyStore(self)
         self.records = RecordStore(self)
+        self.cds = CdsStore(self)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:

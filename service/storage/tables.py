@@ -134,3 +134,28 @@ erasures = Table(
     Column("records_erased", Integer, nullable=False),
     Column("erased_at", UTCDateTime, nullable=False),
 )
+
+# CDS Hooks: the ids (jti) of client tokens already used, kept until the token expires, so a
+# captured token cannot be replayed; and what clinicians did with the cards.
+cds_token_uses = Table(
+    "cds_token_uses",
+    metadata,
+    Column("issuer", String(255), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+cds_feedback = Table(
+    "cds_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("issuer", String(255), nullable=False),
+    Column("service_id", String(100), nullable=False),
+    Column("card_id", String(RECORD_ID_LENGTH), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("accepted_suggestions", JSON, nullable=False),
+    Column("override_reason", JSON, nullable=True),
+    Column("outcome_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)

@@ -58,9 +58,11 @@ def test_every_request_body_has_a_realistic_example(spec):
         if body is None:
             continue
         bodies += 1
-        content = body["content"]["application/json"]
-        assert content.get("examples") or content.get("example"), f"{method} {path}"
-    assert bodies == 3
+        for media_type, content in body["content"].items():
+            assert content.get("examples") or content.get("example"), (
+                f"{method} {path} {media_type}"
+            )
+    assert bodies == 5  # assess, escalation check, prescriptions, CDS service and feedback
 
 
 def test_the_main_responses_have_examples(spec):
@@ -126,6 +128,10 @@ def test_every_v1_operation_needs_a_key_and_documents_what_that_can_answer(spec)
         if path.startswith("/v1/"):
             assert operation["security"] == [{"apiKey": []}], f"{method} {path}"
             assert {"401", "429", "503"} <= set(operation["responses"]), f"{method} {path}"
+        elif path.startswith("/cds-services/"):
+            # CDS Hooks calls carry the CDS client's JWT, not an API key.
+            assert operation["security"] == [{"cdsClientJwt": []}], f"{method} {path}"
+            assert {"400", "401", "404"} <= set(operation["responses"]), f"{method} {path}"
         else:
             assert "security" not in operation, f"{method} {path}"
     scheme = spec["components"]["securitySchemes"]["apiKey"]

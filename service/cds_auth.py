@@ -1,0 +1,168 @@
+"""CDS Hooks authentication: the CDS client's signed JWT (CDS Hooks 2.0, "Trusting CDS
+Clients").
+
+A client is trusted when its issuer is on the configured allow-list. Its token must be signed
+with ES384 or RS384 by a key from that client's JWK Set (a file, or a URL fetched and cached),
+name this service endpoint as its audience, be at most five minutes from expiry when issued,
+and carry a jti that was never used before (kept in the database until the token expires, so
+the check holds across workers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("ES384", "RS384")
+# The specification caps a token's lifetime: exp at most five minutes after it is issued.
+MAX_LIFETIME_SECONDS = 300
+
+
+class CdsAuthenticationError(Exception):
+    """Why a token is refused (said in the 401's detail; the token itself is never logged)."""
+
+
+@dataclass(frozen=True)
+class CdsClient:
+    issuer: str
+    tenant: str
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CdsCaller:
+    client: CdsClient
+    subject: str | None
+    jti: str
+
+
+def load_clients(path: str | None) -> dict[str, CdsClient]:
+    """The trusted clients by issuer. A defective file stops the start-up, naming it."""
+    if not path:
+        return {}
+    file = Path(path)
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"{file}: cannot read the CDS clients file: {error}") from None
+    clients: dict[str, CdsClient] = {}
+    entries = raw.get("clients") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise RuntimeError(f'{file}: expected {{"clients": [...]}}')
+    for index, entry in enumerate(entries):
+        where = f"{file}: clients[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {
+            "issuer",
+            "tenant",
+            "jwks_file",
+            "jwks_url",
+        }:
+            raise RuntimeError(f"{where}: keys are issuer, tenant and jwks_file or jwks_url")
+        if not all(isinstance(entry.get(k), str) and entry[k] for k in ("issuer", "tenant")):
+            raise RuntimeError(f"{where}: issuer and tenant are required")
+        if ("jwks_file" in entry) == ("jwks_url" in entry):
+            raise RuntimeError(f"{where}: give exactly one of jwks_file and jwks_url")
+        jwks_file = None
+        if "jwks_file" in entry:
+            jwks_file = Path(entry["jwks_file"])
+            if not jwks_file.is_absolute():
+                jwks_file = file.parent / jwks_file
+        elif not entry["jwks_url"].startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise RuntimeError(f"{where}: jwks_url must be https")
+        if entry["issuer"] in clients:
+            raise RuntimeError(f"{where}: issuer {entry['issuer']!r} is listed twice")
+        clients[entry["issuer"]] = CdsClient(
+            entry["issuer"], entry["tenant"], jwks_file, entry.get("jwks_url")
+        )
+    return clients
+
+
+class TokenVerifier:
+    def __init__(self, clients: dict[str, CdsClient], base_url: str | None, leeway: float):
+        self._clients = clients
+        self._base_url = base_url
+        self._leeway = leeway
+        self._url_fetchers: dict[str, jwt.PyJWKClient] = {}
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._clients and self._base_url)
+
+    def audience(self, service_id: str) -> str:
+        return f"{self._base_url}/cds-services/{service_id}"
+
+    def _key(self, client: CdsClient, kid: str | None) -> Any:
+        if client.jwks_url:
+            fetcher = self._url_fetchers.get(client.jwks_url)
+            if fetcher is None:
+                fetcher = self._url_fetchers[client.jwks_url] = jwt.PyJWKClient(
+                    client.jwks_url, cache_jwk_set=True, lifespan=300, timeout=5
+                )
+            try:
+                keys = fetcher.get_signing_keys()
+            except jwt.PyJWKClientError as error:
+                log.warning("cannot fetch the JWK Set of %s: %s", client.issuer, error)
+                raise CdsAuthenticationError("The client's JWK Set cannot be fetched.") from None
+        else:
+            try:
+                keys = jwt.PyJWKSet.from_json(client.jwks_file.read_text(encoding="utf-8")).keys
+            except (OSError, jwt.PyJWKSetError) as error:
+                log.warning("cannot read the JWK Set of %s: %s", client.issuer, error)
+                raise CdsAuthenticationError("The client's JWK Set cannot be read.") from None
+        matching = [key for key in keys if kid is None or key.key_id == kid]
+        if len(matching) != 1:
+            raise CdsAuthenticationError("No single key of the client's JWK Set has this kid.")
+        return matching[0].key
+
+    def verify(self, token: str, service_id: str) -> tuple[CdsCaller, datetime]:
+        """The caller, and when the token expires (to keep its jti until then)."""
+        if not self.configured:
+            raise CdsAuthenticationError("No CDS client is configured for this service.")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise CdsAuthenticationError("The bearer token is not a JWT.") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise CdsAuthenticationError(
+                f"The token must be signed with {' or '.join(ALGORITHMS)}."
+            )
+        client = self._clients.get(unverified.get("iss"))
+        if client is None:
+            raise CdsAuthenticationError("The token's issuer is not a trusted CDS client.")
+        key = self._key(client, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[header["alg"]],
+                audience=self.audience(service_id),
+                issuer=client.issuer,
+                leeway=self._leeway,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.InvalidAudienceError:
+            raise CdsAuthenticationError(
+                f"The token's aud must be {self.audience(service_id)}."
+            ) from None
+        except jwt.ExpiredSignatureError:
+            raise CdsAuthenticationError("The token has expired.") from None
+        except jwt.InvalidSignatureError:
+            raise CdsAuthenticationError("The token's signature does not verify.") from None
+        except jwt.PyJWTError as error:
+            raise CdsAuthenticationError(f"The token is not valid: {error}.") from None
+        if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS + self._leeway:
+            raise CdsAuthenticationError("The token lives longer than five minutes.")
+        if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:
+            raise CdsAuthenticationError("The token's jti must be a string of 1-255 characters.")
+        expires = datetime.fromtimestamp(claims["exp"], UTC)
+        return CdsCaller(client, claims.get("sub"), claims["jti"]), expires

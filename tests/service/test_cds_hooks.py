@@ -1,0 +1,495 @@
+"""CDS Hooks 2.0, as a conformant CDS client sees it (https://cds-hooks.hl7.org/2.0/).
+
+The client here makes its own ES384 and RS384 keys, publishes them as a JWK Set (a file, or a
+URL served by a real local HTTP server), and signs a fresh token per call with the claims the
+specification requires: iss, aud (the service endpoint), exp (at most five minutes), iat and
+jti. Requests, cards and feedback follow the specification's shapes.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from service import create_app, examples
+from tests.conftest import app_config
+from tests.service.fhir_client import answer_questionnaire, answers_from_report, validate
+
+BASE_URL = "https://popliteal.test"
+ISSUER = "https://ehr.hospital.test"
+URL_ISSUER = "https://ehr-by-url.hospital.test"
+SERVICE = "popliteal-knee-pain"
+ENDPOINT = f"{BASE_URL}/cds-services/{SERVICE}"
+INDICATORS = {"info", "warning", "critical"}
+LINK_TYPES = {"absolute", "smart"}
+ACTION_TYPES = {"create", "update", "delete"}
+SELECTION = {"at-most-one", "any"}
+
+
+class Signer:
+    """A CDS client's key pair and the tokens it signs."""
+
+    def __init__(self, algorithm: str, kid: str):
+        self.algorithm = algorithm
+        self.kid = kid
+        if algorithm == "ES384":
+            self.private = ec.generate_private_key(ec.SECP384R1())
+            jwk_algorithm = jwt.algorithms.ECAlgorithm
+        else:
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            jwk_algorithm = jwt.algorithms.RSAAlgorithm
+        self.jwk = {**json.loads(jwk_algorithm.to_jwk(self.private.public_key())),
+                    "kid": kid, "alg": algorithm, "use": "sig"}  # fmt: skip
+
+    def token(self, issuer=ISSUER, audience=ENDPOINT, lifetime=240, **changes):
+        now = int(time.time())
+        claims = {"iss": issuer, "sub": "client-app", "aud": audience, "iat": now,
+                  "exp": now + lifetime, "jti": str(uuid.uuid4())}  # fmt: skip
+        claims.update(changes)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(claims, self.private, algorithm=self.algorithm,
+                          headers={"kid": self.kid, "typ": "JWT"})  # fmt: skip
+
+
+ES384 = Signer("ES384", "ehr-es384")
+RS384 = Signer("RS384", "ehr-rs384")
+STRANGER = Signer("ES384", "ehr-es384")  # same kid, a key the service does not trust
+
+
+class JwksServer:
+    """A real HTTP server on loopback publishing a JWK Set, as an EHR does."""
+
+    def __init__(self, jwks: dict):
+        body = json.dumps(jwks).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+URL_SIGNER = Signer("RS384", "by-url")
+
+
+@pytest.fixture(scope="module")
+def cds_app(tmp_path_factory, sqlite_database):
+    folder: Path = tmp_path_factory.mktemp("cds")
+    (folder / "jwks.json").write_text(json.dumps({"keys": [ES384.jwk, RS384.jwk]}))
+    jwks_server = JwksServer({"keys": [URL_SIGNER.jwk]})
+    clients = {"clients": [
+        {"issuer": ISSUER, "tenant": "hospital-cds", "jwks_file": "jwks.json"},
+        {"issuer": URL_ISSUER, "tenant": "hospital-cds-url", "jwks_url": jwks_server.url},
+    ]}  # fmt: skip
+    (folder / "clients.json").write_text(json.dumps(clients))
+    app = create_app(
+        app_config(
+            DATABASE_URL=sqlite_database,
+            CDS_BASE_URL=BASE_URL,
+            CDS_CLIENTS_FILE=str(folder / "clients.json"),
+        )
+    )
+    app.extensions["popliteal"]["storage"].upgrade()
+    yield app
+    jwks_server.close()
+
+
+@pytest.fixture
+def cds(cds_app):
+    return cds_app.test_client()
+
+
+@pytest.fixture(scope="module")
+def questionnaire(cds_app):
+    storage = cds_app.extensions["popliteal"]["storage"]
+    key, _ = storage.keys.create("hospital-cds", label="tests")
+    client = cds_app.test_client()
+    return client.get("/v1/questionnaire", headers={"Authorization": f"Bearer {key}"}).get_json()
+
+
+def hook_request(patient_id="pat-1", prefetch=None, **changes):
+    body = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": "https://fhir.hospital.test/r4",
+        "context": {"userId": "Practitioner/dr-1", "patientId": patient_id},
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    body.update(changes)
+    return body
+
+
+def intake_for(questionnaire, report, patient_id="pat-1", authored="2026-11-25T09:30:00Z"):
+    response = answer_questionnaire(questionnaire, answers_from_report(report))
+    response["subject"] = {"reference": f"Patient/{patient_id}"}
+    response["authored"] = authored
+    return response
+
+
+def patient(patient_id="pat-1", mrn="mrn-1001"):
+    return {"resourceType": "Patient", "id": patient_id,
+            "identifier": [{"system": "https://hospital.test/mrn", "value": mrn}]}  # fmt: skip
+
+
+def call(client, body, token=None, service=SERVICE):
+    token = (
+        token if token is not None else ES384.token(audience=f"{BASE_URL}/cds-services/{service}")
+    )
+    return client.post(f"/cds-services/{service}", json=body,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def check_card(card):
+    """The CDS Hooks 2.0 Card shape."""
+    assert isinstance(card["summary"], str)
+    assert 0 < len(card["summary"]) < 140
+    assert card["indicator"] in INDICATORS
+    assert card["source"]["label"]
+    assert card["source"]["url"].startswith("https://")
+    uuid.UUID(card["uuid"])
+    for link in card.get("links", []):
+        assert link["label"]
+        assert link["url"]
+        assert link["type"] in LINK_TYPES
+    if card.get("suggestions"):
+        assert card["selectionBehavior"] in SELECTION  # required with suggestions
+        for suggestion in card["suggestions"]:
+            assert suggestion["label"]
+            uuid.UUID(suggestion["uuid"])
+            for action in suggestion["actions"]:
+                assert action["type"] in ACTION_TYPES
+                assert action["description"]
+                if action["type"] == "create":
+                    validate(action["resource"])
+    for reason in card.get("overrideReasons", []):
+        assert reason["code"]
+        assert reason["display"]
+
+
+# -- Discovery ------------------------------------------------------------------------------
+
+
+def test_discovery_lists_a_patient_view_service_with_a_questionnaire_response_prefetch(cds):
+    response = cds.get("/cds-services")
+    assert response.status_code == 200
+    services = response.get_json()["services"]
+    service = next(s for s in services if s["hook"] == "patient-view")
+    assert service["id"] == SERVICE
+    assert service["title"]
+    assert service["description"]
+    assert service["prefetch"]["intake"].startswith("QuestionnaireResponse?")
+    assert "{{context.patientId}}" in service["prefetch"]["intake"]
+    assert (
+        "questionnaire=urn:popliteal:fhir:Questionnaire:symptom-intake"
+        in (service["prefetch"]["intake"])
+    )
+
+
+# -- Cards ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("report", "indicator"),
+    [
+        (examples.SELF_CARE_TECHNIQUE, "info"),
+        (examples.SCIATICA_TINGLING, "warning"),
+        (examples.POSSIBLE_DVT, "critical"),
+        ({"pain": {"intensity": 3}, "signs": {"saddle_numbness": True}}, "critical"),
+    ],
+    ids=[
+        "self care is info",
+        "see a professional is a warning",
+        "urgent is critical",
+        "emergency is critical",
+    ],
+)
+def test_a_prefetched_questionnaire_response_gives_a_card_with_the_triage_as_indicator(
+    cds, questionnaire, report, indicator
+):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, report),
+                                  "patient": patient()})  # fmt: skip
+    response = call(cds, body)
+    assert response.status_code == 200, response.get_json()
+    cards = response.get_json()["cards"]
+    assert len(cards) == 1
+    check_card(cards[0])
+    assert cards[0]["indicator"] == indicator
+
+
+def test_the_card_details_red_flags_and_causes_and_suggests_the_care_plan(cds, questionnaire):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.SCIATICA_TINGLING)})
+    card = call(cds, body).get_json()["cards"][0]
+    assert "**Possible causes**" in card["detail"]
+    assert "Sciatic nerve irritation" in card["detail"]
+    assert "not a diagnosis" in card["detail"]
+    plan = card["suggestions"][0]["actions"][0]["resource"]
+    assert plan["resourceType"] == "CarePlan"
+    assert plan["intent"] == "proposal"
+    assert plan["subject"] == {"reference": "Patient/pat-1"}
+    assert any(link["url"].endswith("/fhir") and "exercise-prescriptions" in link["url"]
+               for link in card["links"])  # fmt: skip
+
+
+def test_an_emergency_card_names_its_red_flag_and_suggests_no_exercise(cds, questionnaire):
+    report = {"pain": {"intensity": 3}, "signs": {"saddle_numbness": True}}
+    card = call(cds, hook_request(prefetch={"intake": intake_for(questionnaire, report)}))
+    card = card.get_json()["cards"][0]
+    assert "**Red flags**" in card["detail"]
+    plan = card["suggestions"][0]["actions"][0]["resource"]
+    assert plan["status"] == "on-hold"
+    assert "activity" not in plan
+    assert card["suggestions"][0]["isRecommended"] is False
+
+
+def test_the_latest_response_in_a_searchset_bundle_is_the_one_assessed(cds, questionnaire):
+    old = intake_for(questionnaire, examples.SELF_CARE_TECHNIQUE, authored="2026-10-01T08:00:00Z")
+    new = intake_for(questionnaire, examples.POSSIBLE_DVT, authored="2026-11-20T08:00:00Z")
+    bundle = {"resourceType": "Bundle", "type": "searchset",
+              "entry": [{"resource": old}, {"resource": new}]}  # fmt: skip
+    card = call(cds, hook_request(prefetch={"intake": bundle})).get_json()["cards"][0]
+    assert card["indicator"] == "critical"
+
+
+def test_opening_the_chart_again_replays_the_same_assessment(cds, questionnaire):
+    prefetch = {"intake": intake_for(questionnaire, examples.SELF_CARE_TECHNIQUE, "pat-7"),
+                "patient": patient("pat-7", "mrn-7")}  # fmt: skip
+    first = call(cds, hook_request("pat-7", prefetch)).get_json()["cards"][0]
+    again = call(cds, hook_request("pat-7", prefetch)).get_json()["cards"][0]
+    assert first["uuid"] == again["uuid"]
+
+
+def test_without_a_prefetch_the_latest_stored_assessment_of_the_patient_is_used(cds, questionnaire):
+    stored = {"intake": intake_for(questionnaire, examples.SCIATICA_TINGLING, "pat-9"),
+              "patient": patient("pat-9", "mrn-9")}  # fmt: skip
+    first = call(cds, hook_request("pat-9", stored)).get_json()["cards"][0]
+    # Another day, the client prefetches only the Patient; the MRN finds the assessment.
+    later = call(cds, hook_request("pat-9", {"patient": patient("pat-9", "mrn-9"),
+                                             "intake": None}))  # fmt: skip
+    assert later.status_code == 200
+    assert later.get_json()["cards"][0]["uuid"] == first["uuid"]
+
+
+def test_with_nothing_to_read_the_answer_is_412(cds):
+    response = call(cds, hook_request("pat-unknown", {"patient": patient("pat-unknown", "x")}))
+    assert response.status_code == 412
+    assert "QuestionnaireResponse" in response.get_json()["detail"]
+
+
+def test_another_tenants_assessment_is_never_used(cds_app, questionnaire):
+    client = cds_app.test_client()
+    prefetch = {"intake": intake_for(questionnaire, examples.SCIATICA_TINGLING, "pat-11"),
+                "patient": patient("pat-11", "mrn-11")}  # fmt: skip
+    assert call(client, hook_request("pat-11", prefetch)).status_code == 200
+    # The client configured by URL belongs to another tenant: it sees nothing for this MRN.
+    token = URL_SIGNER.token(issuer=URL_ISSUER)
+    response = call(client, hook_request("pat-11", {"patient": patient("pat-11", "mrn-11")}),
+                    token)  # fmt: skip
+    assert response.status_code == 412
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda b: b.pop("hook"), "hook"),
+        (lambda b: b.__setitem__("hook", "order-sign"), "hook"),
+        (lambda b: b.pop("hookInstance"), "hookInstance"),
+        (lambda b: b["context"].pop("patientId"), "context.patientId"),
+        (lambda b: b.__setitem__("context", "pat-1"), "context"),
+        (
+            lambda b: b.__setitem__("prefetch", {"intake": {"resourceType": "Observation"}}),
+            "prefetch.intake",
+        ),
+        (
+            lambda b: b.__setitem__(
+                "prefetch",
+                {
+                    "intake": {
+                        "resourceType": "QuestionnaireResponse",
+                        "status": "completed",
+                        "questionnaire": "urn:popliteal:fhir:Questionnaire:symptom-intake",
+                        "item": [
+                            {
+                                "linkId": "pain",
+                                "item": [
+                                    {"linkId": "pain.intensity", "answer": [{"valueString": "3"}]}
+                                ],
+                            }
+                        ],
+                    }
+                },
+            ),
+            "pain.intensity",
+        ),
+    ],
+    ids=[
+        "no hook",
+        "another hook",
+        "no hookInstance",
+        "no patientId",
+        "context not an object",
+        "intake not a QuestionnaireResponse",
+        "an answer of the wrong type",
+    ],
+)
+def test_a_malformed_request_is_a_400_with_a_clear_message(cds, change, named):
+    body = hook_request()
+    change(body)
+    response = call(cds, body)
+    assert response.status_code == 400
+    problem = response.get_json()
+    assert named in json.dumps(problem)
+
+
+def test_malformed_json_is_a_400(cds):
+    response = cds.post(f"/cds-services/{SERVICE}", data=b"{", content_type="application/json",
+                        headers={"Authorization": f"Bearer {ES384.token()}"})  # fmt: skip
+    assert response.status_code == 400
+
+
+def test_an_unknown_service_is_a_404(cds):
+    assert call(cds, hook_request(), service="another-service").status_code == 404
+
+
+# -- Authentication -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signer", [ES384, RS384], ids=["ES384", "RS384"])
+def test_tokens_signed_with_either_required_algorithm_are_accepted(cds, questionnaire, signer):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    assert call(cds, body, signer.token()).status_code == 200
+
+
+def test_a_key_published_at_a_jwks_url_is_fetched_and_accepted(cds, questionnaire):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    assert call(cds, body, URL_SIGNER.token(issuer=URL_ISSUER)).status_code == 200
+
+
+def _hs256():
+    now = int(time.time())
+    return jwt.encode({"iss": ISSUER, "aud": ENDPOINT, "iat": now, "exp": now + 60,
+                       "jti": str(uuid.uuid4())}, "a-shared-secret-of-32-bytes-long!!",
+                      algorithm="HS256", headers={"kid": ES384.kid})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        lambda: "",
+        lambda: "not-a-jwt",
+        lambda: STRANGER.token(),
+        lambda: ES384.token(audience=f"{BASE_URL}/cds-services/another"),
+        lambda: ES384.token(audience="https://elsewhere.test/cds-services/popliteal-knee-pain"),
+        lambda: ES384.token(issuer="https://untrusted.test"),
+        lambda: ES384.token(lifetime=-120),
+        lambda: ES384.token(lifetime=3600),
+        lambda: ES384.token(jti=None),
+        lambda: ES384.token(iat=None),
+        lambda: _hs256(),
+        lambda: URL_SIGNER.token(issuer=ISSUER),
+    ],
+    ids=["no token", "not a JWT", "a bad signature", "another service as audience",
+         "another host as audience", "an untrusted issuer", "expired", "lives an hour",
+         "no jti", "no iat", "HS256 with a shared secret", "a key of another client"],
+)  # fmt: skip
+def test_a_bad_token_is_a_401(cds, questionnaire, token):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    response = call(cds, body, token())
+    assert response.status_code == 401, response.get_json()
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_replayed_token_is_a_401(cds, questionnaire):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    token = ES384.token(jti="one-use-only")
+    assert call(cds, body, token).status_code == 200
+    replay = call(cds, body, token)
+    assert replay.status_code == 401
+    assert "used before" in replay.get_json()["detail"]
+
+
+def test_without_configured_clients_every_call_is_a_401(client):
+    app_client = client  # an app with no CDS client configured
+    response = app_client.post(f"/cds-services/{SERVICE}", json=hook_request(),
+                               headers={"Authorization": f"Bearer {ES384.token()}"})  # fmt: skip
+    assert response.status_code == 401
+
+
+# -- Feedback -------------------------------------------------------------------------------
+
+
+def _feedback(cds, items, token=None):
+    token = token or ES384.token()
+    return cds.post(f"/cds-services/{SERVICE}/feedback", json={"feedback": items},
+                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def test_accepted_and_overridden_outcomes_are_recorded(cds_app, cds, questionnaire):
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.SELF_CARE_TECHNIQUE,
+                                                       "pat-20")})  # fmt: skip
+    card = call(cds, body).get_json()["cards"][0]
+    accepted = {"card": card["uuid"], "outcome": "accepted",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2026-11-25T10:00:00Z"}  # fmt: skip
+    overridden = {"card": card["uuid"], "outcome": "overridden",
+                  "overrideReason": {"reason": card["overrideReasons"][1],
+                                     "userComment": "Seen in clinic last week"},
+                  "outcomeTimestamp": "2026-11-25T10:05:00Z"}  # fmt: skip
+    assert _feedback(cds, [accepted]).status_code == 200
+    assert _feedback(cds, [overridden]).status_code == 200
+    storage = cds_app.extensions["popliteal"]["storage"]
+    tenant_id = storage.cds.tenant_id("hospital-cds")
+    recorded = storage.cds.feedback(tenant_id, card["uuid"])
+    assert [f.outcome for f in recorded] == ["accepted", "overridden"]
+    assert recorded[0].accepted_suggestions == [{"id": card["suggestions"][0]["uuid"]}]
+    assert recorded[1].override_reason["userComment"] == "Seen in clinic last week"
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"card": "x", "outcome": "ignored", "outcomeTimestamp": "2026-11-25T10:00:00Z"},
+        {"card": "x", "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z"},
+        {"card": "x", "outcome": "overridden", "outcomeTimestamp": "yesterday"},
+        {"outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"},
+    ],
+    ids=[
+        "an unknown outcome",
+        "accepted without suggestions",
+        "a timestamp that is not one",
+        "no card",
+    ],
+)
+def test_malformed_feedback_is_a_400(cds, item):
+    assert _feedback(cds, [item]).status_code == 400
+
+
+def test_feedback_on_an_unknown_card_is_a_404_and_records_nothing(cds):
+    item = {"card": str(uuid.uuid4()), "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-25T10:00:00Z"}  # fmt: skip
+    assert _feedback(cds, [item]).status_code == 404
+
+
+def test_feedback_needs_a_valid_token(cds):
+    item = {"card": str(uuid.uuid4()), "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-25T10:00:00Z"}  # fmt: skip
+    assert _feedback(cds, [item], STRANGER.token()).status_code == 401
