@@ -401,7 +401,18 @@ def _card(record, plan, patient_id: str) -> dict[str, Any]:
     return card
 
 
-@blp.route("/<string:service_id>", methods=["POST"])
+SERVICE_ID_PARAMETER = [
+    {
+        "in": "path",
+        "name": "service_id",
+        "required": True,
+        "schema": {"type": "string", "enum": [SERVICE_ID]},
+        "description": "A service id from GET /cds-services.",
+    }
+]
+
+
+@blp.route("/<string:service_id>", methods=["POST"], parameters=SERVICE_ID_PARAMETER)
 @blp.doc(
     security=_SECURITY,
     requestBody={
@@ -459,7 +470,7 @@ def call_service(service_id: str):
     return json_response({"cards": [_card(record, plan, body["context"]["patientId"])]})
 
 
-@blp.route("/<string:service_id>/feedback", methods=["POST"])
+@blp.route("/<string:service_id>/feedback", methods=["POST"], parameters=SERVICE_ID_PARAMETER)
 @blp.doc(
     security=_SECURITY,
     requestBody={
