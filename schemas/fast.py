@@ -113,6 +113,11 @@ class ReportAcceptor:
                     return False
         return True
 
+    def validated(self, data: Any, schema) -> Any:
+        """``data`` if this checker accepts it, else marshmallow's load of it, which raises
+        ValidationError with the field-by-field messages."""
+        return data if self.accepts(data) else schema.load(data)
+
 
 def check_subject(value: Any) -> bool:
     """The subject check of schemas.records.SubjectSchema."""

@@ -24,6 +24,7 @@ from service.auth import install_api_key_check
 from service.cds_auth import TokenVerifier, load_clients
 from service.cli import register_commands
 from service.config import Config, config_from_environment
+from service.fhir import response_reader
 from service.http import (
     FHIR_RESOURCES,
     FHIR_RESPONSES,
@@ -57,6 +58,9 @@ def create_app(config: type[Config] | None = None) -> Flask:
         app.config["CDS_BASE_URL"],
         app.config["CDS_TOKEN_LEEWAY_SECONDS"],
     )
+
+    # The intake Questionnaire and its response reader are built once, here.
+    response_reader()
 
     api = PoplitealApi(app, spec_kwargs=_spec_kwargs(library))
     app.extensions["popliteal"] = {

@@ -22,7 +22,8 @@ import jwt
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("ES384", "RS384")
-# The specification caps a token's lifetime: exp at most five minutes after it is issued.
+# CDS Hooks 2.0, "Trusting CDS Clients" (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients):
+# a token's exp is at most five minutes after it is issued.
 MAX_LIFETIME_SECONDS = 300
 
 
@@ -41,7 +42,6 @@ class CdsClient:
 @dataclass(frozen=True)
 class CdsCaller:
     client: CdsClient
-    subject: str | None
     jti: str
 
 
@@ -92,6 +92,19 @@ class TokenVerifier:
         self._base_url = base_url
         self._leeway = leeway
         self._url_fetchers: dict[str, jwt.PyJWKClient] = {}
+        # Key files are read here, at start-up, not per call: an unreadable one stops the
+        # service naming it. A rotated key file takes a restart (a URL is re-fetched).
+        self._file_keys: dict[str, list[jwt.PyJWK]] = {}
+        for client in clients.values():
+            if client.jwks_file is not None:
+                try:
+                    self._file_keys[client.issuer] = jwt.PyJWKSet.from_json(
+                        client.jwks_file.read_text(encoding="utf-8")
+                    ).keys
+                except (OSError, ValueError, jwt.PyJWKSetError, jwt.PyJWKError) as error:
+                    raise RuntimeError(
+                        f"{client.jwks_file}: cannot read the JWK Set of {client.issuer}: {error}"
+                    ) from None
 
     @property
     def configured(self) -> bool:
@@ -113,11 +126,7 @@ class TokenVerifier:
                 log.warning("cannot fetch the JWK Set of %s: %s", client.issuer, error)
                 raise CdsAuthenticationError("The client's JWK Set cannot be fetched.") from None
         else:
-            try:
-                keys = jwt.PyJWKSet.from_json(client.jwks_file.read_text(encoding="utf-8")).keys
-            except (OSError, jwt.PyJWKSetError) as error:
-                log.warning("cannot read the JWK Set of %s: %s", client.issuer, error)
-                raise CdsAuthenticationError("The client's JWK Set cannot be read.") from None
+            keys = self._file_keys[client.issuer]
         matching = [key for key in keys if kid is None or key.key_id == kid]
         if len(matching) != 1:
             raise CdsAuthenticationError("No single key of the client's JWK Set has this kid.")
@@ -165,4 +174,4 @@ class TokenVerifier:
         if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:
             raise CdsAuthenticationError("The token's jti must be a string of 1-255 characters.")
         expires = datetime.fromtimestamp(claims["exp"], UTC)
-        return CdsCaller(client, claims.get("sub"), claims["jti"]), expires
+        return CdsCaller(client, claims["jti"]), expires

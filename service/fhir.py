@@ -12,6 +12,7 @@ from flask import g, request
 from marshmallow import ValidationError
 
 from rules import load_library
+from rules.terminology import report_field_paths
 from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
 from schemas.fhir.resources import CauseView, RecordHead, assessment_bundle, care_plan
 from schemas.report import FhirAssessQuerySchema
@@ -23,11 +24,7 @@ from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
 def red_flag_fields() -> set[str]:
     """Every report field a red flag of any loaded rules version reads."""
     library = load_library()
-    known = {
-        f"{section}.{name}"
-        for section, spec in library.report_sections.items()
-        for name in spec["fields"]
-    }
+    known = set(report_field_paths(library.report_sections))
     fields: set[str] = set()
     for evaluator in library:
         for red_flag in evaluator.ruleset.red_flags:
@@ -86,10 +83,8 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
         body["store"] = False
     if "rules_version" in options:
         body["rules_version"] = options["rules_version"]
-    if acceptor.accepts(body):
-        return body
     try:
-        return schema.load(body)
+        return acceptor.validated(body, schema)
     except ValidationError as error:
         raise FhirInputError(
             422, "Some answers are not valid; see the issues.", flatten(error.messages)
@@ -117,7 +112,6 @@ def ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> l
             name=cause["name"],
             icd10cm=[c.as_dict() for c in classification.codes_for(cause["code"], report)],
             likelihood=cause["likelihood"],
-            summary=cause["summary"],
             evidence=[e["description"] for e in cause["evidence"]],
         )
         for cause in assessment["likely_causes"]

@@ -94,6 +94,11 @@ FHIR_RESPONSES = {
 }
 
 
+def fhir_doc(resource: str, description: str) -> dict[str, Any]:
+    """blp.doc arguments for an operation that answers one FHIR resource."""
+    return {"responses": {"200": {"description": description, "content": FHIR_RESPONSES[resource]}}}
+
+
 def fhir_schema(name: str) -> dict[str, Any]:
     """A FHIR resource in the spec: its type, and where its full definition is. The R4
     definitions themselves are the contract; the tests validate every resource against them."""

@@ -10,12 +10,33 @@ from typing import Any
 import orjson
 from flask import current_app, g, request
 
+from rules import prescription_from_assessment
 from schemas.records import IDEMPOTENCY_KEY
 from service.http import MalformedIdempotencyKey, json_response
 from service.storage import NewRecord, Record, RecordSummary, Storage
-from service.storage.records import Subject
+from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def assessment_records(
+    request_body: dict[str, Any], assessment: dict[str, Any], subject: Subject | None
+) -> list[NewRecord]:
+    """An assessment and its plan, as the two records stored together, linked both ways."""
+    version = assessment["rules_version"]
+    level = assessment["triage"]["level"]
+    record = NewRecord(ASSESSMENT, version, request_body, assessment, subject, level)
+    plan = NewRecord(
+        EXERCISE_PRESCRIPTION,
+        version,
+        {"assessment_id": record.id},
+        prescription_from_assessment(assessment),
+        subject,
+        level,
+        assessment_id=record.id,
+    )
+    record.plan_id = plan.id
+    return [record, plan]
 
 
 def storage() -> Storage:

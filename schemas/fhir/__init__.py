@@ -11,13 +11,11 @@ service is deployed, and do not pretend to be resolvable web addresses.
 from __future__ import annotations
 
 FHIR_MEDIA_TYPE = "application/fhir+json"
-FHIR_VERSION = "4.0.1"
 
 ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
-ISSUE_TYPE_SYSTEM = "http://hl7.org/fhir/issue-type"
 URN_UUID = "urn:ietf:rfc:3986"
 
 CAUSE_SYSTEM = "urn:popliteal:fhir:CodeSystem:condition"

@@ -27,7 +27,10 @@ from schemas.fhir import (
     URN_UUID,
 )
 
-# How the triage level reads as a risk: the chance that the leg needs a clinician's care.
+# How the triage level reads as a risk: the chance that the leg needs a clinician's care. A
+# representation of the level the rules decided, not a rule of its own: emergency and urgent
+# both mean care is needed now or within a day (high), see_professional that it should be
+# booked (moderate), self_care that it is not expected (low).
 LEVEL_PROBABILITY = {
     "emergency": "high",
     "urgent": "high",
@@ -61,7 +64,6 @@ class CauseView:
     name: str
     icd10cm: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     likelihood: str | None = None  # None: named by the caller, not ranked by the rules
-    summary: str | None = None
     evidence: Sequence[str] = field(default_factory=tuple)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import g, request
 
-from rules import load_library, prescription_from_assessment
+from rules import load_library
 from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
 from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.report import (
@@ -39,6 +39,7 @@ from service.http import (
 from service.records import (
     IDEMPOTENCY_HEADER,
     assessment_path,
+    assessment_records,
     created,
     idempotency_key,
     prescription_path,
@@ -216,20 +217,7 @@ def assess():
     if not keep:
         return json_response(assessment)
 
-    version = assessment["rules_version"]
-    level = assessment["triage"]["level"]
-    record = NewRecord(ASSESSMENT, version, sent, assessment, subject, level)
-    plan = NewRecord(
-        EXERCISE_PRESCRIPTION,
-        version,
-        {"assessment_id": record.id},
-        prescription_from_assessment(assessment),
-        subject,
-        level,
-        assessment_id=record.id,
-    )
-    record.plan_id = plan.id
-    stored, replayed = store([record, plan], key)
+    stored, replayed = store(assessment_records(sent, assessment, subject), key)
     return created(render_assessment(stored[0]), assessment_path(stored[0].id), replayed)
 
 

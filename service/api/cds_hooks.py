@@ -16,7 +16,6 @@ import orjson
 from flask import current_app, g, request
 from marshmallow import ValidationError
 
-from rules import prescription_from_assessment
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
 from schemas.fhir import QUESTIONNAIRE_URL
 from schemas.fhir.questionnaire import QuestionnaireResponseError
@@ -26,8 +25,8 @@ from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
 from service.fhir import care_plan_for, response_reader
 from service.http import Blueprint, flatten_errors, json_response, problem
-from service.records import assessment_path, prescription_path, storage
-from service.storage import NewRecord, Principal
+from service.records import assessment_path, assessment_records, prescription_path, storage
+from service.storage import Principal
 from service.storage.cds import Feedback
 from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
 
@@ -73,7 +72,9 @@ OVERRIDE_REASONS = [
         ("patient-declined", "The patient declined the exercise plan"),
     )
 ]
-SUMMARY_LIMIT = 139  # the specification: under 140 characters
+# CDS Hooks 2.0, Card attributes (https://cds-hooks.hl7.org/2.0/#card-attributes): a summary
+# is under 140 characters.
+SUMMARY_LIMIT = 139
 HOOK_REQUEST = HookRequestSchema()
 FEEDBACK_REQUEST = FeedbackRequestSchema()
 
@@ -258,27 +259,14 @@ def _assess_intake(intake: dict[str, Any], subject: Subject | None):
         raise HookRequestError(
             "prefetch.intake cannot be read as a symptom report.", error.errors
         ) from None
-    if not ASSESS_REQUEST_ACCEPTOR.accepts(report):
-        try:
-            report = ASSESS_REQUEST.load(report)
-        except ValidationError as error:
-            raise HookRequestError(
-                "prefetch.intake has answers that are not valid.", flatten_errors(error.messages)
-            ) from None
+    try:
+        report = ASSESS_REQUEST_ACCEPTOR.validated(report, ASSESS_REQUEST)
+    except ValidationError as error:
+        raise HookRequestError(
+            "prefetch.intake has answers that are not valid.", flatten_errors(error.messages)
+        ) from None
     evaluator = current_app.extensions["popliteal"]["rules"].get()
     assessment = evaluator.assess(dict(report))
-    version, level = assessment["rules_version"], assessment["triage"]["level"]
-    record = NewRecord(ASSESSMENT, version, report, assessment, subject, level)
-    plan = NewRecord(
-        EXERCISE_PRESCRIPTION,
-        version,
-        {"assessment_id": record.id},
-        prescription_from_assessment(assessment),
-        subject,
-        level,
-        assessment_id=record.id,
-    )
-    record.plan_id = plan.id
     # One record per response and patient: opening the chart again replays it.
     fingerprint = hashlib.sha256(
         orjson.dumps([intake, subject and [subject.system, subject.value]],
@@ -288,7 +276,7 @@ def _assess_intake(intake: dict[str, Any], subject: Subject | None):
         tenant_id=g.principal.tenant_id,
         api_key_id=None,
         request_id=g.request_id,
-        new_records=[record, plan],
+        new_records=assessment_records(report, assessment, subject),
         idempotency_key=f"cds-hooks:{fingerprint}",
         fingerprint=fingerprint,
     )

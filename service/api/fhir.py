@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.fhir import intake_questionnaire
-from service.http import FHIR_RESPONSES, V1_ERRORS, Blueprint, fhir_response, problem_responses
+from service.http import V1_ERRORS, Blueprint, fhir_doc, fhir_response, problem_responses
 
 blp = Blueprint(
     "fhir",
@@ -16,14 +16,7 @@ blp = Blueprint(
 
 
 @blp.route("/questionnaire")
-@blp.doc(
-    responses={
-        "200": {
-            "description": "The symptom intake Questionnaire.",
-            "content": FHIR_RESPONSES["Questionnaire"],
-        }
-    }
-)
+@blp.doc(**fhir_doc("Questionnaire", "The symptom intake Questionnaire."))
 @problem_responses(blp, *V1_ERRORS)
 def get_questionnaire():
     """The symptom intake as a FHIR Questionnaire

@@ -15,10 +15,10 @@ from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
 from service.fhir import bundle_for, care_plan_for
 from service.http import (
-    FHIR_RESPONSES,
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
+    fhir_doc,
     fhir_response,
     json_response,
     problem,
@@ -117,11 +117,11 @@ class Assessment(MethodView):
         causes), one `Condition` per likely cause (`differential`, with its ICD-10-CM code) and
         the `CarePlan`; errors are then `OperationOutcome`s.
         """
+        if speaks_fhir():
+            return _as_fhir(ASSESSMENT, assessment_id, bundle_for)
         record = _get(ASSESSMENT, assessment_id)
         if record is None:
             return problem_404()
-        if speaks_fhir():
-            return fhir_response(bundle_for(record))
         return json_response(render_assessment(record))
 
     @blp.response(204, description="Erased, with its plan and every prescription made from it.")
@@ -151,11 +151,11 @@ class Prescription(MethodView):
         addresses with their ICD-10-CM codes, the stop rules and sources as notes; errors are
         then `OperationOutcome`s. Also at `GET /v1/exercise-prescriptions/{id}/fhir`.
         """
+        if speaks_fhir():
+            return _as_fhir(EXERCISE_PRESCRIPTION, prescription_id, care_plan_for)
         record = _get(EXERCISE_PRESCRIPTION, prescription_id)
         if record is None:
             return problem_404()
-        if speaks_fhir():
-            return fhir_response(care_plan_for(record))
         return json_response(render_prescription(record))
 
     @blp.response(204, description="Erased.")
@@ -170,15 +170,15 @@ class Prescription(MethodView):
         return _erase(EXERCISE_PRESCRIPTION, prescription_id)
 
 
+def _as_fhir(kind: str, record_id: str, render):
+    record = _get(kind, record_id)
+    if record is None:
+        return problem_404()
+    return fhir_response(render(record))
+
+
 @blp.route("/assessments/<string:assessment_id>/fhir")
-@blp.doc(
-    responses={
-        "200": {
-            "description": "The assessment as a FHIR Bundle.",
-            "content": FHIR_RESPONSES["Bundle"],
-        }
-    }
-)
+@blp.doc(**fhir_doc("Bundle", "The assessment as a FHIR Bundle."))
 @problem_responses(blp, *READ_ERRORS)
 def get_assessment_fhir(assessment_id):
     """A stored assessment as a FHIR Bundle
@@ -186,21 +186,11 @@ def get_assessment_fhir(assessment_id):
     The same as `GET /v1/assessments/{id}` with `Accept: application/fhir+json`, for clients
     that cannot set the Accept header. Errors are `OperationOutcome`s.
     """
-    record = _get(ASSESSMENT, assessment_id)
-    if record is None:
-        return problem_404()
-    return fhir_response(bundle_for(record))
+    return _as_fhir(ASSESSMENT, assessment_id, bundle_for)
 
 
 @blp.route("/exercise-prescriptions/<string:prescription_id>/fhir")
-@blp.doc(
-    responses={
-        "200": {
-            "description": "The prescription as a FHIR CarePlan.",
-            "content": FHIR_RESPONSES["CarePlan"],
-        }
-    }
-)
+@blp.doc(**fhir_doc("CarePlan", "The prescription as a FHIR CarePlan."))
 @problem_responses(blp, *READ_ERRORS)
 def get_prescription_fhir(prescription_id):
     """A stored exercise prescription as a FHIR CarePlan
@@ -208,7 +198,4 @@ def get_prescription_fhir(prescription_id):
     The same as `GET /v1/exercise-prescriptions/{id}` with `Accept: application/fhir+json`.
     Errors are `OperationOutcome`s.
     """
-    record = _get(EXERCISE_PRESCRIPTION, prescription_id)
-    if record is None:
-        return problem_404()
-    return fhir_response(care_plan_for(record))
+    return _as_fhir(EXERCISE_PRESCRIPTION, prescription_id, care_plan_for)

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from service.storage.database import Storage, translate_unavailable
-from service.storage.tables import cds_feedback, cds_token_uses, tenants
+from service.storage.keys import ensure_tenant
+from service.storage.tables import cds_feedback, cds_token_uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +47,12 @@ class CdsStore:
     @translate_unavailable
     def tenant_id(self, name: str) -> int:
         """The tenant's id, created on first use (a CDS client is configured with its name)."""
-        with self._storage.transaction() as connection:
-            existing = connection.execute(
-                sa.select(tenants.c.id).where(tenants.c.name == name)
-            ).scalar_one_or_none()
-            if existing is not None:
-                return existing
         try:
             with self._storage.transaction() as connection:
-                return connection.execute(
-                    sa.insert(tenants)
-                    .values(name=name, created_at=datetime.now(UTC))
-                    .returning(tenants.c.id)
-                ).scalar_one()
-        except IntegrityError:  # created meanwhile by another worker
-            with self._storage.reading() as connection:
-                return connection.execute(
-                    sa.select(tenants.c.id).where(tenants.c.name == name)
-                ).scalar_one()
+                return ensure_tenant(connection, name, datetime.now(UTC))
+        except IntegrityError:  # created meanwhile by another worker: it is there now
+            with self._storage.transaction() as connection:
+                return ensure_tenant(connection, name, datetime.now(UTC))
 
     @translate_unavailable
     def record_feedback(

@@ -46,6 +46,18 @@ class ApiKeyInfo:
     revoked_at: datetime | None
 
 
+def ensure_tenant(connection, tenant: str, now: datetime) -> int:
+    """The tenant's id, created if it is new."""
+    existing = connection.execute(
+        sa.select(tenants.c.id).where(tenants.c.name == tenant)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    return connection.execute(
+        sa.insert(tenants).values(name=tenant, created_at=now).returning(tenants.c.id)
+    ).scalar_one()
+
+
 class ApiKeyStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -56,7 +68,7 @@ class ApiKeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
         now = datetime.now(UTC)
         with self._storage.transaction() as connection:
-            tenant_id = self._tenant_id(connection, tenant, now)
+            tenant_id = ensure_tenant(connection, tenant, now)
             key_id = connection.execute(
                 sa.insert(api_keys)
                 .values(
@@ -69,16 +81,6 @@ class ApiKeyStore:
                 .returning(api_keys.c.id)
             ).scalar_one()
         return key, ApiKeyInfo(key_id, tenant, key[:SHOWN_PREFIX_LENGTH], label, now, None)
-
-    def _tenant_id(self, connection, tenant: str, now: datetime) -> int:
-        existing = connection.execute(
-            sa.select(tenants.c.id).where(tenants.c.name == tenant)
-        ).scalar_one_or_none()
-        if existing is not None:
-            return existing
-        return connection.execute(
-            sa.insert(tenants).values(name=tenant, created_at=now).returning(tenants.c.id)
-        ).scalar_one()
 
     @translate_unavailable
     def list(self, tenant: str | None = None) -> list[ApiKeyInfo]:

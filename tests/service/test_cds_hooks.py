@@ -493,3 +493,13 @@ def test_feedback_needs_a_valid_token(cds):
     item = {"card": str(uuid.uuid4()), "outcome": "overridden",
             "outcomeTimestamp": "2026-11-25T10:00:00Z"}  # fmt: skip
     assert _feedback(cds, [item], STRANGER.token()).status_code == 401
+
+
+def test_an_unreadable_jwk_set_file_stops_the_start_up_naming_it(tmp_path, sqlite_database):
+    (tmp_path / "jwks.json").write_text("{not json")
+    clients = {"clients": [{"issuer": ISSUER, "tenant": "t", "jwks_file": "jwks.json"}]}
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    config = app_config(DATABASE_URL=sqlite_database, CDS_BASE_URL=BASE_URL,
+                        CDS_CLIENTS_FILE=str(tmp_path / "clients.json"))  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"jwks\.json"):
+        create_app(config)
