@@ -10,6 +10,7 @@ import re
 import uuid
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rules import load_library
 from schemas.report import (
@@ -33,7 +34,9 @@ from service.http import (
     problem,
     register_error_handlers,
 )
+from service.hygiene import install_cors, install_security_headers, parse_origins
 from service.limits import install_rate_limits
+from service.observability import install_request_observation
 from service.storage import Storage
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -45,12 +48,23 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_object(config or config_from_environment())
 
+    # Configuration mistakes stop the service at start-up, naming the setting.
+    cors_origins = parse_origins(app.config["CORS_ORIGINS"])
+    if app.config["PROXY_HOPS"]:
+        # Behind nginx or an ingress: the client's address (for the wrong-key budget) and
+        # scheme come from the proxy's X-Forwarded-* headers, trusted for this many hops only.
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
     # Rules load once, at start-up; a defective rule file stops the service here, naming the
     # file and key, rather than failing requests later.
     library = load_library()
 
     # Connections open lazily, in each worker process, on first use.
-    storage = Storage(app.config["DATABASE_URL"] or _embedded_database_url(app))
+    storage = Storage(
+        app.config["DATABASE_URL"] or _embedded_database_url(app),
+        statement_timeout_ms=app.config["DB_STATEMENT_TIMEOUT_MS"],
+    )
 
     # CDS clients are read at start-up: a defective clients file stops the service here.
     cds_verifier = TokenVerifier(
@@ -84,13 +98,18 @@ def create_app(config: type[Config] | None = None) -> Flask:
     app.register_blueprint(docs_assets)
     _finish_spec(api)
 
-    # Order matters: the request id first (every answer carries it), then the key (the rate
-    # limit counts per key), then the limit, then the body's media type.
+    # Order matters: the clock and the request id first (every answer carries the id, every
+    # request is logged and measured), then CORS preflights (they carry no key), then the key
+    # (the rate limit counts per key), then the limit, then the body's media type.
+    install_request_observation(app)
+
     @app.before_request
     def assign_request_id():
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
+    install_cors(app, cors_origins)
+    install_security_headers(app)
     install_api_key_check(app, storage.keys)
     install_rate_limits(app)
 

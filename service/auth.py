@@ -17,6 +17,7 @@ import limits.strategies
 from flask import Flask, g, request
 
 from service.http import RATE_LIMITED_PROBLEM, problem
+from service.observability import observe_rate_limit
 from service.storage import Principal, StorageUnavailable
 from service.storage.keys import ApiKeyStore, hash_key
 
@@ -152,6 +153,7 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
         # A key verified moments ago is served whatever others from its address sent.
         principal = verifier.cached(key) if key else None
         if principal is None and budget is not None and budget.exhausted(address):
+            observe_rate_limit("failed_authentication")
             return problem(
                 429,
                 "Too many requests with a missing or wrong API key from this address; retry "

@@ -82,6 +82,18 @@ class Config:
     # Clock skew tolerated on a token's exp and iat, in seconds.
     CDS_TOKEN_LEEWAY_SECONDS = _number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
 
+    # HTTP hygiene. Origins of browser apps allowed to call the API (comma-separated, exact
+    # origins such as https://app.example.com; none by default, and never a wildcard).
+    CORS_ORIGINS = os.environ.get("POPLITEAL_CORS_ORIGINS", "")
+    # Strict-Transport-Security max-age, sent once TLS is in front of the service (0: off).
+    HSTS_SECONDS = int(_number("POPLITEAL_HSTS_SECONDS", 0))
+    # Reverse proxies in front of the service whose X-Forwarded-For/-Proto are trusted (one
+    # behind nginx or an ingress). 0: the peer address is the client's.
+    PROXY_HOPS = int(_number("POPLITEAL_PROXY_HOPS", 0))
+    # A PostgreSQL statement running longer than this is cancelled: the request gets a 503
+    # rather than holding a worker (gunicorn's own timeout is the last resort).
+    DB_STATEMENT_TIMEOUT_MS = int(_number("POPLITEAL_DB_STATEMENT_TIMEOUT_MS", 5000))
+
 
 class DevelopmentConfig(Config):
     pass

@@ -17,6 +17,7 @@ import orjson
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
+from sqlalchemy.exc import SQLAlchemyError
 from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -25,6 +26,7 @@ from rules import UnknownCode, UnknownRulesVersion
 from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.fhir.outcome import operation_outcome
 from schemas.responses import ProblemSchema
+from service.observability import observe_database_error
 from service.storage import IdempotencyKeyReused, PartOfAssessment, StorageUnavailable
 from service.storage.records import AssessmentNotFound, InvalidCursor
 
@@ -329,6 +331,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageUnavailable)
     def storage_unavailable(error: StorageUnavailable):
         # The process stays up and the pool reconnects by itself when the database returns.
+        observe_database_error("unavailable")
         log.warning("database unreachable on %s %s: %s", request.method, request.path, error)
         return problem(
             503,
@@ -392,5 +395,7 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(error, HTTPException):  # pragma: no cover - routed to the Api handler
             return app.extensions["popliteal"]["api"].handle_http_exception(error)
         # The stack trace goes to the log, never to the client.
+        if isinstance(error, SQLAlchemyError):
+            observe_database_error("unexpected")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500)

@@ -226,11 +226,21 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def gunicorn_command(port: int, workers: int = 2) -> list[str]:
+    """gunicorn as the README, the image and the manifests start it: with gunicorn.conf.py."""
     return [
-        sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--log-level", "warning", "--no-control-socket",
-        "service.wsgi:app",
+        sys.executable, "-m", "gunicorn", "--config", str(REPO_ROOT / "gunicorn.conf.py"),
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "service.wsgi:app",
     ]  # fmt: skip
+
+
+def gunicorn_env(**settings: str) -> dict[str, str]:
+    """The environment for a test's gunicorn: no metrics listener unless a test asks for one
+    (each would want the same port), and a metrics folder of its own."""
+    environment = {
+        key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    return {**environment, "POPLITEAL_CONFIG": "production", "POPLITEAL_METRICS_PORT": "0",
+            **settings}  # fmt: skip
 
 
 @dataclass
@@ -256,13 +266,11 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     process = subprocess.Popen(
         gunicorn_command(port),
         cwd=REPO_ROOT,
-        env={
-            **os.environ,
-            "POPLITEAL_CONFIG": "production",
-            "DATABASE_URL": database,
-            "RATELIMIT_APPLICATION": "1000000 per minute",
-            "POPLITEAL_AUTH_FAILURE_LIMIT": "1000000 per minute",
-        },
+        env=gunicorn_env(
+            DATABASE_URL=database,
+            RATELIMIT_APPLICATION="1000000 per minute",
+            POPLITEAL_AUTH_FAILURE_LIMIT="1000000 per minute",
+        ),
     )
     try:
         wait_until(f"{url}/readyz", process)

@@ -36,6 +36,11 @@ from service.http import (
     problem,
     problem_responses,
 )
+from service.observability import (
+    observe_assessment,
+    observe_escalation_check,
+    observe_triage_level,
+)
 from service.records import (
     IDEMPOTENCY_HEADER,
     assessment_path,
@@ -214,6 +219,7 @@ def assess():
     sent = dict(body)
     evaluator = evaluator_for(body.pop("rules_version", None))
     assessment = evaluator.assess(body)
+    observe_assessment(assessment)
     if not keep:
         return json_response(assessment)
 
@@ -243,7 +249,9 @@ def escalation_check():
     """
     report = parse_body(REPORT_ACCEPTOR, REPORT)
     evaluator = evaluator_for(report.pop("rules_version", None))
-    return json_response(evaluator.escalation_check(report))
+    check = evaluator.escalation_check(report)
+    observe_escalation_check(check)
+    return json_response(check)
 
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
@@ -327,10 +335,11 @@ def prescribe():
         evaluator = evaluator_for(body.get("rules_version") or source.rules_version)
         prescription = evaluator.prescribe_for_report(report)
         assessment_id, subject = source.id, source.subject
+    triage = prescription.get("triage")
+    observe_triage_level(triage["level"] if triage else None)
     if not keep:
         return json_response(prescription)
 
-    triage = prescription.get("triage")
     record = NewRecord(
         EXERCISE_PRESCRIPTION,
         prescription["rules_version"],

@@ -25,6 +25,7 @@ from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
 from service.fhir import care_plan_for, response_reader
 from service.http import Blueprint, flatten_errors, json_response, problem
+from service.observability import observe_assessment
 from service.records import assessment_path, assessment_records, prescription_path, storage
 from service.storage import Principal
 from service.storage.cds import Feedback
@@ -267,6 +268,7 @@ def _assess_intake(intake: dict[str, Any], subject: Subject | None):
         ) from None
     evaluator = current_app.extensions["popliteal"]["rules"].get()
     assessment = evaluator.assess(dict(report))
+    observe_assessment(assessment)
     # One record per response and patient: opening the chart again replays it.
     fingerprint = hashlib.sha256(
         orjson.dumps([intake, subject and [subject.system, subject.value]],

@@ -46,11 +46,14 @@ def _json_dumps(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_storage_engine(url: str) -> Engine:
+def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
     parsed = make_url(url)
     options: dict = {
         "json_serializer": _json_dumps,
         "json_deserializer": orjson.loads,
+        # Errors never quote the values they were given: those values are health data and
+        # error messages end up in logs.
+        "hide_parameters": True,
     }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -64,6 +67,10 @@ def create_storage_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         # Fail fast when the server is away: the request gets a 503 in seconds, not a hang.
         options["connect_args"] = {"connect_timeout": 3}
+        if statement_timeout_ms:
+            # A stuck query is cancelled server-side and the request gets a 503, instead of
+            # holding a worker until gunicorn kills it.
+            options["connect_args"]["options"] = f"-c statement_timeout={statement_timeout_ms}"
         options["pool_timeout"] = 5
     engine = sa.create_engine(parsed, **options)
     _ping_idle_connections(engine)
@@ -123,9 +130,9 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
 class Storage:
     """The database behind the service. Connections are opened lazily, per process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, statement_timeout_ms: int | None = None) -> None:
         self.url = url
-        self.engine = create_storage_engine(url)
+        self.engine = create_storage_engine(url, statement_timeout_ms)
         # Imported here to keep the module graph flat: both stores take this Storage.
         from service.storage.cds import CdsStore
         from service.storage.keys import ApiKeyStore

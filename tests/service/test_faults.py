@@ -40,7 +40,14 @@ from service import examples
 from service.storage import Storage
 from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
 from service.storage.tables import records
-from tests.conftest import REPO_ROOT, free_port, gunicorn_command, stop, wait_until
+from tests.conftest import (
+    REPO_ROOT,
+    free_port,
+    gunicorn_command,
+    gunicorn_env,
+    stop,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.postgres]
 
@@ -288,12 +295,7 @@ def test_a_worker_killed_mid_request_loses_nothing_and_doubles_nothing(postgres_
     server = subprocess.Popen(
         gunicorn_command(port, workers=WORKERS),
         cwd=REPO_ROOT,
-        env={
-            **os.environ,
-            "POPLITEAL_CONFIG": "production",
-            "DATABASE_URL": postgres_database,
-            "RATELIMIT_ENABLED": "false",
-        },
+        env=gunicorn_env(DATABASE_URL=postgres_database, RATELIMIT_ENABLED="false"),
     )
     client = Client(port, api_key, deadline)
     pool = ThreadPoolExecutor(max_workers=CLIENTS)

@@ -1,0 +1,416 @@
+"""Logs and metrics: one JSON line per request with the allowed fields only, no health data in
+any log at any level (errors included), and Prometheus metrics summed over every worker."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from service import create_app, examples
+from service.logs import ACCESS_LOGGER, REQUEST_FIELDS, RedactingJsonFormatter
+from service.storage import Storage
+from tests.conftest import (
+    REPO_ROOT,
+    app_config,
+    free_port,
+    gunicorn_command,
+    gunicorn_env,
+    stop,
+    tenant_factory,
+    wait_until,
+)
+
+CHECK_ROUTE = "/v1/escalation-check"
+STANDARD_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def _access_records(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == ACCESS_LOGGER]
+
+
+# -- The per-request line --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "authorised", "status", "route"),
+    [
+        ("post", "/v1/assess", {**examples.POSSIBLE_DVT, "store": False}, True, 200, "/v1/assess"),
+        (
+            "post",
+            "/v1/escalation-check",
+            examples.SCIATICA_TINGLING,
+            True,
+            200,
+            "/v1/escalation-check",
+        ),
+        ("get", "/healthz", None, False, 200, "/healthz"),
+        ("get", "/v1/conditions", None, False, 401, "/v1/conditions"),
+        ("get", "/no/such/page", None, False, 404, "unmatched"),
+        ("post", "/v1/assess", {"pain": {"intensity": "x"}}, True, 422, "/v1/assess"),
+    ],
+)
+def test_every_request_is_logged_once_with_only_the_allowed_fields(
+    client, anonymous_client, tenant, caplog, method, path, body, authorised, status, route
+):
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    user = client if authorised else anonymous_client
+    response = getattr(user, method)(path, json=body, headers={"X-Request-ID": "req-123"})
+    assert response.status_code == status
+    [record] = _access_records(caplog)
+    extra = set(vars(record)) - STANDARD_RECORD_FIELDS
+    assert extra == set(REQUEST_FIELDS), "nothing but the allow-listed fields"
+    assert record.request_id == "req-123"
+    assert record.route == route
+    assert record.status == status
+    assert record.method == method.upper()
+    assert record.duration_ms >= 0
+    assert record.tenant == (tenant.name if authorised else None)
+    if status == 200 and path.startswith("/v1/"):
+        assert record.rules_version == response.headers["X-Rules-Version"]
+        level = response.json.get("level") or response.json["triage"]["level"]
+        assert record.triage_level == level
+    else:
+        assert record.triage_level is None
+
+
+def test_the_access_line_is_one_json_object(caplog, client):
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    client.post("/v1/escalation-check", json=examples.POSSIBLE_DVT)
+    [record] = _access_records(caplog)
+    line = json.loads(RedactingJsonFormatter().format(record))
+    assert line["message"] == "request"
+    assert line["level"] == "INFO"
+    assert line["logger"] == ACCESS_LOGGER
+    assert line["triage_level"] == "urgent"
+    assert {"timestamp", "service"} <= set(line)
+
+
+# -- No health data in any log ----------------------------------------------------------------
+
+
+def _canary() -> str:
+    return "zqx" + secrets.token_hex(6)
+
+
+def _leaky_requests(canary: str) -> list[tuple[str, str, dict | bytes | None, dict]]:
+    """Requests whose bodies, headers and queries carry the canary, valid and invalid alike."""
+    subject = {"system": f"urn:{canary}:members", "value": f"member-{canary}"}
+    report = {**examples.SELF_CARE_TECHNIQUE, "subject": subject}
+    bad_enum = json.loads(json.dumps(examples.SELF_CARE_TECHNIQUE))
+    bad_enum["pain"]["side"] = f"side-{canary}"
+    unknown_field = {**examples.SELF_CARE_TECHNIQUE, f"field_{canary}": canary}
+    questionnaire = json.loads(
+        json.dumps(examples.QUESTIONNAIRE_RESPONSE_EXAMPLES["technique_problem"]["value"])
+    )
+    questionnaire["subject"] = {"identifier": subject}
+    headers = {"Idempotency-Key": f"key-{canary}"}
+    return [
+        ("POST", "/v1/assess", report, headers),
+        ("POST", "/v1/assess", report, headers),  # the replay
+        ("POST", "/v1/assess", {**report, "store": False}, {}),
+        ("POST", "/v1/escalation-check", bad_enum, {}),
+        ("POST", "/v1/assess", unknown_field, {}),
+        ("POST", "/v1/assess", f'{{"pain": "{canary}"'.encode(), {}),  # malformed JSON
+        ("POST", "/v1/assess", questionnaire, {"Content-Type": "application/fhir+json"}),
+        ("POST", "/v1/exercise-prescriptions", {"report": bad_enum["pain"]}, {}),
+        ("GET", f"/v1/assessments?subject=urn:{canary}|member-{canary}", None, {}),
+        ("GET", f"/v1/assessments?subject={canary}", None, {}),  # a malformed filter
+        ("POST", "/v1/assess", b"x" * 70_000 + canary.encode(), {}),  # too large
+    ]
+
+
+def test_no_request_value_reaches_the_logs_in_process_even_on_a_crash(sqlite_database, caplog):
+    """A fresh app with a route that crashes quoting its body, as a careless bug would."""
+    canary = _canary()
+    app = create_app(app_config(DATABASE_URL=sqlite_database))
+
+    def crash():
+        from flask import request
+
+        raise RuntimeError(f"could not handle {request.get_data(as_text=True)}")
+
+    app.add_url_rule("/v1/crash", "crash", crash, methods=["POST"])
+    tenant = tenant_factory(app)()
+    caplog.set_level(logging.DEBUG)
+    for method, path, body, headers in [
+        *_leaky_requests(canary),
+        ("POST", "/v1/crash", {"note": canary}, {}),
+    ]:
+        kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
+        headers = {"Content-Type": "application/json", **headers}
+        tenant.client.open(path, method=method, headers=headers, **kwargs)
+
+    crash_records = [r for r in caplog.records if r.exc_info and "crash" in r.getMessage()]
+    assert crash_records, "the crash was logged (else this test could not fail)"
+    # Without redaction the crash's message would leak the body: the check below has teeth.
+    assert canary in logging.Formatter().format(crash_records[0])
+    formatter = RedactingJsonFormatter()
+    lines = [formatter.format(record) for record in caplog.records]
+    assert len(lines) >= len(_leaky_requests(canary)) + 1
+    leaking = [line for line in lines if canary in line]
+    assert leaking == []
+    assert "RuntimeError" in formatter.format(crash_records[0])
+
+
+@pytest.fixture(scope="module")
+def logged_server(tmp_path_factory):
+    """gunicorn with gunicorn.conf.py at DEBUG, its whole output kept in a file."""
+    folder = tmp_path_factory.mktemp("logged")
+    database = f"sqlite:///{folder / 'popliteal.sqlite3'}"
+    storage = Storage(database)
+    storage.upgrade()
+    key, _ = storage.keys.create("log-tests")
+    storage.dispose()
+    port = free_port()
+    output = folder / "gunicorn.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            gunicorn_command(port),
+            cwd=REPO_ROOT,
+            env=gunicorn_env(
+                DATABASE_URL=database,
+                POPLITEAL_LOG_LEVEL="DEBUG",
+                GUNICORN_ACCESS_LOG="true",
+                RATELIMIT_ENABLED="false",
+            ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(f"http://127.0.0.1:{port}/readyz", process)
+        yield f"http://127.0.0.1:{port}", key, output, process
+    finally:
+        stop(process)
+
+
+def _send(base: str, method: str, path: str, body, headers: dict) -> int:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
+    base, key, output, _process = logged_server
+    canary = _canary()
+    sent = []
+    for n, (method, path, body, headers) in enumerate(_leaky_requests(canary)):
+        request_id = f"leak-{n}"
+        status = _send(
+            base,
+            method,
+            path,
+            body,
+            {
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json",
+                "X-Request-ID": request_id,
+                **headers,
+            },
+        )
+        sent.append((request_id, status))
+    statuses = {status for _, status in sent}
+    assert {201, 200, 400, 413, 422} <= statuses, "valid and invalid requests alike"
+
+    text = output.read_text()
+    assert canary not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # all JSON
+    access = collections.Counter(
+        line["request_id"] for line in lines if line["logger"] == ACCESS_LOGGER
+    )
+    for request_id, status in sent:
+        assert access[request_id] == 1, f"{request_id} ({status}) logged once"
+    gunicorn_access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert gunicorn_access, "gunicorn's own access line, when on, is JSON too"
+    assert all("?" not in (line.get("path") or "") for line in gunicorn_access)
+
+
+# -- Metrics ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def measured_server(tmp_path_factory):
+    """gunicorn with two workers, metrics on their own port, a small per-key budget."""
+    folder = tmp_path_factory.mktemp("metrics")
+    database = f"sqlite:///{folder / 'popliteal.sqlite3'}"
+    storage = Storage(database)
+    storage.upgrade()
+    keys = [storage.keys.create("metrics-tests", label=str(n))[0] for n in range(3)]
+    storage.dispose()
+    port, metrics_port = free_port(), free_port()
+    samples = folder / "samples"
+    samples.mkdir()
+    process = subprocess.Popen(
+        gunicorn_command(port, workers=2),
+        cwd=REPO_ROOT,
+        env=gunicorn_env(
+            DATABASE_URL=database,
+            POPLITEAL_METRICS_PORT=str(metrics_port),
+            PROMETHEUS_MULTIPROC_DIR=str(samples),
+            RATELIMIT_APPLICATION="10 per minute",
+            POPLITEAL_AUTH_FAILURE_LIMIT="3 per minute",
+        ),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(f"http://127.0.0.1:{port}/readyz", process)
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", keys, samples
+    finally:
+        stop(process)
+
+
+def _post(base: str, path: str, body: dict, key: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        base + path,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+
+
+def _samples(metrics_url: str) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
+    base, metrics_url, (assess_key, check_key, flood_key), samples = measured_server
+    reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
+    levels, fired = collections.Counter(), collections.Counter()
+    for n in range(9):
+        status, body = _post(base, "/v1/assess", {**reports[n % 3], "store": False}, assess_key)
+        assert status == 200
+        levels[body["triage"]["level"]] += 1
+        fired.update(rule["rule_id"] for rule in body["trace"]["rules_fired"])
+    check_levels = collections.Counter()
+    flags_of_first_report = []
+    for n in range(3):
+        status, body = _post(base, "/v1/escalation-check", reports[n], check_key)
+        assert status == 200
+        check_levels[body["level"]] += 1
+        fired.update(flag["rule_id"] for flag in body["red_flags"])
+        if n == 0:
+            flags_of_first_report = [flag["rule_id"] for flag in body["red_flags"]]
+    flood = collections.Counter(
+        _post(base, "/v1/escalation-check", reports[0], flood_key)[0] for _ in range(30)
+    )
+    wrong_key = collections.Counter(
+        _post(base, "/v1/escalation-check", reports[0], "plt_wrong")[0] for _ in range(10)
+    )
+    assert flood[429] > 0
+    assert wrong_key[429] > 0
+
+    metrics = _samples(metrics_url)
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.get((name, frozenset(labels.items())), 0.0)
+
+    assert (
+        value("popliteal_http_requests_total", route="/v1/assess", method="POST", status="200") == 9
+    )
+    assert value(
+        "popliteal_http_request_duration_seconds_count",
+        route="/v1/assess", method="POST", status="200",
+    ) == 9  # fmt: skip
+    for level, count in levels.items():
+        assert value("popliteal_assessments_total", triage_level=level) == count
+    for level, count in check_levels.items():
+        assert value("popliteal_escalation_checks_total", triage_level=level) == count + (
+            flood[200] if level == "urgent" else 0
+        )
+    expected_firings = fired + collections.Counter(
+        {rule_id: flood[200] for rule_id in flags_of_first_report}
+    )
+    firings = {
+        dict(labels)["rule_id"]: v
+        for (name, labels), v in metrics.items()
+        if name == "popliteal_rule_firings_total"
+    }
+    assert firings == dict(expected_firings)
+    assert value("popliteal_rate_limit_rejections_total", limit="api_key") == flood[429]
+    assert (
+        value("popliteal_rate_limit_rejections_total", limit="failed_authentication")
+        == wrong_key[429]
+    )
+    # Both workers served and left their samples; the master summed them.
+    pids = {name.rsplit("_", 1)[-1] for name in os.listdir(samples) if name.endswith(".db")}
+    assert len(pids) >= 2, pids
+
+
+def test_metrics_are_not_served_on_the_public_port(measured_server):
+    base, metrics_url, _keys, _samples_dir = measured_server
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"{base}/metrics", timeout=5)
+    assert error.value.code == 404
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_an_unreachable_database_is_counted():
+    closed = free_port()
+    app = create_app(
+        app_config(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{closed}/none")
+    )
+    before = REGISTRY.get_sample_value("popliteal_database_errors_total", {"kind": "unavailable"})
+    response = app.test_client().post(
+        "/v1/assess",
+        json=examples.SELF_CARE_TECHNIQUE,
+        headers={"Authorization": "Bearer plt_unknown"},
+    )
+    assert response.status_code == 503
+    after = REGISTRY.get_sample_value("popliteal_database_errors_total", {"kind": "unavailable"})
+    assert (after or 0) - (before or 0) == 1
+
+
+def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_cpus():
+    def load(**environment: str) -> tuple[int, int]:
+        code = (
+            "import runpy; settings = runpy.run_path('gunicorn.conf.py'); "
+            "print(settings['workers'], settings['_cpus_available']())"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO_ROOT,
+            env={**env, **environment},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        workers, cpus = map(int, result.stdout.split())
+        return workers, cpus
+
+    assert load(WEB_CONCURRENCY="7")[0] == 7
+    workers, cpus = load()
+    assert cpus >= 1
+    assert workers == 2 * cpus + 1
+
+
+def test_the_gunicorn_config_file_exists_where_every_launcher_looks():
+    for launcher in ("scripts/run", "Dockerfile"):
+        assert "gunicorn.conf.py" in Path(REPO_ROOT / launcher).read_text(), launcher
