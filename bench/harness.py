@@ -1,0 +1,668 @@
+"""Load-and-fault harness: does the service hold under saturation, lost workers, reloads, a long
+run and a database restart, without losing a record it said it kept?
+
+    ./scripts/harness            # the full run (about 8 minutes)
+    ./scripts/harness --short    # the same checks in about a minute (CI runs this)
+    ./scripts/harness --only saturation,soak
+
+Everything runs on this machine, on loopback, and stops when the run ends:
+- a PostgreSQL server of its own (initdb into a temporary folder, on a free port; as the
+  ``postgres`` user when run as root), migrated, with one API key;
+- the service under gunicorn with the repository's gunicorn.conf.py (its default worker count
+  unless --workers), rate limits off: the harness measures the service, not a tenant's budget;
+- a load generator in this process: one thread per connection, each POSTing symptom reports to
+  /v1/assess (stored) with an Idempotency-Key, and retrying the same key after a cut
+  connection or a 503 (honouring Retry-After), as a careful client would.
+
+Phases (each prints its figures; the run exits 1 if any check fails):
+1. saturation: 16, then 32, then 64 connections, a third of the time each: zero 5xx, latency
+   percentiles and throughput per step.
+2. worker loss and reload: SIGKILL one worker a third of the way in, SIGHUP the master at two
+   thirds: the error rate (attempts that needed a retry), and all workers replaced on reload.
+3. soak: steady load; the resident memory (RSS) of every worker after warm-up and at the end
+   must grow by less than 10 %.
+4. PostgreSQL restart: the server is stopped and started again mid-run: /readyz must drop to
+   503 and come back to 200, no answer may be a 500.
+After each phase, the database is read directly: every record the service answered 201 for
+must be there ("lost" is the number that is not), and no Idempotency-Key may have made two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service import examples  # noqa: E402 - the repository root is put on the path above
+from service.storage import Storage  # noqa: E402
+from service.storage.tables import records  # noqa: E402
+
+# Thresholds the issue sets.
+MAX_RSS_GROWTH = 0.10
+STEPS = (16, 32, 64)
+
+FULL = {"saturation": 60.0, "faults": 30.0, "soak": 300.0, "database": 30.0}
+SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0}
+# How long a client keeps retrying one request after the load stops, so that every key's fate
+# is known before the database is read.
+SETTLE_SECONDS = 30.0
+
+
+# -- The pieces: PostgreSQL, gunicorn -------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Postgres:
+    """A PostgreSQL server of the harness's own, in a temporary folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.bin = Path(
+            os.environ.get("HARNESS_POSTGRES_BIN")
+            or subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+        self._as_postgres = os.geteuid() == 0  # PostgreSQL refuses to run as root
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        self.folder.chmod(0o755)
+        self.data.mkdir()
+        if self._as_postgres:
+            shutil.chown(self.data, "postgres", "postgres")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.data / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+class Gunicorn:
+    """The service, as the image starts it: gunicorn with gunicorn.conf.py."""
+
+    def __init__(self, folder: Path, database_url: str, workers: int | None) -> None:
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = folder / f"gunicorn-{self.port}.log"
+        environment = {
+            key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"
+        }
+        environment.update(
+            POPLITEAL_CONFIG="production",
+            DATABASE_URL=database_url,
+            RATELIMIT_ENABLED="false",
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            POPLITEAL_METRICS_PORT=str(self.metrics_port),
+        )
+        if workers:
+            environment["WEB_CONCURRENCY"] = str(workers)
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
+                 "service.wsgi:app"],
+                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.wait_ready()
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        """Ready, with every worker booted (the same worker set for a whole second)."""
+        deadline = time.monotonic() + seconds
+        seen, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.log}")
+            workers = set(self.workers())
+            if workers != seen:
+                seen, since = workers, time.monotonic()
+            elif (
+                workers
+                and time.monotonic() - since >= 1
+                and status_of(f"{self.base}/readyz") == 200
+            ):
+                self.worker_count = len(workers)
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the service was not ready within {seconds} s; see {self.log}")
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def wait_for_workers(self, count: int, gone: set[int], seconds: float = 30) -> list[int]:
+        """The workers, once there are ``count`` of them and none of ``gone`` is among them."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pids = self.workers()
+            if len(pids) == count and not gone & set(pids):
+                return pids
+            time.sleep(0.05)
+        return self.workers()
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
+            return response.read().decode()
+
+    def logged_errors(self) -> int:
+        """Lines gunicorn or the service logged at ERROR or worse."""
+        count = 0
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                if json.loads(line).get("level") in ("ERROR", "CRITICAL"):
+                    count += 1
+        return count
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def status_of(url: str, timeout: float = 2) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# -- The load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What one connection's client saw."""
+
+    attempts: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    cuts: Counter = field(default_factory=Counter)  # connection errors, by exception type
+    latencies: list[float] = field(default_factory=list)  # seconds, answered attempts
+    committed: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> record id
+    unresolved: int = 0  # keys given up on (no definite answer within SETTLE_SECONDS)
+
+    def merge(self, other: Tally) -> None:
+        self.attempts += other.attempts
+        self.statuses.update(other.statuses)
+        self.cuts.update(other.cuts)
+        self.latencies.extend(other.latencies)
+        self.committed.update(other.committed)
+        self.unresolved += other.unresolved
+
+
+def report_bodies() -> list[bytes]:
+    """Every documented example report, each stored under a pseudonymous subject."""
+    bodies = []
+    for n, example in enumerate(examples.REPORT_EXAMPLES.values()):
+        report = dict(example["value"])
+        report["subject"] = {"system": "urn:popliteal:harness", "value": f"subject-{n}"}
+        bodies.append(json.dumps(report).encode())
+    return bodies
+
+
+class Load:
+    """``connections`` clients POSTing reports until stopped; each resolves its last request."""
+
+    def __init__(self, server: Gunicorn, api_key: str, bodies: list[bytes]) -> None:
+        self.server = server
+        self.api_key = api_key
+        self.bodies = bodies
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.tallies: list[Tally] = []
+        self._counter = itertools.count()
+
+    def add_connections(self, count: int) -> list[Tally]:
+        added = []
+        for _ in range(count):
+            tally = Tally()
+            thread = threading.Thread(target=self._client, args=(tally,), daemon=True)
+            self.tallies.append(tally)
+            self.threads.append(thread)
+            added.append(tally)
+            thread.start()
+        return added
+
+    def stop(self) -> Tally:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(SETTLE_SECONDS + 15)
+        total = Tally()
+        for tally in self.tallies:
+            total.merge(tally)
+        return total
+
+    def _client(self, tally: Tally) -> None:
+        host, port = "127.0.0.1", self.server.port
+        while not self.stopping.is_set():
+            body = self.bodies[next(self._counter) % len(self.bodies)]
+            key = str(uuid.uuid4())
+            headers = {
+                "Authorization": f"Bearer {self.api_key}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": key,
+            }
+            give_up_at = None
+            while True:
+                if self.stopping.is_set() and give_up_at is None:
+                    give_up_at = time.monotonic() + SETTLE_SECONDS
+                if give_up_at is not None and time.monotonic() > give_up_at:
+                    tally.unresolved += 1
+                    break
+                tally.attempts += 1
+                started = time.perf_counter()
+                try:
+                    connection = http.client.HTTPConnection(host, port, timeout=15)
+                    connection.request("POST", "/v1/assess", body, headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                    connection.close()
+                except (OSError, http.client.HTTPException) as error:
+                    tally.cuts[type(error).__name__] += 1
+                    time.sleep(0.05)
+                    continue
+                tally.latencies.append(time.perf_counter() - started)
+                tally.statuses[response.status] += 1
+                if response.status == 201:
+                    tally.committed[key] = json.loads(payload)["id"]
+                    break
+                if response.status == 503:
+                    retry_after = float(response.getheader("Retry-After") or 1)
+                    time.sleep(min(retry_after, 1.0))
+                    continue
+                if response.status >= 500:
+                    time.sleep(0.05)
+                    continue  # counted above; the same key is tried again
+                break  # a 4xx: the harness's own mistake, counted and reported
+
+
+# -- Checks and figures ------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    phase: str
+    figures: dict
+    failures: list[str]
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    if len(latencies) < 2:
+        return {}
+    ordered = sorted(latencies)
+    cuts = statistics.quantiles(ordered, n=1000, method="inclusive")
+    return {
+        "p50_ms": round(cuts[499] * 1000, 1),
+        "p95_ms": round(cuts[949] * 1000, 1),
+        "p99_ms": round(cuts[989] * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+def check_records(engine: sa.Engine, tally: Tally) -> dict:
+    """Every record answered 201 is stored; no Idempotency-Key made two assessments."""
+    keys = list(tally.committed)
+    stored: dict[str, list[str]] = {}
+    with engine.connect() as connection:
+        for start in range(0, len(keys), 500):
+            rows = connection.execute(
+                sa.select(records.c.idempotency_key, records.c.id).where(
+                    records.c.kind == "assessment",
+                    records.c.idempotency_key.in_(keys[start : start + 500]),
+                )
+            )
+            for key, record_id in rows:
+                stored.setdefault(key, []).append(record_id)
+    lost = [
+        key for key, record_id in tally.committed.items() if record_id not in stored.get(key, [])
+    ]
+    duplicated = [key for key, ids in stored.items() if len(ids) > 1]
+    return {"committed": len(keys), "lost": len(lost), "duplicated": len(duplicated)}
+
+
+def common_figures(tally: Tally, seconds: float) -> dict:
+    server_errors = sum(n for status, n in tally.statuses.items() if status >= 500)
+    return {
+        "requests_answered_201": tally.statuses.get(201, 0),
+        "throughput_per_s": round(tally.statuses.get(201, 0) / seconds, 1),
+        "attempts": tally.attempts,
+        "statuses": dict(sorted(tally.statuses.items())),
+        "cut_connections": dict(tally.cuts),
+        "server_errors_5xx": server_errors,
+        "unresolved_keys": tally.unresolved,
+        **percentiles(tally.latencies),
+    }
+
+
+def record_failures(figures: dict) -> list[str]:
+    failures = []
+    if figures["lost"]:
+        failures.append(f"{figures['lost']} committed records are missing")
+    if figures["duplicated"]:
+        failures.append(f"{figures['duplicated']} Idempotency-Keys stored twice")
+    if figures["unresolved_keys"]:
+        failures.append(f"{figures['unresolved_keys']} requests never got a definite answer")
+    unexpected = {s: n for s, n in figures["statuses"].items() if s not in (201, 503) and s < 500}
+    if unexpected:
+        failures.append(f"unexpected answers {unexpected}")
+    return failures
+
+
+# -- Phases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    folder: Path
+    postgres: Postgres
+    engine: sa.Engine
+    api_key: str
+    bodies: list[bytes]
+    workers: int | None
+
+    @contextlib.contextmanager
+    def service(self) -> Iterator[Gunicorn]:
+        server = Gunicorn(self.folder, self.postgres.url, self.workers)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def saturation(context: Context, seconds: float) -> Verdict:
+    with context.service() as server:
+        load = Load(server, context.api_key, context.bodies)
+        steps = []
+        started = time.monotonic()
+        for connections in STEPS:
+            before = len(load.tallies)
+            added = load.add_connections(connections - before)
+            step_start = time.monotonic()
+            marks = [(t, len(t.latencies), t.statuses.get(201, 0)) for t in load.tallies]
+            time.sleep(seconds / len(STEPS))
+            elapsed = time.monotonic() - step_start
+            latencies = [x for t, n, _ in marks for x in t.latencies[n:]]
+            done = sum(t.statuses.get(201, 0) - ok for t, _, ok in marks)
+            del added
+            steps.append(
+                {
+                    "connections": connections,
+                    "throughput_per_s": round(done / elapsed, 1),
+                    **percentiles(latencies),
+                }
+            )
+        tally = load.stop()
+        elapsed = time.monotonic() - started
+        figures = {
+            "workers": server.worker_count,
+            "steps": steps,
+            **common_figures(tally, elapsed),
+            **check_records(context.engine, tally),
+            "errors_logged": server.logged_errors(),
+        }
+    failures = record_failures(figures)
+    if figures["server_errors_5xx"]:
+        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
+    if figures["statuses"].get(503):
+        failures.append("503s under load with the database up")
+    if sum(tally.cuts.values()):
+        failures.append(f"connections cut with nothing killed: {dict(tally.cuts)}")
+    return Verdict("saturation", figures, failures)
+
+
+def worker_loss_and_reload(context: Context, seconds: float) -> Verdict:
+    failures = []
+    with context.service() as server:
+        workers = server.worker_count
+        load = Load(server, context.api_key, context.bodies)
+        load.add_connections(32)
+        started = time.monotonic()
+        time.sleep(seconds / 3)
+        victim = server.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        replaced = server.wait_for_workers(workers, {victim})
+        if victim in replaced or len(replaced) != workers:
+            failures.append(f"the killed worker was not replaced: {victim} -> {replaced}")
+        time.sleep(seconds / 3)
+        before_reload = set(server.workers())
+        server.process.send_signal(signal.SIGHUP)
+        after_reload = set(server.wait_for_workers(workers, before_reload))
+        if after_reload & before_reload or len(after_reload) != workers:
+            failures.append(
+                f"SIGHUP did not replace every worker: {before_reload} -> {after_reload}"
+            )
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        tally = load.stop()
+        elapsed = time.monotonic() - started
+        figures = {
+            "workers": workers,
+            **common_figures(tally, elapsed),
+            **check_records(context.engine, tally),
+            "error_rate_percent": round(100 * sum(tally.cuts.values()) / max(1, tally.attempts), 3),
+            "master_alive": server.process.poll() is None,
+        }
+    failures += record_failures(figures)
+    if figures["server_errors_5xx"]:
+        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
+    if not figures["master_alive"]:
+        failures.append("the gunicorn master died")
+    return Verdict("worker loss and reload", figures, failures)
+
+
+def soak(context: Context, seconds: float) -> Verdict:
+    warm_up = max(5.0, seconds / 5)
+    with context.service() as server:
+        load = Load(server, context.api_key, context.bodies)
+        load.add_connections(8)
+        started = time.monotonic()
+        time.sleep(warm_up)
+        after_warm_up = {pid: rss_kib(pid) for pid in server.workers()}
+        time.sleep(max(0.0, seconds - warm_up))
+        at_end = {pid: rss_kib(pid) for pid in server.workers()}
+        tally = load.stop()
+        elapsed = time.monotonic() - started
+        growth = {
+            pid: round((at_end[pid] - after_warm_up[pid]) / after_warm_up[pid], 4)
+            for pid in after_warm_up
+            if after_warm_up[pid] and at_end.get(pid)
+        }
+        figures = {
+            "seconds": round(elapsed, 1),
+            "warm_up_seconds": round(warm_up, 1),
+            "rss_after_warm_up_kib": after_warm_up,
+            "rss_at_end_kib": at_end,
+            "rss_growth_percent": {pid: round(100 * g, 2) for pid, g in growth.items()},
+            **common_figures(tally, elapsed),
+            **check_records(context.engine, tally),
+        }
+    failures = record_failures(figures)
+    if set(after_warm_up) != set(at_end):
+        failures.append("workers changed during the soak; growth cannot be measured")
+    for pid, value in growth.items():
+        if value >= MAX_RSS_GROWTH:
+            failures.append(
+                f"worker {pid} grew {100 * value:.1f} % (limit {100 * MAX_RSS_GROWTH:.0f} %)"
+            )
+    if figures["server_errors_5xx"]:
+        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
+    return Verdict("soak", figures, failures)
+
+
+def database_restart(context: Context, seconds: float) -> Verdict:
+    failures = []
+    with context.service() as server:
+        readiness: list[tuple[float, int | None]] = []
+        watching = threading.Event()
+
+        def watch() -> None:
+            while not watching.is_set():
+                readiness.append((time.monotonic(), status_of(f"{server.base}/readyz", 1)))
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        load = Load(server, context.api_key, context.bodies)
+        load.add_connections(16)
+        started = time.monotonic()
+        time.sleep(seconds / 3)
+        stopped_at = time.monotonic()
+        context.postgres.stop()
+        time.sleep(2)  # down long enough for readiness to notice
+        context.postgres.start()
+        restarted_at = time.monotonic()
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        tally = load.stop()
+        watching.set()
+        watcher.join()
+        elapsed = time.monotonic() - started
+        during = [s for t, s in readiness if stopped_at <= t <= restarted_at]
+        after = [(t, s) for t, s in readiness if t > restarted_at]
+        recovered = next((t for t, s in after if s == 200), None)
+        figures = {
+            "readyz_during_outage": dict(Counter(during)),
+            "readyz_recovered_after_s": (
+                round(recovered - restarted_at, 2) if recovered is not None else None
+            ),
+            "readyz_last": readiness[-1][1] if readiness else None,
+            **common_figures(tally, elapsed),
+            **check_records(context.engine, tally),
+        }
+    failures += record_failures(figures)
+    if 503 not in during:
+        failures.append("readiness never reported the database outage")
+    if recovered is None or figures["readyz_last"] != 200:
+        failures.append("readiness did not recover")
+    if figures["statuses"].get(500):
+        failures.append(f"{figures['statuses'][500]} answers were 500")
+    other = {s: n for s, n in figures["statuses"].items() if s >= 500 and s != 503}
+    if other:
+        failures.append(f"5xx other than 503: {other}")
+    return Verdict("PostgreSQL restart", figures, failures)
+
+
+PHASES: dict[str, Callable[[Context, float], Verdict]] = {
+    "saturation": saturation,
+    "faults": worker_loss_and_reload,
+    "soak": soak,
+    "database": database_restart,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--short", action="store_true", help="the short run CI does")
+    parser.add_argument("--only", help="comma-separated phases: " + ", ".join(PHASES))
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: its config's)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    arguments = parser.parse_args(argv)
+    durations = SHORT if arguments.short else FULL
+    chosen = arguments.only.split(",") if arguments.only else list(PHASES)
+    unknown = set(chosen) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+
+    folder = Path(tempfile.mkdtemp(prefix="popliteal-harness-"))
+    postgres = Postgres(folder)
+    verdicts: list[Verdict] = []
+    try:
+        print(f"harness: PostgreSQL of its own on 127.0.0.1:{postgres.port}", flush=True)
+        postgres.init()
+        storage = Storage(postgres.url)
+        storage.upgrade()
+        api_key, _ = storage.keys.create("harness", label="load-and-fault harness")
+        storage.dispose()
+        # Pre-ping: the database restart phase leaves the harness's own connections dead.
+        engine = sa.create_engine(postgres.url, pool_pre_ping=True)
+        context = Context(folder, postgres, engine, api_key, report_bodies(), arguments.workers)
+        for name in chosen:
+            print(f"\n== {name} ({durations[name]:.0f} s)", flush=True)
+            verdict = PHASES[name](context, durations[name])
+            verdicts.append(verdict)
+            print(json.dumps(verdict.figures, indent=2, default=str))
+            print("PASS" if not verdict.failures else "FAIL: " + "; ".join(verdict.failures))
+        engine.dispose()
+    finally:
+        with contextlib.suppress(Exception):
+            postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    if arguments.json:
+        arguments.json.write_text(
+            json.dumps([v.__dict__ for v in verdicts], indent=2, default=str) + "\n"
+        )
+    failed = [v.phase for v in verdicts if v.failures]
+    print("\nharness:", "all phases passed" if not failed else f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
