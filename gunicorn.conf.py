@@ -47,7 +47,8 @@ def _flag(name: str, default: bool) -> bool:
 # this file in the same master process.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="popliteal-metrics-")
-    os.environ["POPLITEAL_OWNS_METRICS_DIR"] = "1"  # removed at exit
+    # Removed at exit by this master only (a re-executed master inherits the variables).
+    os.environ["POPLITEAL_METRICS_DIR_OWNER"] = str(os.getpid())
 
 from service.logs import GunicornLogger, logging_config  # noqa: E402 - needs the line above
 
@@ -100,6 +101,7 @@ def on_starting(server) -> None:
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
+    server.log.info(f"metrics samples in {folder}")
 
 
 def when_ready(server) -> None:
@@ -111,7 +113,12 @@ def when_ready(server) -> None:
 
     from service.metrics import multiprocess_registry
 
-    httpd, _thread = start_http_server(metrics_port, metrics_host, multiprocess_registry())
+    try:
+        httpd, _thread = start_http_server(metrics_port, metrics_host, multiprocess_registry())
+    except OSError as error:
+        # The API stays up without its metrics rather than not at all.
+        server.log.error(f"metrics not served on {metrics_host}:{metrics_port}: {error}")
+        return
     server.popliteal_metrics = httpd
     server.log.info(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
 
@@ -138,5 +145,5 @@ def on_exit(server) -> None:
     httpd = getattr(server, "popliteal_metrics", None)
     if httpd is not None:
         httpd.shutdown()
-    if os.environ.get("POPLITEAL_OWNS_METRICS_DIR") == "1":
+    if os.environ.get("POPLITEAL_METRICS_DIR_OWNER") == str(os.getpid()):
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -70,6 +70,8 @@ SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0}
 # How long a client keeps retrying one request after the load stops, so that every key's fate
 # is known before the database is read.
 SETTLE_SECONDS = 30.0
+# One attempt's socket timeout.
+ATTEMPT_SECONDS = 10.0
 
 
 # -- The pieces: PostgreSQL, gunicorn -------------------------------------------------------
@@ -121,8 +123,9 @@ class Postgres:
             "-l", str(self.data / "server.log"), "-w", "-t", "60", "start",
         )  # fmt: skip
 
-    def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """``immediate`` is a crash: no checkpoint, recovery from the WAL at the next start."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
 
 class Gunicorn:
@@ -237,6 +240,16 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+def private_kib(pid: int) -> int | None:
+    """Private_Clean + Private_Dirty (the worker's unique set), from smaps_rollup."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in lines if line.startswith("Private_"))
+    return sum(int(value.split()[0]) for value in fields.values())
+
+
 # -- The load ---------------------------------------------------------------------------------
 
 
@@ -250,8 +263,12 @@ class Tally:
     latencies: list[float] = field(default_factory=list)  # seconds, answered attempts
     committed: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> record id
     unresolved: int = 0  # keys given up on (no definite answer within SETTLE_SECONDS)
+    sent: set[str] = field(default_factory=set)  # every Idempotency-Key tried
+    crashes: list[str] = field(default_factory=list)  # a client thread that died, and why
 
     def merge(self, other: Tally) -> None:
+        self.sent |= other.sent
+        self.crashes += other.crashes
         self.attempts += other.attempts
         self.statuses.update(other.statuses)
         self.cuts.update(other.cuts)
@@ -281,6 +298,7 @@ class Load:
         self.threads: list[threading.Thread] = []
         self.tallies: list[Tally] = []
         self._counter = itertools.count()
+        self.stop_deadline = float("inf")
 
     def add_connections(self, count: int) -> list[Tally]:
         added = []
@@ -294,15 +312,27 @@ class Load:
         return added
 
     def stop(self) -> Tally:
+        self.stop_deadline = time.monotonic() + SETTLE_SECONDS
         self.stopping.set()
         for thread in self.threads:
-            thread.join(SETTLE_SECONDS + 15)
+            thread.join(max(0.0, self.stop_deadline - time.monotonic()) + ATTEMPT_SECONDS + 5)
         total = Tally()
         for tally in self.tallies:
             total.merge(tally)
+        total.crashes += [
+            "a client was still running after the settle time"
+            for thread in self.threads
+            if thread.is_alive()
+        ]
         return total
 
     def _client(self, tally: Tally) -> None:
+        try:
+            self._requests(tally)
+        except Exception as error:  # recorded and failed on, never silently lost
+            tally.crashes.append(f"{type(error).__name__}: {error}")
+
+    def _requests(self, tally: Tally) -> None:
         host, port = "127.0.0.1", self.server.port
         while not self.stopping.is_set():
             body = self.bodies[next(self._counter) % len(self.bodies)]
@@ -312,17 +342,15 @@ class Load:
                 "Content-Type": "application/json",
                 "Idempotency-Key": key,
             }
-            give_up_at = None
+            tally.sent.add(key)
             while True:
-                if self.stopping.is_set() and give_up_at is None:
-                    give_up_at = time.monotonic() + SETTLE_SECONDS
-                if give_up_at is not None and time.monotonic() > give_up_at:
+                if self.stopping.is_set() and time.monotonic() > self.stop_deadline:
                     tally.unresolved += 1
                     break
                 tally.attempts += 1
                 started = time.perf_counter()
                 try:
-                    connection = http.client.HTTPConnection(host, port, timeout=15)
+                    connection = http.client.HTTPConnection(host, port, timeout=ATTEMPT_SECONDS)
                     connection.request("POST", "/v1/assess", body, headers)
                     response = connection.getresponse()
                     payload = response.read()
@@ -400,6 +428,7 @@ def common_figures(tally: Tally, seconds: float) -> dict:
         "cut_connections": dict(tally.cuts),
         "server_errors_5xx": server_errors,
         "unresolved_keys": tally.unresolved,
+        "client_crashes": tally.crashes,
         **percentiles(tally.latencies),
     }
 
@@ -412,6 +441,10 @@ def record_failures(figures: dict) -> list[str]:
         failures.append(f"{figures['duplicated']} Idempotency-Keys stored twice")
     if figures["unresolved_keys"]:
         failures.append(f"{figures['unresolved_keys']} requests never got a definite answer")
+    if figures["stored_without_a_201"] > figures["unresolved_keys"]:
+        failures.append(f"{figures['stored_without_a_201']} records stored but never answered")
+    if figures["client_crashes"]:
+        failures.append(f"load clients failed: {figures['client_crashes'][:3]}")
     unexpected = {s: n for s, n in figures["statuses"].items() if s not in (201, 503) and s < 500}
     if unexpected:
         failures.append(f"unexpected answers {unexpected}")
@@ -477,6 +510,8 @@ def saturation(context: Context, seconds: float) -> Verdict:
         failures.append("503s under load with the database up")
     if sum(tally.cuts.values()):
         failures.append(f"connections cut with nothing killed: {dict(tally.cuts)}")
+    if figures["errors_logged"]:
+        failures.append(f"{figures['errors_logged']} errors logged")
     return Verdict("saturation", figures, failures)
 
 
@@ -527,8 +562,10 @@ def soak(context: Context, seconds: float) -> Verdict:
         started = time.monotonic()
         time.sleep(warm_up)
         after_warm_up = {pid: rss_kib(pid) for pid in server.workers()}
+        private_after_warm_up = {pid: private_kib(pid) for pid in after_warm_up}
         time.sleep(max(0.0, seconds - warm_up))
         at_end = {pid: rss_kib(pid) for pid in server.workers()}
+        private_at_end = {pid: private_kib(pid) for pid in at_end}
         tally = load.stop()
         elapsed = time.monotonic() - started
         growth = {
@@ -542,12 +579,21 @@ def soak(context: Context, seconds: float) -> Verdict:
             "rss_after_warm_up_kib": after_warm_up,
             "rss_at_end_kib": at_end,
             "rss_growth_percent": {pid: round(100 * g, 2) for pid, g in growth.items()},
+            # Pages of the worker's own (not shared with the preloaded master): a leak shows
+            # here first, against a much smaller base than RSS.
+            "private_kib_after_warm_up": private_after_warm_up,
+            "private_kib_at_end": private_at_end,
+            "errors_logged": server.logged_errors(),
             **common_figures(tally, elapsed),
             **check_records(context.engine, tally),
         }
     failures = record_failures(figures)
     if set(after_warm_up) != set(at_end):
         failures.append("workers changed during the soak; growth cannot be measured")
+    if not growth:
+        failures.append("no worker's memory could be measured")
+    if figures["errors_logged"]:
+        failures.append(f"{figures['errors_logged']} errors logged")
     for pid, value in growth.items():
         if value >= MAX_RSS_GROWTH:
             failures.append(
@@ -576,7 +622,7 @@ def database_restart(context: Context, seconds: float) -> Verdict:
         started = time.monotonic()
         time.sleep(seconds / 3)
         stopped_at = time.monotonic()
-        context.postgres.stop()
+        context.postgres.stop("immediate")
         time.sleep(2)  # down long enough for readiness to notice
         context.postgres.start()
         restarted_at = time.monotonic()

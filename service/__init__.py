@@ -6,7 +6,6 @@ Routes load and validate arguments (schemas), call the core (rules), and write t
 from __future__ import annotations
 
 import os
-import re
 import uuid
 
 from flask import Flask, g, request
@@ -36,10 +35,10 @@ from service.http import (
 )
 from service.hygiene import install_cors, install_security_headers, parse_origins
 from service.limits import install_rate_limits
+from service.logs import REQUEST_ID
 from service.observability import install_request_observation
 from service.storage import Storage
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 HTTP_METHODS = frozenset(("get", "put", "post", "delete", "options", "head", "patch", "trace"))
 

@@ -31,7 +31,7 @@ CORS_EXPOSED_HEADERS = (
 )
 # How long a browser may reuse a preflight answer, in seconds.
 CORS_MAX_AGE_SECONDS = "600"
-CORS_PREFIXES = ("/v1/", "/cds-services")
+CORS_PREFIXES = ("/v1/", "/cds-services/")
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
@@ -48,6 +48,8 @@ def parse_origins(text: str | None) -> frozenset[str]:
                 f"POPLITEAL_CORS_ORIGINS: {origin!r} is not an origin like "
                 "https://app.example.com (a wildcard is refused: answers hold health data)"
             )
+        # Browsers leave out a scheme's default port: so must the list, or it never matches.
+        origin = re.sub(r"^(https://[^:/]+):443$|^(http://[^:/]+):80$", r"\1\2", origin)
         origins.add(origin.lower())
     return frozenset(origins)
 
@@ -83,7 +85,7 @@ def install_cors(app: Flask, origins: Iterable[str]) -> None:
 
     def cross_origin() -> str | None:
         origin = request.headers.get("Origin")
-        if origin and request.path.startswith(CORS_PREFIXES):
+        if origin and (request.path + "/").startswith(CORS_PREFIXES):
             return origin
         return None
 

@@ -17,6 +17,7 @@ The formatter is python-json-logger's; gunicorn's error and access logs use it t
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from types import TracebackType
 from typing import Any
@@ -25,6 +26,11 @@ from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
 ACCESS_LOGGER = "popliteal.access"
+# What a client-supplied X-Request-ID may look like; anything else is replaced by the service.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Methods named in metric labels and log lines; anything else is "other", so that made-up
+# methods cannot create new series.
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 # The fields a per-request line may carry: nothing else is ever added to it.
 REQUEST_FIELDS = (
@@ -63,6 +69,25 @@ class RedactingJsonFormatter(JsonFormatter):
         return f"Traceback (most recent call last):\n{frames}{exc_type.__qualname__}{caused_by}"
 
 
+class GunicornErrorRedaction(logging.Filter):
+    """gunicorn's own error lines can quote a request: a malformed request line or header
+    (query strings, even an API key sent without its colon), or the URI of a request that
+    crashed or timed out. Those quotes are removed; the event stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Invalid request from"):
+            record.msg, record.args = "invalid request refused (not quoted: it may hold data)", ()
+        elif message.startswith("Error handling request") and isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) else arg for arg in record.args
+            )
+        elif "%" not in message and "?" in message:
+            # A pre-formatted message quoting a URI: keep the part before any query string.
+            record.msg = message.split("?", 1)[0] + "?(query withheld)"
+        return True
+
+
 def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the service and for gunicorn (``logconfig_dict``)."""
     handler = {
@@ -74,10 +99,16 @@ def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, A
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": RedactingJsonFormatter}},
+        "filters": {"gunicorn_redaction": {"()": GunicornErrorRedaction}},
         "handlers": {"stdout": handler},
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
-            "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
+            "gunicorn.error": {
+                "level": level,
+                "handlers": ["stdout"],
+                "filters": ["gunicorn_redaction"],
+                "propagate": False,
+            },
             # Off unless asked for: the service's own line (popliteal.access) already covers
             # every request, with more of what an operator needs.
             "gunicorn.access": {
@@ -111,6 +142,8 @@ class GunicornLogger(GunicornBaseLogger):
         request_id = next(
             (value for name, value in req.headers if name.upper() == "X-REQUEST-ID"), None
         )
+        if request_id is not None and not REQUEST_ID.match(request_id):
+            request_id = None  # the service replaced it with an id of its own
         self.access_log.info(
             "access",
             extra={

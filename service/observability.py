@@ -12,7 +12,7 @@ import time
 from flask import Flask, Response, g, request
 
 from service import metrics
-from service.logs import log_request
+from service.logs import KNOWN_METHODS, log_request
 
 # A request that matched no route is labelled with this, never with its raw path: paths are
 # unbounded (ids, probes, typos) and would make a metric per request.
@@ -55,8 +55,9 @@ def install_request_observation(app: Flask) -> None:
         rule = request.url_rule
         route = rule.rule if rule is not None else UNMATCHED_ROUTE
         status = str(response.status_code)
-        metrics.HTTP_REQUESTS.labels(route, request.method, status).inc()
-        metrics.HTTP_LATENCY.labels(route, request.method, status).observe(duration)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(route, method, status).inc()
+        metrics.HTTP_LATENCY.labels(route, method, status).observe(duration)
         if response.status_code == 429:
             metrics.RATE_LIMIT_REJECTIONS.labels(getattr(g, "rate_limited_by", "api_key")).inc()
         principal = getattr(g, "principal", None)
@@ -64,7 +65,7 @@ def install_request_observation(app: Flask) -> None:
             {
                 "request_id": getattr(g, "request_id", None),
                 "tenant": principal.tenant if principal is not None else None,
-                "method": request.method,
+                "method": method,
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(duration * 1000, 3),

@@ -153,10 +153,22 @@ class Storage:
             yield connection
 
     def upgrade(self, revision: str = "head") -> None:
-        command.upgrade(alembic_config(self.engine), revision)
+        with self._migration_engine() as engine:
+            command.upgrade(alembic_config(engine), revision)
 
     def downgrade(self, revision: str) -> None:
-        command.downgrade(alembic_config(self.engine), revision)
+        with self._migration_engine() as engine:
+            command.downgrade(alembic_config(engine), revision)
+
+    @contextlib.contextmanager
+    def _migration_engine(self) -> Iterator[Engine]:
+        """Migrations run without the request path's statement timeout: a long DDL or backfill
+        must finish, not be cancelled half-way by a limit meant for requests."""
+        engine = create_storage_engine(self.url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
     def expected_revisions(self) -> set[str]:
         return set(ScriptDirectory.from_config(alembic_config()).get_heads())

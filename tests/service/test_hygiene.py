@@ -145,10 +145,14 @@ def test_a_preflight_for_a_missing_route_is_a_404(configured_app):
 
 
 def test_without_configuration_no_origin_is_allowed(anonymous_client):
-    response = anonymous_client.options(
+    preflight = anonymous_client.options(
         "/v1/assess", headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST"}
     )
-    assert "Access-Control-Allow-Origin" not in response.headers
+    actual = anonymous_client.get("/v1/conditions", headers={"Origin": APP_ORIGIN})
+    assert actual.status_code == 401
+    for response in (preflight, actual):
+        names = [name for name, _value in response.headers.items()]
+        assert not [name for name in names if name.startswith("Access-Control")]
 
 
 @pytest.mark.parametrize(
@@ -160,9 +164,10 @@ def test_the_origin_list_refuses_anything_but_exact_origins(setting):
 
 
 def test_the_origin_list_reads_a_comma_separated_list():
-    assert parse_origins(" https://a.example, http://b.example:8080/ ,") == {
+    assert parse_origins(" https://a.example, http://b.example:8080/ , https://C.example:443") == {
         "https://a.example",
         "http://b.example:8080",
+        "https://c.example",  # as a browser sends it: no default port, lower case
     }
     assert parse_origins("") == frozenset()
 

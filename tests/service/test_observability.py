@@ -8,10 +8,13 @@ import json
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -204,6 +207,30 @@ def _send(base: str, method: str, path: str, body, headers: dict) -> int:
         return error.code
 
 
+def _raw(base: str, request: bytes) -> bytes:
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(65536)
+
+
+def test_requests_gunicorn_refuses_itself_are_logged_without_quoting_them(logged_server):
+    """A malformed request line or header never reaches the app: gunicorn answers 400 and
+    logs it, and its message would quote the request (query, header, even a key)."""
+    base, _key, output, _process = logged_server
+    canary = _canary()
+    answers = [
+        _raw(base, f"GET /v1/assessments?subject={canary}\x01 HTTP/1.1\r\n\r\n".encode()),
+        _raw(base, f"GET /healthz HTTP/1.1\r\nAuthorization Bearer {canary}\r\n\r\n".encode()),
+    ]
+    assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), answers
+    time.sleep(0.5)  # let the worker's lines reach the file
+    text = output.read_text()
+    assert canary not in text
+    refusals = [line for line in text.splitlines() if "invalid request refused" in line]
+    assert len(refusals) >= 2, "the refusals are logged (else this test could not fail)"
+
+
 def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
     base, key, output, _process = logged_server
     canary = _canary()
@@ -235,6 +262,7 @@ def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
     for request_id, status in sent:
         assert access[request_id] == 1, f"{request_id} ({status}) logged once"
     gunicorn_access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert len(gunicorn_access) >= len(sent)
     assert gunicorn_access, "gunicorn's own access line, when on, is JSON too"
     assert all("?" not in (line.get("path") or "") for line in gunicorn_access)
 
@@ -302,8 +330,15 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
     base, metrics_url, (assess_key, check_key, flood_key), samples = measured_server
     reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
     levels, fired = collections.Counter(), collections.Counter()
-    for n in range(9):
-        status, body = _post(base, "/v1/assess", {**reports[n % 3], "store": False}, assess_key)
+    # Concurrent, so that both workers serve some of them.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(
+            pool.map(
+                lambda n: _post(base, "/v1/assess", {**reports[n % 3], "store": False}, assess_key),
+                range(9),
+            )
+        )
+    for status, body in answers:
         assert status == 200
         levels[body["triage"]["level"]] += 1
         fired.update(rule["rule_id"] for rule in body["trace"]["rules_fired"])
@@ -414,3 +449,53 @@ def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_
 def test_the_gunicorn_config_file_exists_where_every_launcher_looks():
     for launcher in ("scripts/run", "Dockerfile"):
         assert "gunicorn.conf.py" in Path(REPO_ROOT / launcher).read_text(), launcher
+
+
+def test_a_made_up_method_does_not_make_a_metric_series_of_its_own(client, caplog):
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    response = client.open("/healthz", method="BREWCOFFEE")
+    assert response.status_code == 405
+    [record] = _access_records(caplog)
+    assert record.method == "other"
+    assert REGISTRY.get_sample_value(
+        "popliteal_http_requests_total",
+        {"route": "unmatched", "method": "other", "status": "405"},
+    )
+    assert (
+        REGISTRY.get_sample_value(
+            "popliteal_http_requests_total",
+            {"route": "unmatched", "method": "BREWCOFFEE", "status": "405"},
+        )
+        is None
+    )
+
+
+def test_by_default_the_metrics_folder_is_made_at_start_and_removed_at_exit(tmp_path):
+    """No PROMETHEUS_MULTIPROC_DIR given: gunicorn.conf.py makes one, the workers' samples are
+    summed from it, and the master removes it when it stops."""
+    database = f"sqlite:///{tmp_path / 'popliteal.sqlite3'}"
+    Storage(database).upgrade()
+    port, metrics_port = free_port(), free_port()
+    environment = gunicorn_env(DATABASE_URL=database, POPLITEAL_METRICS_PORT=str(metrics_port))
+    assert "PROMETHEUS_MULTIPROC_DIR" not in environment
+    output = tmp_path / "gunicorn.log"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            gunicorn_command(port, workers=2), cwd=REPO_ROOT, env=environment, stdout=sink
+        )
+    try:
+        wait_until(f"http://127.0.0.1:{port}/readyz", process)
+        for _ in range(4):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+        samples = _samples(f"http://127.0.0.1:{metrics_port}")
+        healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+        assert samples[("popliteal_http_requests_total", frozenset(healthz.items()))] == 4
+        [folder] = [
+            Path(json.loads(line)["message"].removeprefix("metrics samples in "))
+            for line in output.read_text().splitlines()
+            if "metrics samples in " in line
+        ]
+        assert any(name.endswith(".db") for name in os.listdir(folder))
+    finally:
+        stop(process)
+    assert not folder.exists()
