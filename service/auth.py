@@ -16,7 +16,7 @@ import limits.storage
 import limits.strategies
 from flask import Flask, g, request
 
-from service.http import RATE_LIMITED_PROBLEM, problem
+from service.http import RATE_LIMITED_PROBLEM, bearer_token, problem
 from service.observability import observe_rate_limit
 from service.storage import Principal, StorageUnavailable
 from service.storage.keys import ApiKeyStore, hash_key
@@ -148,8 +148,7 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
         if not request.path.startswith(PROTECTED_PREFIX) or request.method == "OPTIONS":
             return None
         address = request.remote_addr or "unknown"
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        key = key.strip()
+        key = bearer_token()
         # A key verified moments ago is served whatever others from its address sent.
         principal = verifier.cached(key) if key else None
         if principal is None and budget is not None and budget.exhausted(address):
@@ -162,7 +161,7 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
                 headers={"Retry-After": str(budget.retry_after(address))},
             )
         if principal is None:
-            if scheme.lower() != "bearer" or not key:
+            if not key:
                 return refused(address, problem(401, headers={"WWW-Authenticate": CHALLENGE}))
             principal = verifier.verify(key)
         if principal is None:

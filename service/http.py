@@ -69,6 +69,13 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
+def bearer_token() -> str:
+    """The credential of an ``Authorization: Bearer <credential>`` header; "" for any other
+    scheme, so that a key or token sent another way is never looked at."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
+
+
 def speaks_fhir() -> bool:
     """Whether this request's client speaks FHIR: it sent FHIR, asked for FHIR (Accept), or
     called a FHIR-only address. Its errors are then OperationOutcomes, not problem details."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from flask import current_app, g, request
@@ -125,12 +126,19 @@ def idempotency_key() -> str | None:
 
 
 def fingerprint() -> str:
-    """What a key is bound to: method, path and the body's JSON content (key order and white
-    space do not matter). Called only after the body was parsed and validated."""
+    """What a key is bound to: method, path, query and the body's JSON content (key order,
+    parameter order and white space do not matter). Called only after the body was parsed
+    and validated."""
     canonical = orjson.dumps(
         orjson.loads(request.get_data(cache=True)), option=orjson.OPT_SORT_KEYS
     )
-    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    target = request.path
+    if request.args:
+        # A FHIR request's settings (rules_version, store) travel in the query: the same key
+        # and body with another query is another request. Without a query the fingerprint is
+        # what it always was, so keys stored before still replay.
+        target += "?" + urlencode(sorted(request.args.items(multi=True)))
+    digest = hashlib.sha256(f"{request.method} {target}\n".encode())
     digest.update(canonical)
     return digest.hexdigest()
 

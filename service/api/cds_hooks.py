@@ -24,7 +24,7 @@ from service import examples
 from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
 from service.fhir import care_plan_for, response_reader
-from service.http import Blueprint, flatten_errors, json_response, problem
+from service.http import Blueprint, bearer_token, flatten_errors, json_response, problem
 from service.observability import observe_assessment
 from service.records import assessment_path, assessment_records, prescription_path, storage
 from service.storage import Principal
@@ -119,10 +119,10 @@ def _verifier():
 
 
 def _authenticate(service_id: str) -> CdsCaller:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token()
+    if not token:
         raise CdsAuthenticationError("Send the CDS client's JWT: Authorization: Bearer <jwt>.")
-    caller, expires = _verifier().verify(token.strip(), service_id)
+    caller, expires = _verifier().verify(token, service_id)
     if not storage().cds.use_token(caller.client.issuer, caller.jti, expires):
         raise CdsAuthenticationError("This token (jti) has been used before.")
     tenant_id = storage().cds.tenant_id(caller.client.tenant)

@@ -9,10 +9,11 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from service import examples
+from service import create_app, examples
 from service.auth import KeyVerifier
 from service.storage import StorageUnavailable
 from service.storage.tables import api_keys
+from tests.conftest import app_config, tenant_factory
 
 V1_REQUESTS = [
     ("post", "/v1/assess", examples.MINIMAL),
@@ -70,6 +71,32 @@ def test_the_scheme_is_case_insensitive(app, tenant, scheme):
         headers={"Authorization": f"{scheme} {tenant.key}"},
     )
     assert response.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def caching_app(sqlite_database):
+    """The app with the production key cache time (tests otherwise run without the cache)."""
+    return create_app(app_config(DATABASE_URL=sqlite_database, API_KEY_CACHE_SECONDS=10.0))
+
+
+@pytest.mark.parametrize("authorization", ["Basic {key}", "Token {key}", "{key}", "X {key}"])
+def test_a_valid_key_sent_without_the_bearer_scheme_is_refused_even_just_after_it_was_used(
+    caching_app, authorization
+):
+    tenant = tenant_factory(caching_app)()
+    client = caching_app.test_client()
+    bearer = {"Authorization": f"Bearer {tenant.key}"}
+    # The Bearer call puts the key in the verified-key cache; the cache must not let the
+    # same key through under another scheme.
+    first = client.post("/v1/escalation-check", json=examples.MINIMAL, headers=bearer)
+    assert first.status_code == 200
+    response = client.post(
+        "/v1/escalation-check",
+        json=examples.MINIMAL,
+        headers={"Authorization": authorization.format(key=tenant.key)},
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="popliteal"'
 
 
 def test_keys_are_random_long_and_stored_only_as_a_hash(app):

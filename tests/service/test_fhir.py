@@ -6,6 +6,7 @@ fhir_client), not compared with Popliteal's own output."""
 from __future__ import annotations
 
 import copy
+import uuid
 
 import pytest
 import simple_icd_10_cm as icd
@@ -294,6 +295,21 @@ def test_an_unanswered_red_flag_question_is_left_open_not_taken_as_no(client, qu
     body = post_response(client, response, "?store=false").get_json()
     assert body["triage"]["complete"] is False
     assert "signs.saddle_numbness" in [m["field"] for m in body["missing_information"]]
+
+
+def test_an_idempotency_key_is_bound_to_the_query_as_well_as_the_body(client, questionnaire):
+    response = answer_questionnaire(questionnaire, {"pain.intensity": 2})
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    def send(query):
+        return client.post(f"/v1/assess{query}", json=response, content_type=FHIR, headers=key)
+
+    first = send("?rules_version=1.0.0")
+    replayed = send("?rules_version=1.0.0")
+    other_query = send("")
+    assert (first.status_code, replayed.status_code) == (201, 201)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotency-Key" in _diagnostics(_outcome(other_query, 422))
 
 
 # -- CarePlan ----------------------------------------------------------------------------------
