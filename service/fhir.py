@@ -14,7 +14,13 @@ from marshmallow import ValidationError
 from rules import load_library
 from rules.terminology import report_field_paths
 from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
-from schemas.fhir.resources import CauseView, RecordHead, assessment_bundle, care_plan
+from schemas.fhir.resources import (
+    CauseView,
+    RecordHead,
+    assessment_bundle,
+    care_plan,
+    level_texts,
+)
 from schemas.report import FhirAssessQuerySchema
 from service.records import storage, timestamp
 from service.storage import Record
@@ -91,11 +97,19 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
         ) from None
 
 
+@cache
+def level_text(rules_version: str) -> dict[str, str]:
+    """How the triage levels of a rules version read (once per version)."""
+    parameters = load_library().get(rules_version).ruleset.parameters
+    return level_texts(parameters["urgent_care_within_hours"].value)
+
+
 def _head(record: Record) -> RecordHead:
     subject = None
     if record.subject is not None:
         subject = {"system": record.subject.system, "value": record.subject.value}
-    return RecordHead(record.id, timestamp(record), record.rules_version, subject)
+    version = record.rules_version
+    return RecordHead(record.id, timestamp(record), version, level_text(version), subject)
 
 
 def _article_title(rules_version: str) -> str:

@@ -37,13 +37,27 @@ LEVEL_PROBABILITY = {
     "see_professional": "moderate",
     "self_care": "low",
 }
-LEVEL_TEXT = {
-    "emergency": "Emergency: seek care now",
-    "urgent": "Urgent: see a clinician within 24 hours",
-    "see_professional": "See a doctor or physical therapist",
-    "self_care": "Self-care",
-}
 PLAN_STATUS = {"ready": "active", "pending_professional_review": "draft"}
+NOT_YET_NOTE = (
+    "Not to be started yet: some red-flag questions were not answered. Answer them and "
+    "assess again before any exercise; a red flag would change or withhold this plan."
+)
+
+
+def level_texts(urgent_within_hours: int) -> dict[str, str]:
+    """How each triage level reads, with the urgent level's time limit taken from the rules
+    version that made the record (parameter ``urgent_care_within_hours``). The limit is the
+    outer one: a red flag may ask for sooner (a suspected clot: today), so the text says so
+    rather than let a clinician read the limit as the advice."""
+    return {
+        "emergency": "Emergency: seek care now",
+        "urgent": (
+            f"Urgent: see a clinician within {urgent_within_hours} hours at the latest, "
+            "sooner where a red flag says so"
+        ),
+        "see_professional": "See a doctor or physical therapist",
+        "self_care": "Self-care",
+    }
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class RecordHead:
     id: str
     created_at: str
     rules_version: str
+    level_text: Mapping[str, str]  # level_texts() of that rules version
     subject: Mapping[str, str] | None = None
 
 
@@ -96,7 +111,9 @@ def cause_concept(cause: CauseView) -> dict[str, Any]:
     return {"coding": codings, "text": cause.name}
 
 
-def condition(cause: CauseView, head: RecordHead, resource_id: str) -> dict[str, Any]:
+def condition(
+    cause: CauseView, head: RecordHead, resource_id: str, disclaimer: str
+) -> dict[str, Any]:
     # "differential": one of several possibilities the rules ranked; "provisional": named by
     # the caller. Neither is ever "confirmed": Popliteal examines no one.
     status = "differential" if cause.likelihood else "provisional"
@@ -115,8 +132,8 @@ def condition(cause: CauseView, head: RecordHead, resource_id: str) -> dict[str,
     if cause.likelihood:
         notes.append(f"Likelihood from the reported signs: {cause.likelihood}.")
     notes.extend(cause.evidence)
-    if notes:
-        resource["note"] = [{"text": text} for text in notes]
+    notes.append(disclaimer)
+    resource["note"] = [{"text": text} for text in notes]
     return resource
 
 
@@ -246,6 +263,12 @@ def care_plan(
     else:
         status = PLAN_STATUS[plan["status"]]
         notes += [f"Plan status: {reason['reason']}" for reason in plan["status_reasons"]]
+        triage = prescription.get("triage")
+        if triage is not None and not triage["complete"]:
+            # An open safety screen: the plan may change once the questions are answered, so
+            # an EHR must not take it as one to follow now.
+            status = "draft"
+            notes.append(NOT_YET_NOTE)
         notes += [f"Stop rule: {rule['text']}" for rule in plan.get("safety", ())]
     stop_reasons = prescription.get("stop_reasons") or (
         (prescription.get("triage") or {}).get("stop_reasons") or []
@@ -278,7 +301,7 @@ def care_plan(
     if causes:
         if condition_references is None:
             resource["contained"] = [
-                condition(cause, head, f"condition-{index}")
+                condition(cause, head, f"condition-{index}", prescription["disclaimer"])
                 for index, cause in enumerate(causes, 1)
             ]
             resource["addresses"] = [
@@ -305,21 +328,32 @@ def _red_flag_basis(red_flag: Mapping[str, Any]) -> str:
     return f"{red_flag['code']} ({red_flag['level']}): {red_flag['message']}"
 
 
+def unanswered_red_flag_questions(assessment: Mapping[str, Any]) -> list[str]:
+    return [
+        item["question"]
+        for item in assessment["missing_information"]
+        if item["priority"] == "red_flag"
+    ]
+
+
 def risk_assessment(head: RecordHead, assessment: Mapping[str, Any]) -> dict[str, Any]:
     triage = assessment["triage"]
     level = triage["level"]
     rationale = [_red_flag_basis(flag) for flag in triage["red_flags"]] or [
         "No red flag among the answers given."
     ]
+    rationale += [f"Stop stretching: {reason['reason']}" for reason in triage["stop_reasons"]]
     if not triage["complete"]:
         rationale.append(
             "Incomplete: some red-flag questions were not answered, so a more urgent level "
-            "cannot be ruled out."
+            "cannot be ruled out. Not answered: "
+            + " ".join(unanswered_red_flag_questions(assessment))
         )
+    text = head.level_text[level]
     prediction = {
         "outcome": {
-            "coding": [{"system": TRIAGE_SYSTEM, "code": level, "display": LEVEL_TEXT[level]}],
-            "text": LEVEL_TEXT[level],
+            "coding": [{"system": TRIAGE_SYSTEM, "code": level, "display": text}],
+            "text": text,
         },
         "qualitativeRisk": {
             "coding": [{"system": RISK_PROBABILITY, "code": LEVEL_PROBABILITY[level]}]
@@ -354,9 +388,9 @@ def clinical_impression(
     condition_references: Sequence[str],
     causes: Sequence[CauseView],
 ) -> dict[str, Any]:
-    level = assessment["triage"]["level"]
+    triage = assessment["triage"]
     questions = [item["question"] for item in assessment.get("missing_information", ())]
-    summary = f"Triage: {LEVEL_TEXT[level]}. " + (
+    summary = f"Triage: {head.level_text[triage['level']]}. " + (
         "Possible causes, most likely first: "
         + "; ".join(f"{c.name} ({c.likelihood})" for c in causes)
         + "."
@@ -366,7 +400,8 @@ def clinical_impression(
     resource: dict[str, Any] = {
         "resourceType": "ClinicalImpression",
         "id": f"{head.id}-impression",
-        "status": "completed",
+        # In progress while red-flag questions are open: the impression may still change.
+        "status": "completed" if triage["complete"] else "in-progress",
         "description": "Decision-support assessment of a symptom report",
         "subject": subject_reference(head.subject),
         "effectiveDateTime": head.created_at,
@@ -376,16 +411,14 @@ def clinical_impression(
         "note": [{"text": assessment["disclaimer"]}],
     }
     if causes:
-        resource["finding"] = [
-            {
-                "itemReference": {"reference": reference, "display": cause.name},
-                "basis": "; ".join(cause.evidence) or None,
+        resource["finding"] = []
+        for reference, cause in zip(condition_references, causes, strict=True):
+            finding: dict[str, Any] = {
+                "itemReference": {"reference": reference, "display": cause.name}
             }
-            for reference, cause in zip(condition_references, causes, strict=True)
-        ]
-        for finding in resource["finding"]:
-            if finding["basis"] is None:
-                del finding["basis"]
+            if cause.evidence:
+                finding["basis"] = "; ".join(cause.evidence)
+            resource["finding"].append(finding)
     if questions:
         resource["note"].append(
             {"text": "Still worth asking: " + " ".join(questions)},
@@ -417,11 +450,10 @@ def assessment_bundle(
             "resource": clinical_impression(head, assessment, condition_urls, causes),
         },
     ]
-    for url, index_cause in zip(condition_urls, enumerate(causes, 1), strict=True):
-        index, cause = index_cause
-        entries.append(
-            {"fullUrl": url, "resource": condition(cause, head, f"{head.id}-condition-{index}")}
-        )
+    disclaimer = assessment["disclaimer"]
+    for index, (url, cause) in enumerate(zip(condition_urls, causes, strict=True), 1):
+        resource = condition(cause, head, f"{head.id}-condition-{index}", disclaimer)
+        entries.append({"fullUrl": url, "resource": resource})
     if prescription_head is not None and prescription is not None:
         entries.append(
             {

@@ -10,6 +10,7 @@ its detail, and the exercise plan as a CarePlan the clinician can accept.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,14 +20,20 @@ from marshmallow import ValidationError
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
 from schemas.fhir import QUESTIONNAIRE_URL
 from schemas.fhir.questionnaire import QuestionnaireResponseError
-from schemas.fhir.resources import LEVEL_TEXT
+from schemas.fhir.resources import unanswered_red_flag_questions
 from service import examples
 from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
-from service.fhir import care_plan_for, response_reader
+from service.fhir import care_plan_for, level_text, response_reader
 from service.http import Blueprint, bearer_token, flatten_errors, json_response, problem
 from service.observability import observe_assessment
-from service.records import assessment_path, assessment_records, prescription_path, storage
+from service.records import (
+    assessment_path,
+    assessment_records,
+    prescription_path,
+    storage,
+    timestamp,
+)
 from service.storage import Principal
 from service.storage.cds import Feedback
 from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
@@ -76,6 +83,7 @@ OVERRIDE_REASONS = [
 # CDS Hooks 2.0, Card attributes (https://cds-hooks.hl7.org/2.0/#card-attributes): a summary
 # is under 140 characters.
 SUMMARY_LIMIT = 139
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 HOOK_REQUEST = HookRequestSchema()
 FEEDBACK_REQUEST = FeedbackRequestSchema()
 
@@ -221,9 +229,23 @@ def _intake(prefetch: dict[str, Any]) -> dict[str, Any] | None:
     else:
         raise HookRequestError("prefetch.intake must be a QuestionnaireResponse or a Bundle.")
     ours = [
-        r for r in candidates if str(r.get("questionnaire", "")).split("|")[0] == QUESTIONNAIRE_URL
+        r
+        for r in candidates
+        if str(r.get("questionnaire", "")).split("|")[0] == QUESTIONNAIRE_URL
+        # A response entered in error is not the patient's answer: never the one assessed.
+        and r.get("status") != "entered-in-error"
     ]
-    return max(ours, key=lambda r: str(r.get("authored", "")), default=None)
+    return max(ours, key=_authored, default=None)
+
+
+def _authored(response: dict[str, Any]) -> datetime:
+    """When a response was authored, as an instant, so that offsets compare correctly; a
+    missing or partial date sorts first (it cannot be shown to be the latest)."""
+    try:
+        authored = datetime.fromisoformat(str(response.get("authored")))
+    except ValueError:
+        return EARLIEST
+    return authored if authored.tzinfo else authored.replace(tzinfo=UTC)
 
 
 def _subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subject]:
@@ -297,31 +319,40 @@ def _latest_stored(subjects: list[Subject]):
     return records.get(g.principal.tenant_id, ASSESSMENT, latest.id)
 
 
-def _summary(assessment: dict[str, Any]) -> str:
-    level = LEVEL_TEXT[assessment["triage"]["level"]]
+def _summary(assessment: dict[str, Any], level_text: dict[str, str]) -> str:
+    triage = assessment["triage"]
     causes = assessment["likely_causes"]
-    summary = f"Knee pain on stretching - {level}"
+    # Most important first, since a long summary is cut at the end.
+    summary = f"Knee pain on stretching - {level_text[triage['level']]}"
+    if triage["stop_stretching"]:
+        summary += "; stop stretching"
+    if not triage["complete"]:
+        summary += "; red-flag questions unanswered"
     if causes:
         summary += f"; possible {causes[0]['name'].lower()}"
     return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 3] + "..."
 
 
-def _detail(assessment: dict[str, Any]) -> str:
+def _detail(record, level_text: dict[str, str]) -> str:
+    assessment = record.response
     triage = assessment["triage"]
-    lines = [f"**Triage:** {LEVEL_TEXT[triage['level']]}."]
+    lines = [
+        f"**Triage:** {level_text[triage['level']]}.",
+        "",
+        f"Assessed {timestamp(record)} from the patient's answers.",
+    ]
     if triage["red_flags"]:
         lines += ["", "**Red flags**"]
         lines += [f"- {flag['message']}" for flag in triage["red_flags"]]
+    if triage["stop_stretching"]:
+        lines += ["", "**Stop stretching**"]
+        lines += [f"- {reason['reason']}" for reason in triage["stop_reasons"]]
     if not triage["complete"]:
         lines += [
             "",
             "**Red-flag questions not answered**, so a more urgent level is not ruled out:",
         ]
-        lines += [
-            f"- {item['question']}"
-            for item in assessment["missing_information"]
-            if item["priority"] == "red_flag"
-        ]
+        lines += [f"- {question}" for question in unanswered_red_flag_questions(assessment)]
     if assessment["likely_causes"]:
         lines += ["", "**Possible causes** (possibilities, not a diagnosis)"]
         for cause in assessment["likely_causes"]:
@@ -331,15 +362,25 @@ def _detail(assessment: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _indicator(triage: dict[str, Any]) -> str:
+    indicator = INDICATORS[triage["level"]]
+    if not triage["complete"] and indicator == "info":
+        # An unfinished red-flag screen is not a routine finding: it needs the clinician to
+        # ask the open questions before the advice can be relied on.
+        return "warning"
+    return indicator
+
+
 def _card(record, plan, patient_id: str) -> dict[str, Any]:
     assessment = record.response
     base = current_app.config["CDS_BASE_URL"]
     version = record.rules_version
+    levels = level_text(version)
     card: dict[str, Any] = {
         "uuid": record.id,
-        "summary": _summary(assessment),
-        "indicator": INDICATORS[assessment["triage"]["level"]],
-        "detail": _detail(assessment),
+        "summary": _summary(assessment, levels),
+        "indicator": _indicator(assessment["triage"]),
+        "detail": _detail(record, levels),
         "source": {
             "label": f"Popliteal clinical decision support (rules {version})",
             "url": f"{base}/v1/rules/{version}",

@@ -20,6 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from service import create_app, examples
+from service.records import timestamp
+from service.storage.records import ASSESSMENT
 from tests.conftest import app_config
 from tests.service.fhir_client import answer_questionnaire, answers_from_report, validate
 
@@ -268,6 +270,57 @@ def test_the_latest_response_in_a_searchset_bundle_is_the_one_assessed(cds, ques
               "entry": [{"resource": old}, {"resource": new}]}  # fmt: skip
     card = call(cds, hook_request(prefetch={"intake": bundle})).get_json()["cards"][0]
     assert card["indicator"] == "critical"
+
+
+def test_the_latest_response_is_chosen_by_instant_and_one_entered_in_error_is_never_used(
+    cds, questionnaire
+):
+    # 10:00+02:00 is 08:00Z, earlier than 09:00Z though later as text.
+    earlier = intake_for(
+        questionnaire, examples.POSSIBLE_DVT, "pat-21", "2026-11-20T10:00:00+02:00"
+    )
+    later = intake_for(
+        questionnaire, examples.SELF_CARE_TECHNIQUE, "pat-21", "2026-11-20T09:00:00Z"
+    )
+    in_error = intake_for(
+        questionnaire, examples.SCIATICA_TINGLING, "pat-21", "2026-11-21T08:00:00Z"
+    )
+    in_error["status"] = "entered-in-error"
+    bundle = {"resourceType": "Bundle", "type": "searchset",
+              "entry": [{"resource": r} for r in (earlier, later, in_error)]}  # fmt: skip
+    response = call(cds, hook_request("pat-21", {"intake": bundle}))
+    assert response.status_code == 200, response.get_json()
+    card = response.get_json()["cards"][0]
+    assert card["indicator"] == "info"
+    assert "Sciatic" not in card["detail"]
+
+
+def test_an_open_red_flag_screen_is_a_warning_that_says_so_and_recommends_no_plan(
+    cds, questionnaire
+):
+    report = {"pain": {"intensity": 2}}
+    card = call(
+        cds, hook_request("pat-22", {"intake": intake_for(questionnaire, report, "pat-22")})
+    )
+    card = card.get_json()["cards"][0]
+    check_card(card)
+    assert card["indicator"] == "warning"
+    assert "red-flag questions unanswered" in card["summary"]
+    assert "**Red-flag questions not answered**" in card["detail"]
+    [suggestion] = card["suggestions"]
+    assert suggestion["isRecommended"] is False
+    assert suggestion["actions"][0]["resource"]["status"] == "draft"
+
+
+def test_a_card_says_to_stop_stretching_and_when_it_was_assessed(cds_app, cds, questionnaire):
+    intake = intake_for(questionnaire, examples.POSSIBLE_DVT, "pat-23")
+    response = call(cds, hook_request("pat-23", {"intake": intake})).get_json()
+    card = response["cards"][0]
+    assert "stop stretching" in card["summary"]
+    assert "**Stop stretching**" in card["detail"]
+    storage = cds_app.extensions["popliteal"]["storage"]
+    record = storage.records.get(storage.cds.tenant_id("hospital-cds"), ASSESSMENT, card["uuid"])
+    assert f"Assessed {timestamp(record)}" in card["detail"]
 
 
 def test_opening_the_chart_again_replays_the_same_assessment(cds, questionnaire):

@@ -456,6 +456,75 @@ def test_an_incomplete_triage_is_preliminary_and_says_so(client):
     assert "not answered" in risk["prediction"][0]["rationale"]
 
 
+def _resources(bundle, kind):
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def test_an_open_red_flag_screen_names_its_questions_and_keeps_the_impression_in_progress(
+    client,
+):
+    record = stored(client, examples.MINIMAL)
+    bundle = fhir_get(client, record["links"]["self"]).get_json()
+    validate(bundle)
+    [risk] = _resources(bundle, "RiskAssessment")
+    [impression] = _resources(bundle, "ClinicalImpression")
+    red_flag_questions = [
+        item["question"] for item in record["missing_information"] if item["priority"] == "red_flag"
+    ]
+    assert red_flag_questions
+    for question in red_flag_questions:
+        assert question in risk["prediction"][0]["rationale"]
+    assert impression["status"] == "in-progress"
+    complete = stored(client, examples.SELF_CARE_TECHNIQUE)
+    assert complete["triage"]["complete"] is True
+    bundle = fhir_get(client, complete["links"]["self"]).get_json()
+    assert _resources(bundle, "ClinicalImpression")[0]["status"] == "completed"
+
+
+def test_a_plan_made_while_red_flag_questions_are_open_is_a_draft_not_to_start_yet(client):
+    open_screen = stored(client, examples.MINIMAL)
+    assert open_screen["triage"]["complete"] is False
+    assert open_screen["exercise_plan"]["status"] == "ready"
+    plan = fhir_get(client, open_screen["links"]["exercise_prescription"]).get_json()
+    validate(plan)
+    assert plan["status"] == "draft"
+    assert any("Not to be started yet" in note["text"] for note in plan["note"])
+    screened = stored(client, examples.SELF_CARE_TECHNIQUE)
+    assert screened["exercise_plan"]["status"] == "ready"
+    plan = fhir_get(client, screened["links"]["exercise_prescription"]).get_json()
+    assert plan["status"] == "active"
+    assert not any("Not to be started yet" in note["text"] for note in plan["note"])
+
+
+def test_every_condition_carries_the_disclaimer(client):
+    record = stored(client, BAKERS_REPORT)
+    bundle = fhir_get(client, record["links"]["self"]).get_json()
+    plan = fhir_get(client, record["links"]["exercise_prescription"]).get_json()
+    conditions = _resources(bundle, "Condition") + plan["contained"]
+    assert len(conditions) == 2 * len(record["likely_causes"]) > 0
+    for condition in conditions:
+        assert record["disclaimer"] in [note["text"] for note in condition["note"]]
+
+
+def test_the_urgent_level_gives_the_rules_time_limit_and_says_a_red_flag_may_ask_sooner(
+    app, client
+):
+    record = stored(client, examples.POSSIBLE_DVT)
+    assert record["triage"]["level"] == "urgent"
+    hours = (
+        app.extensions["popliteal"]["rules"]
+        .get()
+        .ruleset.parameters["urgent_care_within_hours"]
+        .value
+    )
+    bundle = fhir_get(client, record["links"]["self"]).get_json()
+    [risk] = _resources(bundle, "RiskAssessment")
+    text = risk["prediction"][0]["outcome"]["text"]
+    assert f"within {hours} hours at the latest" in text
+    assert "sooner where a red flag says so" in text
+    assert "Stop stretching:" in risk["prediction"][0]["rationale"]
+
+
 # -- Errors --------------------------------------------------------------------------------------
 
 
