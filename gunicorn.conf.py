@@ -37,11 +37,6 @@ def _cpus_available() -> int:
     return cpus
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value in ("1", "true", "yes", "on")
-
-
 # Must be set before prometheus_client is first imported (by the service, below): it decides
 # there whether samples go to per-process files. Kept across SIGHUP reloads, which re-read
 # this file in the same master process.
@@ -50,6 +45,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     # Removed at exit by this master only (a re-executed master inherits the variables).
     os.environ["POPLITEAL_METRICS_DIR_OWNER"] = str(os.getpid())
 
+from service.config import env_flag  # noqa: E402 - after the metrics folder, like the next
 from service.logs import GunicornLogger, logging_config  # noqa: E402 - needs the line above
 
 host = os.environ.get("HOST", "127.0.0.1")
@@ -72,7 +68,7 @@ keepalive = 5
 # Rules, schemas and the OpenAPI document are built once in the master and shared by the
 # workers' memory pages, which also makes a worker's restart quick. A SIGHUP then restarts the
 # workers on the same code; a code upgrade is a new master (a rolling restart).
-preload_app = _flag("GUNICORN_PRELOAD", True)
+preload_app = env_flag("GUNICORN_PRELOAD", True)
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 
@@ -84,11 +80,11 @@ control_socket_disable = True
 
 # Every line is JSON on stdout, gunicorn's own included.
 logger_class = GunicornLogger
+_access_log = env_flag("GUNICORN_ACCESS_LOG", False)
 logconfig_dict = logging_config(
-    os.environ.get("POPLITEAL_LOG_LEVEL", "INFO").upper(),
-    access_log=_flag("GUNICORN_ACCESS_LOG", False),
+    os.environ.get("POPLITEAL_LOG_LEVEL", "INFO").upper(), access_log=_access_log
 )
-accesslog = "-" if _flag("GUNICORN_ACCESS_LOG", False) else None
+accesslog = "-" if _access_log else None
 
 metrics_host = os.environ.get("POPLITEAL_METRICS_HOST", host)
 metrics_port = int(os.environ.get("POPLITEAL_METRICS_PORT", "9464"))

@@ -64,6 +64,9 @@ from service.storage.tables import records  # noqa: E402
 # Thresholds the issue sets.
 MAX_RSS_GROWTH = 0.10
 STEPS = (16, 32, 64)
+# How long the database stays down at most, waiting for /readyz to report it (it checks the
+# database on each call, so it notices at its next poll, 0.1 s apart).
+OUTAGE_NOTICE_LIMIT_S = 10.0
 
 FULL = {"saturation": 60.0, "faults": 30.0, "soak": 300.0, "database": 30.0}
 SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0}
@@ -83,6 +86,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def postgres_bin() -> Path:
+    """Where PostgreSQL's server programs (initdb, pg_ctl) are."""
+    found = os.environ.get("HARNESS_POSTGRES_BIN", "")
+    if not found:
+        try:
+            found = subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            found = ""
+    if not found or not (Path(found) / "initdb").exists():
+        raise SystemExit(
+            "harness: PostgreSQL's server programs (initdb, pg_ctl) were not found; install "
+            "PostgreSQL or set HARNESS_POSTGRES_BIN to their folder"
+        )
+    return Path(found)
+
+
 class Postgres:
     """A PostgreSQL server of the harness's own, in a temporary folder."""
 
@@ -90,12 +111,7 @@ class Postgres:
         self.folder = folder
         self.data = folder / "data"
         self.port = free_port()
-        self.bin = Path(
-            os.environ.get("HARNESS_POSTGRES_BIN")
-            or subprocess.run(
-                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        )
+        self.bin = postgres_bin()
         self._as_postgres = os.geteuid() == 0  # PostgreSQL refuses to run as root
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -454,6 +470,20 @@ def record_failures(figures: dict) -> list[str]:
     return failures
 
 
+def phase_failures(figures: dict, *, allowed_5xx: tuple[int, ...] = ()) -> list[str]:
+    """What every phase checks: the records, the answers (no 5xx but those the phase expects)
+    and, where the phase reads them, errors in the service's log."""
+    failures = record_failures(figures)
+    server_errors = {
+        s: n for s, n in figures["statuses"].items() if s >= 500 and s not in allowed_5xx
+    }
+    if server_errors:
+        failures.append(f"5xx answers: {server_errors}")
+    if figures.get("errors_logged"):
+        failures.append(f"{figures['errors_logged']} errors logged")
+    return failures
+
+
 # -- Phases ----------------------------------------------------------------------------------
 
 
@@ -482,14 +512,13 @@ def saturation(context: Context, seconds: float) -> Verdict:
         started = time.monotonic()
         for connections in STEPS:
             before = len(load.tallies)
-            added = load.add_connections(connections - before)
+            load.add_connections(connections - before)
             step_start = time.monotonic()
             marks = [(t, len(t.latencies), t.statuses.get(201, 0)) for t in load.tallies]
             time.sleep(seconds / len(STEPS))
             elapsed = time.monotonic() - step_start
             latencies = [x for t, n, _ in marks for x in t.latencies[n:]]
             done = sum(t.statuses.get(201, 0) - ok for t, _, ok in marks)
-            del added
             steps.append(
                 {
                     "connections": connections,
@@ -506,15 +535,9 @@ def saturation(context: Context, seconds: float) -> Verdict:
             **check_records(context.engine, tally),
             "errors_logged": server.logged_errors(),
         }
-    failures = record_failures(figures)
-    if figures["server_errors_5xx"]:
-        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
-    if figures["statuses"].get(503):
-        failures.append("503s under load with the database up")
+    failures = phase_failures(figures)  # a 503 too: the database is up throughout
     if sum(tally.cuts.values()):
         failures.append(f"connections cut with nothing killed: {dict(tally.cuts)}")
-    if figures["errors_logged"]:
-        failures.append(f"{figures['errors_logged']} errors logged")
     return Verdict("saturation", figures, failures)
 
 
@@ -549,9 +572,7 @@ def worker_loss_and_reload(context: Context, seconds: float) -> Verdict:
             "error_rate_percent": round(100 * sum(tally.cuts.values()) / max(1, tally.attempts), 3),
             "master_alive": server.process.poll() is None,
         }
-    failures += record_failures(figures)
-    if figures["server_errors_5xx"]:
-        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
+    failures += phase_failures(figures)
     if not figures["master_alive"]:
         failures.append("the gunicorn master died")
     return Verdict("worker loss and reload", figures, failures)
@@ -590,20 +611,16 @@ def soak(context: Context, seconds: float) -> Verdict:
             **common_figures(tally, elapsed),
             **check_records(context.engine, tally),
         }
-    failures = record_failures(figures)
+    failures = phase_failures(figures)
     if set(after_warm_up) != set(at_end):
         failures.append("workers changed during the soak; growth cannot be measured")
     if not growth:
         failures.append("no worker's memory could be measured")
-    if figures["errors_logged"]:
-        failures.append(f"{figures['errors_logged']} errors logged")
     for pid, value in growth.items():
         if value >= MAX_RSS_GROWTH:
             failures.append(
                 f"worker {pid} grew {100 * value:.1f} % (limit {100 * MAX_RSS_GROWTH:.0f} %)"
             )
-    if figures["server_errors_5xx"]:
-        failures.append(f"{figures['server_errors_5xx']} answers were 5xx")
     return Verdict("soak", figures, failures)
 
 
@@ -626,7 +643,13 @@ def database_restart(context: Context, seconds: float) -> Verdict:
         time.sleep(seconds / 3)
         stopped_at = time.monotonic()
         context.postgres.stop("immediate")
-        time.sleep(2)  # down long enough for readiness to notice
+        # Down for at least a second of load, and until readiness has noticed (bounded).
+        noticed_by = stopped_at + OUTAGE_NOTICE_LIMIT_S
+        time.sleep(1)
+        while time.monotonic() < noticed_by and not any(
+            t >= stopped_at and s == 503 for t, s in readiness[-50:]
+        ):
+            time.sleep(0.05)
         context.postgres.start()
         restarted_at = time.monotonic()
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
@@ -646,16 +669,12 @@ def database_restart(context: Context, seconds: float) -> Verdict:
             **common_figures(tally, elapsed),
             **check_records(context.engine, tally),
         }
-    failures += record_failures(figures)
+    # While the database is down a 503 is the right answer; any other 5xx is a failure.
+    failures += phase_failures(figures, allowed_5xx=(503,))
     if 503 not in during:
         failures.append("readiness never reported the database outage")
     if recovered is None or figures["readyz_last"] != 200:
         failures.append("readiness did not recover")
-    if figures["statuses"].get(500):
-        failures.append(f"{figures['statuses'][500]} answers were 500")
-    other = {s: n for s, n in figures["statuses"].items() if s >= 500 and s != 503}
-    if other:
-        failures.append(f"5xx other than 503: {other}")
     return Verdict("PostgreSQL restart", figures, failures)
 
 
@@ -680,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
 
+    postgres_bin()  # before anything is made: says what is missing
     folder = Path(tempfile.mkdtemp(prefix="popliteal-harness-"))
     postgres = Postgres(folder)
     verdicts: list[Verdict] = []

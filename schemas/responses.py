@@ -380,11 +380,10 @@ class CodeFamilySchema(Schema):
             "right and the left leaf."
         },
     )
-    applies_when = fields.Nested(
+    applies_when = _nested(
         ApplicabilitySchema,
-        required=True,
+        "When this family is used; null: always (the fallback).",
         allow_none=True,
-        metadata={"description": "When this family is used; null: always (the fallback)."},
     )
 
 
@@ -403,11 +402,7 @@ class ConditionSchema(Schema):
     name = _s("Name.")
     summary = _s("What it is, in plain language.")
     source = _source()
-    signals = fields.List(
-        fields.Nested(EvidenceSchema),
-        required=True,
-        metadata={"description": "The report signals that point to it."},
-    )
+    signals = _nested_list(EvidenceSchema, "The report signals that point to it.")
     icd10cm = _nested(
         ConditionCodingSchema,
         "Its ICD-10-CM codes, or why none fits. Suggestions for the clinician who files the "
@@ -487,11 +482,10 @@ class RecordFieldsSchema(Schema):
         required=True, metadata={"description": "When it was stored (UTC, ISO 8601)."}
     )
     request_id = _s("The X-Request-ID of the request that stored it (for audit).")
-    subject = fields.Nested(
+    subject = _nested(
         SubjectOutSchema,
-        required=True,
+        "Who the record is about, as supplied; null when none was.",
         allow_none=True,
-        metadata={"description": "Who the record is about, as supplied; null when none was."},
     )
 
 

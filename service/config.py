@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def _flag(name: str, default: bool) -> bool:
+def env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
@@ -52,7 +52,7 @@ class Config:
     # Production: a PostgreSQL URL, e.g. postgresql+psycopg://user:password@host:5432/popliteal.
     DATABASE_URL = os.environ.get("DATABASE_URL") or None
     # Off: POST /v1/assess and /v1/exercise-prescriptions answer 200 and write nothing.
-    STORE_RECORDS = _flag("POPLITEAL_STORE_RECORDS", True)
+    STORE_RECORDS = env_flag("POPLITEAL_STORE_RECORDS", True)
     # How long a verified API key is trusted without asking the database again; a revoked key
     # stops working within this time. While the database is unreachable, a key verified
     # within API_KEY_STALE_SECONDS keeps working, so red-flag checks stay available.
@@ -69,7 +69,7 @@ class Config:
     RATELIMIT_APPLICATION = os.environ.get("RATELIMIT_APPLICATION", "600 per minute;30 per second")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
-    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    RATELIMIT_ENABLED = env_flag("RATELIMIT_ENABLED", True)
     # Requests with a missing or wrong API key, per client address: each costs a lookup.
     AUTH_FAILURE_LIMIT = os.environ.get("POPLITEAL_AUTH_FAILURE_LIMIT", "30 per minute")
 

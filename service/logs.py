@@ -26,6 +26,7 @@ from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
 ACCESS_LOGGER = "popliteal.access"
+_access_log = logging.getLogger(ACCESS_LOGGER)
 # What a client-supplied X-Request-ID may look like; anything else is replaced by the service.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Methods named in metric labels and log lines; anything else is "other", so that made-up
@@ -123,9 +124,7 @@ def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, A
 
 def log_request(fields: dict[str, Any]) -> None:
     """Write the per-request line; only the allow-listed fields are kept."""
-    logging.getLogger(ACCESS_LOGGER).info(
-        "request", extra={name: fields.get(name) for name in REQUEST_FIELDS}
-    )
+    _access_log.info("request", extra={name: fields.get(name) for name in REQUEST_FIELDS})
 
 
 class GunicornLogger(GunicornBaseLogger):

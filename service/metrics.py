@@ -12,14 +12,9 @@ levels and rule ids from the loaded rule sets. No label ever holds a value from 
 
 from __future__ import annotations
 
-import os
+from functools import cache
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 HTTP_REQUESTS = Counter(
@@ -60,16 +55,40 @@ DATABASE_ERRORS = Counter(
 )
 
 
+# One labelled series object per label value, kept: about twenty rules fire per assessment,
+# and looking each series up again (lock, label checks) cost as much as the evaluation itself.
+# The label values are bounded sets, so these caches are too.
+@cache
+def _rule_firings(rule_id: str):
+    return RULE_FIRINGS.labels(rule_id)
+
+
+@cache
+def _assessments(level: str):
+    return ASSESSMENTS.labels(level)
+
+
+@cache
+def _escalation_checks(level: str):
+    return ESCALATION_CHECKS.labels(level)
+
+
+@cache
+def http_series(route: str, method: str, status: str):
+    """The request counter and latency histogram of one (route template, method, status)."""
+    return HTTP_REQUESTS.labels(route, method, status), HTTP_LATENCY.labels(route, method, status)
+
+
 def record_assessment(assessment: dict) -> None:
-    ASSESSMENTS.labels(assessment["triage"]["level"]).inc()
+    _assessments(assessment["triage"]["level"]).inc()
     for fired in assessment["trace"]["rules_fired"]:
-        RULE_FIRINGS.labels(fired["rule_id"]).inc()
+        _rule_firings(fired["rule_id"]).inc()
 
 
 def record_escalation_check(check: dict) -> None:
-    ESCALATION_CHECKS.labels(check["level"]).inc()
+    _escalation_checks(check["level"]).inc()
     for flag in check["red_flags"]:
-        RULE_FIRINGS.labels(flag["rule_id"]).inc()
+        _rule_firings(flag["rule_id"]).inc()
 
 
 def multiprocess_registry() -> CollectorRegistry:
@@ -77,10 +96,3 @@ def multiprocess_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return registry
-
-
-def exposition() -> bytes:
-    """The metrics in Prometheus' text format, from every worker when running under gunicorn."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return generate_latest(multiprocess_registry())
-    return generate_latest()

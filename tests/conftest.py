@@ -244,6 +244,52 @@ def gunicorn_env(**settings: str) -> dict[str, str]:
 
 
 @dataclass
+class Gunicorn:
+    url: str
+    port: int
+    process: subprocess.Popen
+    keys: list[str]  # API keys of the server's tenant
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    database: str,
+    *,
+    tenant: str = "tests",
+    keys: int = 1,
+    workers: int = 2,
+    output: Path | int | None = None,
+    **settings: str,
+) -> Iterator[Gunicorn]:
+    """gunicorn as the README starts it (gunicorn_command, gunicorn_env with ``settings``) on
+    ``database``, migrated here, with ``keys`` API keys of ``tenant``; yielded once /readyz
+    answers 200 and stopped afterwards. ``output`` takes the server's output: a file (stdout
+    and stderr), subprocess.DEVNULL (stdout), or None to leave it with the test's."""
+    storage = Storage(database)
+    try:
+        storage.upgrade()
+        created = [storage.keys.create(tenant, label="tests")[0] for _ in range(keys)]
+    finally:
+        storage.dispose()
+    port = free_port()
+    to_file = isinstance(output, Path)
+    with contextlib.ExitStack() as files:
+        process = subprocess.Popen(
+            gunicorn_command(port, workers),
+            cwd=REPO_ROOT,
+            env=gunicorn_env(DATABASE_URL=database, **settings),
+            stdout=files.enter_context(output.open("wb")) if to_file else output,
+            stderr=subprocess.STDOUT if to_file else None,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(f"{url}/readyz", process)
+        yield Gunicorn(url, port, process, created)
+    finally:
+        stop(process)
+
+
+@dataclass
 class LiveServer:
     url: str
     key: str
@@ -257,30 +303,18 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     README's run command starts it, with an API key. Rate limits are raised so that the
     property-based run is not throttled."""
     database = f"sqlite:///{tmp_path_factory.mktemp('live') / 'popliteal.sqlite3'}"
-    storage = Storage(database)
-    storage.upgrade()
-    key, _ = storage.keys.create("live-tests", label="tests")
-    storage.dispose()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        gunicorn_command(port),
-        cwd=REPO_ROOT,
-        env=gunicorn_env(
-            DATABASE_URL=database,
-            RATELIMIT_APPLICATION="1000000 per minute",
-            POPLITEAL_AUTH_FAILURE_LIMIT="1000000 per minute",
-        ),
-    )
-    try:
-        wait_until(f"{url}/readyz", process)
+    with gunicorn_server(
+        database,
+        tenant="live-tests",
+        RATELIMIT_APPLICATION="1000000 per minute",
+        POPLITEAL_AUTH_FAILURE_LIMIT="1000000 per minute",
+    ) as server:
+        [key] = server.keys
         request = urllib.request.Request(
-            f"{url}/v1/assess",
+            f"{server.url}/v1/assess",
             data=json.dumps(examples.SELF_CARE_TECHNIQUE).encode(),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assessment_id = json.load(response)["id"]
-        yield LiveServer(url, key, assessment_id)
-    finally:
-        stop(process)
+        yield LiveServer(server.url, key, assessment_id)

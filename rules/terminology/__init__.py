@@ -16,7 +16,6 @@ from rules.errors import RuleDefinitionError
 from rules.loader import _mapping, _read_yaml
 
 ICD10CM_FILE = Path(__file__).with_name("icd10cm.yaml")
-SIDES = ("right", "left", "both", "unspecified")
 REQUIRED_SIDES = ("right", "left", "unspecified")
 SIDE_FIELD = "pain.side"
 

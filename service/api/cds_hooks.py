@@ -66,6 +66,9 @@ SERVICE = {
         "used. Calls are authenticated with a JWT signed ES384 or RS384 by a configured client."
     ),
 }
+# The card's urgency in the CDS Hooks 2.0 scale (Card attributes, `indicator`: info, warning,
+# critical; https://cds-hooks.hl7.org/2.0/#card-attributes): both levels that need care within
+# a day are critical, booking a professional is a warning, self-care is information.
 INDICATORS = {
     "emergency": "critical",
     "urgent": "critical",
@@ -95,10 +98,6 @@ class HookRequestError(Exception):
         super().__init__(detail)
 
 
-class NothingToAssess(Exception):
-    """No QuestionnaireResponse was prefetched and nothing is stored for the patient."""
-
-
 @blp.errorhandler(CdsAuthenticationError)
 def _refused(error: CdsAuthenticationError):
     return problem(
@@ -111,15 +110,6 @@ def _refused(error: CdsAuthenticationError):
 @blp.errorhandler(HookRequestError)
 def _malformed(error: HookRequestError):
     return problem(400, error.detail, errors=error.errors)
-
-
-@blp.errorhandler(NothingToAssess)
-def _nothing(error: NothingToAssess):
-    return problem(
-        412,
-        "Nothing to assess: prefetch the patient's latest QuestionnaireResponse to "
-        f"{QUESTIONNAIRE_URL} (prefetch key 'intake'), or store an assessment for the patient.",
-    )
 
 
 def _verifier():
@@ -171,6 +161,8 @@ _COMMON_ERRORS = {
     "400": _problem_doc("The request does not follow the CDS Hooks 2.0 shape; see errors."),
     "401": _problem_doc("No token, or a token that is not valid, trusted, fresh or new."),
     "404": _problem_doc("No such CDS service (or, for feedback, no such card)."),
+    "413": _problem_doc("The body is larger than the service accepts."),
+    "415": _problem_doc("The body is not application/json."),
     "503": _problem_doc("The database is unreachable; retry."),
 }
 _SECURITY = [{"cdsClientJwt": []}]
@@ -495,7 +487,12 @@ def call_service(service_id: str):
     else:
         record = _latest_stored(subjects)
         if record is None:
-            raise NothingToAssess
+            return problem(
+                412,
+                "Nothing to assess: prefetch the patient's latest QuestionnaireResponse to "
+                f"{QUESTIONNAIRE_URL} (prefetch key 'intake'), or store an assessment for the "
+                "patient.",
+            )
     g.rules_version = record.rules_version
     plan = storage().records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
     return json_response({"cards": [_card(record, plan, body["context"]["patientId"])]})

@@ -22,19 +22,15 @@ from prometheus_client import REGISTRY
 
 from service import create_app, examples
 from service.logs import ACCESS_LOGGER, REQUEST_FIELDS, RedactingJsonFormatter
-from service.storage import Storage
 from tests.conftest import (
     REPO_ROOT,
     app_config,
     free_port,
-    gunicorn_command,
     gunicorn_env,
-    stop,
+    gunicorn_server,
     tenant_factory,
-    wait_until,
 )
 
-CHECK_ROUTE = "/v1/escalation-check"
 STANDARD_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -170,31 +166,16 @@ def test_no_request_value_reaches_the_logs_in_process_even_on_a_crash(sqlite_dat
 def logged_server(tmp_path_factory):
     """gunicorn with gunicorn.conf.py at DEBUG, its whole output kept in a file."""
     folder = tmp_path_factory.mktemp("logged")
-    database = f"sqlite:///{folder / 'popliteal.sqlite3'}"
-    storage = Storage(database)
-    storage.upgrade()
-    key, _ = storage.keys.create("log-tests")
-    storage.dispose()
-    port = free_port()
     output = folder / "gunicorn.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            gunicorn_command(port),
-            cwd=REPO_ROOT,
-            env=gunicorn_env(
-                DATABASE_URL=database,
-                POPLITEAL_LOG_LEVEL="DEBUG",
-                GUNICORN_ACCESS_LOG="true",
-                RATELIMIT_ENABLED="false",
-            ),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}", key, output, process
-    finally:
-        stop(process)
+    with gunicorn_server(
+        f"sqlite:///{folder / 'popliteal.sqlite3'}",
+        tenant="log-tests",
+        output=output,
+        POPLITEAL_LOG_LEVEL="DEBUG",
+        GUNICORN_ACCESS_LOG="true",
+        RATELIMIT_ENABLED="false",
+    ) as server:
+        yield server.url, server.keys[0], output, server.process
 
 
 def _send(base: str, method: str, path: str, body, headers: dict) -> int:
@@ -205,6 +186,17 @@ def _send(base: str, method: str, path: str, body, headers: dict) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def _log_text(output, ready, timeout: float = 5.0) -> str:
+    """The log file once ``ready(text)`` holds, or at the deadline: workers write their lines
+    on their own, and gunicorn's access line only after the answer has been sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = output.read_text()
+        if ready(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
 
 
 def _raw(base: str, request: bytes) -> bytes:
@@ -224,8 +216,7 @@ def test_requests_gunicorn_refuses_itself_are_logged_without_quoting_them(logged
         _raw(base, f"GET /healthz HTTP/1.1\r\nAuthorization Bearer {canary}\r\n\r\n".encode()),
     ]
     assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), answers
-    time.sleep(0.5)  # let the worker's lines reach the file
-    text = output.read_text()
+    text = _log_text(output, lambda text: text.count("invalid request refused") >= 2)
     assert canary not in text
     refusals = [line for line in text.splitlines() if "invalid request refused" in line]
     assert len(refusals) >= 2, "the refusals are logged (else this test could not fail)"
@@ -253,7 +244,10 @@ def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
     statuses = {status for _, status in sent}
     assert {201, 200, 400, 413, 422} <= statuses, "valid and invalid requests alike"
 
-    text = output.read_text()
+    text = _log_text(
+        output,
+        lambda text: sum("gunicorn.access" in line for line in text.splitlines()) >= len(sent),
+    )
     assert canary not in text
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # all JSON
     access = collections.Counter(
@@ -274,31 +268,20 @@ def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
 def measured_server(tmp_path_factory):
     """gunicorn with two workers, metrics on their own port, a small per-key budget."""
     folder = tmp_path_factory.mktemp("metrics")
-    database = f"sqlite:///{folder / 'popliteal.sqlite3'}"
-    storage = Storage(database)
-    storage.upgrade()
-    keys = [storage.keys.create("metrics-tests", label=str(n))[0] for n in range(3)]
-    storage.dispose()
-    port, metrics_port = free_port(), free_port()
+    metrics_port = free_port()
     samples = folder / "samples"
     samples.mkdir()
-    process = subprocess.Popen(
-        gunicorn_command(port, workers=2),
-        cwd=REPO_ROOT,
-        env=gunicorn_env(
-            DATABASE_URL=database,
-            POPLITEAL_METRICS_PORT=str(metrics_port),
-            PROMETHEUS_MULTIPROC_DIR=str(samples),
-            RATELIMIT_APPLICATION="10 per minute",
-            POPLITEAL_AUTH_FAILURE_LIMIT="3 per minute",
-        ),
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", keys, samples
-    finally:
-        stop(process)
+    with gunicorn_server(
+        f"sqlite:///{folder / 'popliteal.sqlite3'}",
+        tenant="metrics-tests",
+        keys=3,
+        output=subprocess.DEVNULL,
+        POPLITEAL_METRICS_PORT=str(metrics_port),
+        PROMETHEUS_MULTIPROC_DIR=str(samples),
+        RATELIMIT_APPLICATION="10 per minute",
+        POPLITEAL_AUTH_FAILURE_LIMIT="3 per minute",
+    ) as server:
+        yield server.url, f"http://127.0.0.1:{metrics_port}", server.keys, samples
 
 
 def _post(base: str, path: str, body: dict, key: str) -> tuple[int, dict]:
@@ -473,20 +456,17 @@ def test_a_made_up_method_does_not_make_a_metric_series_of_its_own(client, caplo
 def test_by_default_the_metrics_folder_is_made_at_start_and_removed_at_exit(tmp_path):
     """No PROMETHEUS_MULTIPROC_DIR given: gunicorn.conf.py makes one, the workers' samples are
     summed from it, and the master removes it when it stops."""
-    database = f"sqlite:///{tmp_path / 'popliteal.sqlite3'}"
-    Storage(database).upgrade()
-    port, metrics_port = free_port(), free_port()
-    environment = gunicorn_env(DATABASE_URL=database, POPLITEAL_METRICS_PORT=str(metrics_port))
-    assert "PROMETHEUS_MULTIPROC_DIR" not in environment
+    metrics_port = free_port()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in gunicorn_env()
     output = tmp_path / "gunicorn.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            gunicorn_command(port, workers=2), cwd=REPO_ROOT, env=environment, stdout=sink
-        )
-    try:
-        wait_until(f"http://127.0.0.1:{port}/readyz", process)
+    with gunicorn_server(
+        f"sqlite:///{tmp_path / 'popliteal.sqlite3'}",
+        keys=0,
+        output=output,
+        POPLITEAL_METRICS_PORT=str(metrics_port),
+    ) as server:
         for _ in range(4):
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+            urllib.request.urlopen(f"{server.url}/healthz", timeout=5).close()
         samples = _samples(f"http://127.0.0.1:{metrics_port}")
         healthz = {"route": "/healthz", "method": "GET", "status": "200"}
         assert samples[("popliteal_http_requests_total", frozenset(healthz.items()))] == 4
@@ -496,6 +476,4 @@ def test_by_default_the_metrics_folder_is_made_at_start_and_removed_at_exit(tmp_
             if "metrics samples in " in line
         ]
         assert any(name.endswith(".db") for name in os.listdir(folder))
-    finally:
-        stop(process)
     assert not folder.exists()
