@@ -536,10 +536,19 @@ def test_malformed_feedback_is_a_400(cds, item):
     assert _feedback(cds, [item]).status_code == 400
 
 
-def test_feedback_on_an_unknown_card_is_a_404_and_records_nothing(cds):
-    item = {"card": str(uuid.uuid4()), "outcome": "overridden",
-            "outcomeTimestamp": "2026-11-25T10:00:00Z"}  # fmt: skip
-    assert _feedback(cds, [item]).status_code == 404
+def test_feedback_on_an_unknown_card_is_a_404_and_records_nothing(cds_app, cds, questionnaire):
+    body = hook_request("pat-24", {"intake": intake_for(questionnaire, examples.SCIATICA_TINGLING,
+                                                         "pat-24")})  # fmt: skip
+    known = call(cds, body).get_json()["cards"][0]["uuid"]
+    unknown = str(uuid.uuid4())
+    items = [{"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-25T10:00:00Z"}
+             for card in (known, unknown)]  # fmt: skip
+    response = _feedback(cds, items)
+    assert response.status_code == 404
+    assert unknown in response.get_json()["detail"]
+    # The batch is refused whole: not even the known card's feedback is kept.
+    storage = cds_app.extensions["popliteal"]["storage"]
+    assert storage.cds.feedback(storage.cds.tenant_id("hospital-cds"), known) == []
 
 
 def test_feedback_needs_a_valid_token(cds):
