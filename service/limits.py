@@ -27,6 +27,16 @@ def install_rate_limits(app: Flask) -> Limiter:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK", app.config["RATELIMIT_APPLICATION"])
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "popliteal")
+
+    # Registered before the limiter, so that it runs after the limiter has added its headers
+    # (Flask runs after-request functions last-registered first). Flask-Limiter sets
+    # Retry-After on every answer it counts; on a 200 it would tell clients to back off.
+    @app.after_request
+    def retry_after_only_on_refusals(response):
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter = Limiter(key_func=_rate_limit_key, app=app)
 
     @limiter.request_filter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from flask import g, request
+from flask_smorest import abort
 
 from rules import load_library
 from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
@@ -28,12 +29,10 @@ from service.http import (
     FHIR_RESPONSES,
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
-    VALIDATION_PROBLEM,
     Blueprint,
     documented,
     flatten_errors,
     json_response,
-    problem,
     problem_responses,
 )
 from service.observability import (
@@ -131,6 +130,18 @@ FHIR_QUERY_PARAMETERS = [
 ]
 
 
+def refuse_query_parameters() -> None:
+    """A JSON request's settings (store, rules_version) belong in its body. A query would be
+    ambiguous, and silently ignoring ?store=false would store what the client meant not to."""
+    if request.args:
+        abort(
+            422,
+            message="Query parameters are only for QuestionnaireResponse bodies (POST /v1/assess); "
+            "put store and rules_version in the JSON body.",
+            errors={name: ["Not a query parameter here."] for name in request.args},
+        )
+
+
 def parse_body(acceptor: ReportAcceptor, schema) -> dict:
     """The request's body, validated.
 
@@ -138,6 +149,7 @@ def parse_body(acceptor: ReportAcceptor, schema) -> dict:
     cheaper); anything else goes through the marshmallow schema, which raises the 400 or 422
     with its field-by-field messages.
     """
+    refuse_query_parameters()
     data = request.get_data(cache=True)
     if data:
         try:
@@ -203,16 +215,6 @@ def assess():
     if request.mimetype == FHIR_MEDIA_TYPE:
         body = assess_request_from_fhir(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST, flatten_errors)
     else:
-        if request.args:
-            # store and rules_version belong in the JSON body; a query would be ambiguous.
-            return problem(
-                422,
-                "Query parameters are only for QuestionnaireResponse bodies; put store and "
-                "rules_version in the JSON body.",
-                type_=VALIDATION_PROBLEM,
-                title="Invalid request",
-                errors={name: ["Not a query parameter here."] for name in request.args},
-            )
         body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
     keep = body.pop("store", True) and storing_enabled()
     subject = subject_from(body.pop("subject", None))
@@ -308,6 +310,7 @@ def prescribe():
     safe.
     """
     key = idempotency_key()
+    refuse_query_parameters()
     # Parsed here rather than with @blp.arguments so that the documented body can be a oneOf
     # of its forms; the parser and its errors are the same.
     body = blp.ARGUMENTS_PARSER.parse(PRESCRIPTION_REQUEST, request, location="json")

@@ -64,6 +64,8 @@ def test_over_the_limit_is_a_429_problem_with_retry_after(sqlite_database, stora
     answers = [check(tenant) for _ in range(LIMIT)]
     assert [answer.status_code for answer in answers] == [200] * LIMIT
     assert [answer.headers["X-RateLimit-Remaining"] for answer in answers] == ["2", "1", "0"]
+    # "Retry after" means come back later: only on the refusals, never on an answer.
+    assert [answer.headers.get("Retry-After") for answer in answers] == [None] * LIMIT
     assert_throttled(check(tenant))
     # Every /v1 endpoint counts against the same key's budget.
     assert_throttled(tenant.client.get("/v1/assessments"))
