@@ -1,6 +1,7 @@
 # Popliteal: clinical decision-support API, served by gunicorn.
 #
 #   docker build -t popliteal .
+#   docker run --rm -v popliteal-data:/app/instance popliteal flask --app service.wsgi db upgrade
 #   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -v popliteal-data:/app/instance popliteal
 #
 # Two stages: the build stage makes a virtual environment from the hashed lock; the runtime
