@@ -97,11 +97,26 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
         ) from None
 
 
+URGENT_LIMIT = "urgent_care_within_hours"
+
+
 @cache
-def level_text(rules_version: str) -> dict[str, str]:
+def level_text(rules_version: str, *, short: bool = False) -> dict[str, str]:
     """How the triage levels of a rules version read (once per version)."""
     parameters = load_library().get(rules_version).ruleset.parameters
-    return level_texts(parameters["urgent_care_within_hours"].value)
+    return level_texts(parameters[URGENT_LIMIT].value, short=short)
+
+
+def check_level_texts(library) -> None:
+    """At start-up: every rules version gives the urgent level its time limit, which every
+    FHIR export and CDS card of its records shows."""
+    for evaluator in library:
+        ruleset = evaluator.ruleset
+        if URGENT_LIMIT not in ruleset.parameters:
+            raise RuntimeError(
+                f"rules {ruleset.version}: parameters.yaml needs {URGENT_LIMIT}, the urgent "
+                "level's time limit, which FHIR exports and CDS cards show"
+            )
 
 
 def _head(record: Record) -> RecordHead:

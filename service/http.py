@@ -69,6 +69,11 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
+# Where an error handler leaves the Retry-After it means, so that the rate limiter's own
+# (set on every answer it counts) cannot replace it.
+RETRY_AFTER = "retry_after"
+
+
 def bearer_token() -> str:
     """The credential of an ``Authorization: Bearer <credential>`` header; "" for any other
     scheme, so that a key or token sent another way is never looked at."""
@@ -340,11 +345,12 @@ def register_error_handlers(app: Flask) -> None:
         # The process stays up and the pool reconnects by itself when the database returns.
         observe_database_error("unavailable")
         log.warning("database unreachable on %s %s: %s", request.method, request.path, error)
+        retry_after = g.setdefault(RETRY_AFTER, str(app.config["STORAGE_RETRY_AFTER_SECONDS"]))
         return problem(
             503,
             type_=STORAGE_UNAVAILABLE_PROBLEM,
             title="Storage unavailable",
-            headers={"Retry-After": str(app.config["STORAGE_RETRY_AFTER_SECONDS"])},
+            headers={"Retry-After": retry_after},
         )
 
     @app.errorhandler(IdempotencyKeyReused)

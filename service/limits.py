@@ -12,6 +12,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from service.auth import PROTECTED_PREFIX
+from service.http import RETRY_AFTER
 
 
 def _rate_limit_key() -> str:
@@ -30,11 +31,16 @@ def install_rate_limits(app: Flask) -> Limiter:
 
     # Registered before the limiter, so that it runs after the limiter has added its headers
     # (Flask runs after-request functions last-registered first). Flask-Limiter sets
-    # Retry-After on every answer it counts; on a 200 it would tell clients to back off.
+    # Retry-After, to the end of its window, on every answer it counts: on a 200 it would tell
+    # clients to back off, and on a 503 it would replace the service's own advice (up to an
+    # hour instead of seconds). Only its own 429 keeps its value.
     @app.after_request
     def retry_after_only_on_refusals(response):
-        if response.status_code not in (429, 503):
+        if response.status_code != 429:
             response.headers.pop("Retry-After", None)
+            own = g.get(RETRY_AFTER)
+            if own is not None:
+                response.headers["Retry-After"] = own
         return response
 
     limiter = Limiter(key_func=_rate_limit_key, app=app)

@@ -44,17 +44,22 @@ NOT_YET_NOTE = (
 )
 
 
-def level_texts(urgent_within_hours: int) -> dict[str, str]:
+def level_texts(urgent_within_hours: float, *, short: bool = False) -> dict[str, str]:
     """How each triage level reads, with the urgent level's time limit taken from the rules
     version that made the record (parameter ``urgent_care_within_hours``). The limit is the
     outer one: a red flag may ask for sooner (a suspected clot: today), so the text says so
-    rather than let a clinician read the limit as the advice."""
+    rather than let a clinician read the limit as the advice. ``short``: for a CDS card's
+    summary, which has room for little else."""
+    hours = f"{urgent_within_hours:g}"
+    urgent = (
+        f"Urgent: a clinician within {hours} h at the latest"
+        if short
+        else f"Urgent: see a clinician within {hours} hours at the latest, sooner where a red "
+        "flag says so"
+    )
     return {
         "emergency": "Emergency: seek care now",
-        "urgent": (
-            f"Urgent: see a clinician within {urgent_within_hours} hours at the latest, "
-            "sooner where a red flag says so"
-        ),
+        "urgent": urgent,
         "see_professional": "See a doctor or physical therapist",
         "self_care": "Self-care",
     }

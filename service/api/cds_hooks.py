@@ -10,7 +10,8 @@ its detail, and the exercise plan as a CarePlan the clinician can accept.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -87,8 +88,17 @@ OVERRIDE_REASONS = [
 # is under 140 characters.
 SUMMARY_LIMIT = 139
 EARLIEST = datetime.min.replace(tzinfo=UTC)
+# FHIR dateTime (https://hl7.org/fhir/R4/datatypes.html#dateTime): YYYY, YYYY-MM, YYYY-MM-DD, or
+# a full time with seconds and an offset (taken as UTC when a client leaves it out).
+FHIR_DATE_TIME = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
 HOOK_REQUEST = HookRequestSchema()
 FEEDBACK_REQUEST = FeedbackRequestSchema()
+
+
+class IntakeEnteredInError(Exception):
+    """The prefetched intake holds responses to our Questionnaire, all entered in error."""
 
 
 class HookRequestError(Exception):
@@ -221,23 +231,35 @@ def _intake(prefetch: dict[str, Any]) -> dict[str, Any] | None:
     else:
         raise HookRequestError("prefetch.intake must be a QuestionnaireResponse or a Bundle.")
     ours = [
-        r
-        for r in candidates
-        if str(r.get("questionnaire", "")).split("|")[0] == QUESTIONNAIRE_URL
-        # A response entered in error is not the patient's answer: never the one assessed.
-        and r.get("status") != "entered-in-error"
+        r for r in candidates if str(r.get("questionnaire", "")).split("|")[0] == QUESTIONNAIRE_URL
     ]
-    return max(ours, key=_authored, default=None)
+    # A response entered in error is not the patient's answer: never the one assessed.
+    valid = [r for r in ours if r.get("status") != "entered-in-error"]
+    if ours and not valid:
+        raise IntakeEnteredInError
+    return max(valid, key=_authored, default=None)
 
 
 def _authored(response: dict[str, Any]) -> datetime:
-    """When a response was authored, as an instant, so that offsets compare correctly; a
-    missing or partial date sorts first (it cannot be shown to be the latest)."""
-    try:
-        authored = datetime.fromisoformat(str(response.get("authored")))
-    except ValueError:
+    """When a response was authored, as an instant, so that offsets compare correctly. A
+    partial date (FHIR allows a year, or a year and month) stands for the start of its period;
+    a missing or unreadable one sorts first."""
+    found = FHIR_DATE_TIME.fullmatch(str(response.get("authored", "")))
+    if found is None:
         return EARLIEST
-    return authored if authored.tzinfo else authored.replace(tzinfo=UTC)
+    year, month, day, hour, minute, second, fraction, zone = found.groups()
+    if zone is None or zone == "Z":
+        tz = UTC
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    try:
+        return datetime(
+            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
+            int(second or 0), int(float(fraction or 0) * 1_000_000), tzinfo=tz,
+        )  # fmt: skip
+    except ValueError:  # a month 13, a day 32, an offset beyond a day
+        return EARLIEST
 
 
 def _subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subject]:
@@ -312,17 +334,22 @@ def _latest_stored(subjects: list[Subject]):
 
 
 def _summary(assessment: dict[str, Any], level_text: dict[str, str]) -> str:
+    """The level, then what must not be missed, then the leading possible cause: each part
+    whole or not at all, so that nothing reads cut off (the detail has everything)."""
     triage = assessment["triage"]
     causes = assessment["likely_causes"]
-    # Most important first, since a long summary is cut at the end.
     summary = f"Knee pain on stretching - {level_text[triage['level']]}"
+    parts = []
     if triage["stop_stretching"]:
-        summary += "; stop stretching"
+        parts.append("stop stretching")
     if not triage["complete"]:
-        summary += "; red-flag questions unanswered"
+        parts.append("red-flag questions unanswered")
     if causes:
-        summary += f"; possible {causes[0]['name'].lower()}"
-    return summary if len(summary) <= SUMMARY_LIMIT else summary[: SUMMARY_LIMIT - 3] + "..."
+        parts.append(f"possible {causes[0]['name'].lower()}")
+    for part in parts:
+        if len(summary) + 2 + len(part) <= SUMMARY_LIMIT:
+            summary += f"; {part}"
+    return summary
 
 
 def _detail(record, level_text: dict[str, str]) -> str:
@@ -367,12 +394,11 @@ def _card(record, plan, patient_id: str) -> dict[str, Any]:
     assessment = record.response
     base = current_app.config["CDS_BASE_URL"]
     version = record.rules_version
-    levels = level_text(version)
     card: dict[str, Any] = {
         "uuid": record.id,
-        "summary": _summary(assessment, levels),
+        "summary": _summary(assessment, level_text(version, short=True)),
         "indicator": _indicator(assessment["triage"]),
-        "detail": _detail(record, levels),
+        "detail": _detail(record, level_text(version)),
         "source": {
             "label": f"Popliteal clinical decision support (rules {version})",
             "url": f"{base}/v1/rules/{version}",
@@ -480,7 +506,15 @@ def call_service(service_id: str):
         return _unknown_service(service_id)
     _authenticate(service_id)
     body = _json_body(HOOK_REQUEST)
-    intake = _intake(body.get("prefetch") or {})
+    try:
+        intake = _intake(body.get("prefetch") or {})
+    except IntakeEnteredInError:
+        # Not falling back on a stored assessment: it may have been made from that response.
+        return problem(
+            412,
+            "The patient's intake QuestionnaireResponse was entered in error: nothing to assess "
+            "until it is answered again.",
+        )
     subjects = _subjects(body, intake)
     if intake is not None:
         record = _assess_intake(intake, subjects[0] if subjects else None)

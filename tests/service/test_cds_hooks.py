@@ -19,7 +19,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from rules import load_library
 from service import create_app, examples
+from service.api.cds_hooks import _summary
+from service.fhir import level_text
 from service.records import timestamp
 from service.storage.records import ASSESSMENT
 from tests.conftest import app_config
@@ -293,6 +296,56 @@ def test_the_latest_response_is_chosen_by_instant_and_one_entered_in_error_is_ne
     card = response.get_json()["cards"][0]
     assert card["indicator"] == "info"
     assert "Sciatic" not in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("2026-10-01T08:00:00Z", "2026-11"),
+        ("2025-12-31T23:00:00Z", "2026"),
+        ("2026-11-19", "2026-11-20T00:30:00+01:00"),
+        ("not a date", "2026-11-20T08:00:00Z"),
+    ],
+    ids=["month", "year", "day against offset", "unreadable"],
+)
+def test_a_partial_authored_date_stands_for_the_start_of_its_period(
+    cds, questionnaire, older, newer
+):
+    # The newer response has the red flag: choosing the older one would hide it.
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"resource": intake_for(questionnaire, examples.SELF_CARE_TECHNIQUE, "pat-25", older)},
+        {"resource": intake_for(questionnaire, examples.POSSIBLE_DVT, "pat-25", newer)},
+    ]}  # fmt: skip
+    card = call(cds, hook_request("pat-25", {"intake": bundle})).get_json()["cards"][0]
+    assert card["indicator"] == "critical"
+
+
+def test_an_intake_entered_in_error_is_a_412_not_the_assessment_stored_from_it(cds, questionnaire):
+    intake = intake_for(questionnaire, examples.SCIATICA_TINGLING, "pat-26")
+    assert call(cds, hook_request("pat-26", {"intake": intake})).status_code == 200
+    withdrawn = {**intake, "status": "entered-in-error"}
+    response = call(cds, hook_request("pat-26", {"intake": withdrawn}))
+    assert response.status_code == 412
+    assert "entered in error" in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("level", ["self_care", "see_professional", "urgent", "emergency"])
+@pytest.mark.parametrize("stop", [False, True])
+@pytest.mark.parametrize("complete", [False, True])
+def test_a_summary_keeps_the_level_and_every_safety_part_whole(level, stop, complete):
+    longest = max((cause.catalogue["name"] for cause in load_library().get().ruleset.causes),
+                  key=len)  # fmt: skip
+    assessment = {
+        "triage": {"level": level, "stop_stretching": stop, "complete": complete},
+        "likely_causes": [{"name": longest}],
+    }
+    summary = _summary(assessment, level_text("1.0.0", short=True))
+    assert len(summary) < 140
+    assert level_text("1.0.0", short=True)[level] in summary
+    assert ("stop stretching" in summary) is stop
+    assert ("red-flag questions unanswered" in summary) is not complete
+    assert "..." not in summary
+    assert not summary.endswith(";")
 
 
 def test_an_open_red_flag_screen_is_a_warning_that_says_so_and_recommends_no_plan(
