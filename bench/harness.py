@@ -107,11 +107,11 @@ def postgres_bin() -> Path:
 class Postgres:
     """A PostgreSQL server of the harness's own, in a temporary folder."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, bin_folder: Path) -> None:
         self.folder = folder
         self.data = folder / "data"
         self.port = free_port()
-        self.bin = postgres_bin()
+        self.bin = bin_folder
         self._as_postgres = os.geteuid() == 0  # PostgreSQL refuses to run as root
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -699,9 +699,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
 
-    postgres_bin()  # before anything is made: says what is missing
+    bin_folder = postgres_bin()  # before anything is made: says what is missing
     folder = Path(tempfile.mkdtemp(prefix="popliteal-harness-"))
-    postgres = Postgres(folder)
+    postgres = Postgres(folder, bin_folder)
     verdicts: list[Verdict] = []
     try:
         print(f"harness: PostgreSQL of its own on 127.0.0.1:{postgres.port}", flush=True)

@@ -85,7 +85,8 @@ class RedFlagSchema(Schema):
 class TriageSchema(Schema):
     level = _s(
         "emergency (care now), urgent (a clinician within the rules version's "
-        "urgent_care_within_hours at the latest, 24 in 1.0.0; a red flag may ask for sooner), "
+        "urgent_care_within_hours at the latest, see GET /v1/rules/{version}; a red flag may "
+        "ask for sooner), "
         "see_professional (book a doctor or physical therapist) or self_care. The most urgent "
         "red flag that fired.",
         validate=LEVEL,

@@ -24,7 +24,7 @@ from service.auth import install_api_key_check
 from service.cds_auth import TokenVerifier, load_clients
 from service.cli import register_commands
 from service.config import Config, config_from_environment
-from service.fhir import check_level_texts, response_reader
+from service.fhir import prepare_level_texts, response_reader
 from service.http import (
     FHIR_RESOURCES,
     FHIR_RESPONSES,
@@ -58,7 +58,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
     # Rules load once, at start-up; a defective rule file stops the service here, naming the
     # file and key, rather than failing requests later.
     library = load_library()
-    check_level_texts(library)
+    prepare_level_texts(library)
 
     # Connections open lazily, in each worker process, on first use.
     storage = Storage(

@@ -107,9 +107,9 @@ def level_text(rules_version: str, *, short: bool = False) -> dict[str, str]:
     return level_texts(parameters[URGENT_LIMIT].value, short=short)
 
 
-def check_level_texts(library) -> None:
+def prepare_level_texts(library) -> None:
     """At start-up: every rules version gives the urgent level its time limit, which every
-    FHIR export and CDS card of its records shows."""
+    FHIR export and CDS card of its records shows; the texts are built here, not on a request."""
     for evaluator in library:
         ruleset = evaluator.ruleset
         if URGENT_LIMIT not in ruleset.parameters:
@@ -117,6 +117,8 @@ def check_level_texts(library) -> None:
                 f"rules {ruleset.version}: parameters.yaml needs {URGENT_LIMIT}, the urgent "
                 "level's time limit, which FHIR exports and CDS cards show"
             )
+        level_text(ruleset.version)
+        level_text(ruleset.version, short=True)
 
 
 def _head(record: Record) -> RecordHead:

@@ -56,9 +56,8 @@ def install_request_observation(app: Flask) -> None:
         route = rule.rule if rule is not None else UNMATCHED_ROUTE
         status = str(response.status_code)
         method = request.method if request.method in KNOWN_METHODS else "other"
-        requests, latency = metrics.http_series(route, method, status)
-        requests.inc()
-        latency.observe(duration)
+        metrics.series(metrics.HTTP_REQUESTS, route, method, status).inc()
+        metrics.series(metrics.HTTP_LATENCY, route, method, status).observe(duration)
         if response.status_code == 429:
             metrics.RATE_LIMIT_REJECTIONS.labels(getattr(g, "rate_limited_by", "api_key")).inc()
         principal = getattr(g, "principal", None)

@@ -261,6 +261,7 @@ def care_plan(
     at Conditions elsewhere (in the same Bundle)."""
     plan = prescription.get("exercise_plan")
     withheld = prescription.get("exercise_plan_withheld") or []
+    triage = prescription.get("triage")  # None for conditions named by a clinician
     notes: list[str] = []
     if plan is None:
         status = "on-hold"
@@ -268,16 +269,13 @@ def care_plan(
     else:
         status = PLAN_STATUS[plan["status"]]
         notes += [f"Plan status: {reason['reason']}" for reason in plan["status_reasons"]]
-        triage = prescription.get("triage")
         if triage is not None and not triage["complete"]:
             # An open safety screen: the plan may change once the questions are answered, so
             # an EHR must not take it as one to follow now.
             status = "draft"
             notes.append(NOT_YET_NOTE)
         notes += [f"Stop rule: {rule['text']}" for rule in plan.get("safety", ())]
-    stop_reasons = prescription.get("stop_reasons") or (
-        (prescription.get("triage") or {}).get("stop_reasons") or []
-    )
+    stop_reasons = prescription.get("stop_reasons") or (triage or {}).get("stop_reasons") or []
     notes += [f"Stop stretching: {reason['reason']}" for reason in stop_reasons]
     notes.append(
         f"Made by Popliteal rules {head.rules_version} from “{article_title or TITLE}” and "

@@ -10,8 +10,7 @@ its detail, and the exercise plan as a CarePlan the clinician can accept.
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from flask import current_app, g, request
 from marshmallow import ValidationError
 
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
-from schemas.fhir import QUESTIONNAIRE_URL
+from schemas.fhir import QUESTIONNAIRE_URL, date_time_start
 from schemas.fhir.questionnaire import QuestionnaireResponseError
 from schemas.fhir.resources import unanswered_red_flag_questions
 from service import examples
@@ -88,11 +87,6 @@ OVERRIDE_REASONS = [
 # is under 140 characters.
 SUMMARY_LIMIT = 139
 EARLIEST = datetime.min.replace(tzinfo=UTC)
-# FHIR dateTime (https://hl7.org/fhir/R4/datatypes.html#dateTime): YYYY, YYYY-MM, YYYY-MM-DD, or
-# a full time with seconds and an offset (taken as UTC when a client leaves it out).
-FHIR_DATE_TIME = re.compile(
-    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
-)
 HOOK_REQUEST = HookRequestSchema()
 FEEDBACK_REQUEST = FeedbackRequestSchema()
 
@@ -241,25 +235,9 @@ def _intake(prefetch: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _authored(response: dict[str, Any]) -> datetime:
-    """When a response was authored, as an instant, so that offsets compare correctly. A
-    partial date (FHIR allows a year, or a year and month) stands for the start of its period;
-    a missing or unreadable one sorts first."""
-    found = FHIR_DATE_TIME.fullmatch(str(response.get("authored", "")))
-    if found is None:
-        return EARLIEST
-    year, month, day, hour, minute, second, fraction, zone = found.groups()
-    if zone is None or zone == "Z":
-        tz = UTC
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    try:
-        return datetime(
-            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0),
-            int(second or 0), int(float(fraction or 0) * 1_000_000), tzinfo=tz,
-        )  # fmt: skip
-    except ValueError:  # a month 13, a day 32, an offset beyond a day
-        return EARLIEST
+    """When a response was authored, as an instant, so that offsets compare correctly; a
+    missing or unreadable date sorts first."""
+    return date_time_start(response.get("authored")) or EARLIEST
 
 
 def _subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subject]:
@@ -494,7 +472,10 @@ SERVICE_ID_PARAMETER = [
             },
         },
         **_COMMON_ERRORS,
-        "412": _problem_doc("Nothing to assess: no QuestionnaireResponse, nothing stored."),
+        "412": _problem_doc(
+            "Nothing to assess: no QuestionnaireResponse and nothing stored, or every "
+            "prefetched response was entered in error."
+        ),
     },
 )
 def call_service(service_id: str):

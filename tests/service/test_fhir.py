@@ -13,7 +13,7 @@ import pytest
 import simple_icd_10_cm as icd
 
 from service import examples
-from service.fhir import check_level_texts
+from service.fhir import prepare_level_texts
 from tests.rules.test_clinical_cases import CASES
 from tests.service.fhir_client import (
     ICD10CM,
@@ -542,7 +542,7 @@ def test_the_urgent_level_gives_the_rules_time_limit_and_says_a_red_flag_may_ask
 def test_a_rules_version_without_the_urgent_time_limit_stops_the_start_up_naming_it():
     ruleset = types.SimpleNamespace(version="9.9.9", parameters={})
     with pytest.raises(RuntimeError, match=r"rules 9\.9\.9: .*urgent_care_within_hours"):
-        check_level_texts([types.SimpleNamespace(ruleset=ruleset)])
+        prepare_level_texts([types.SimpleNamespace(ruleset=ruleset)])
 
 
 # -- Errors --------------------------------------------------------------------------------------
