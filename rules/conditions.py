@@ -21,6 +21,7 @@ Forms (YAML):
     at_least: {field: pain.intensity, param: intense_pain_threshold}   # >=
     at_most:  {field: pain.intensity, param: mild_pain_max}            # <=
     below:    {field: stretching.hold_seconds, param: stretch_hold_seconds}  # <
+    more_than_field: {field: history.home_care_days, other: pain.duration_days}  # field > other
     all: [<condition>, ...]
     any: [<condition>, ...]
     not: <condition>
@@ -239,6 +240,28 @@ class Compare(_Leaf):
         return f"{value} {self.operator} {names.constant(self.threshold)}"
 
 
+class MoreThanField(Condition):
+    """One answer is greater than another (two whole numbers of the report). Used to notice
+    answers that cannot both be true, such as home care tried for longer than the pain."""
+
+    __slots__ = ("larger", "smaller")
+
+    def __init__(self, larger: FieldRef, smaller: FieldRef):
+        self.larger, self.smaller = larger, smaller
+        self.fields = (larger.path, smaller.path)
+        self.params: tuple[str, ...] = ()
+
+    def expression(self, names):
+        a, b = names.local(), names.local()
+        pa, pb = names.constant(self.larger.path), names.constant(self.smaller.path)
+        return (
+            f"(None if ({a} := f.get({pa})) is None or ({b} := f.get({pb})) is None else {a} > {b})"
+        )
+
+    def collect_unanswered(self, flat, found):
+        found.extend(path for path in self.fields if flat.get(path) is None)
+
+
 class _Junction(Condition):
     """Kleene AND / OR over several parts, told apart by the decisive value."""
 
@@ -413,6 +436,11 @@ def _build(
         for value in values:
             catalogue.check_value(ref.path, value, where)
         return IncludesAny(ref, values) if form == "includes_any" else OneOf(ref, values)
+    if form == "more_than_field":
+        _expect_keys(arg, {"field", "other"}, form, where)
+        larger = catalogue.check(arg["field"], ("integer",), where)
+        smaller = catalogue.check(arg["other"], ("integer",), where)
+        return MoreThanField(larger, smaller)
     if form in _COMPARISONS:
         _expect_keys(arg, {"field", "param"}, form, where)
         ref = catalogue.check(arg["field"], ("integer",), where)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rules.conditions import flatten
-from rules.model import LEVEL_RANK, LEVELS, Cause, RedFlag, RuleSet, Signal
+from rules.model import LEVEL_RANK, LEVELS, PLAN_STATUSES, Cause, RedFlag, RuleSet, Signal
 
 Report = Mapping[str, Any]
 JSON = dict[str, Any]
@@ -74,37 +74,51 @@ class Evaluator:
         self._safety = list(rs.safety)
         self._order = {item.exercise.id: i for i, item in enumerate(rs.programme)}
         self._questions = rs.questions
+        self._contradictions = tuple((c.rule.when.evaluate, c) for c in rs.contradictions)
+        self._has_time_frames = bool(rs.time_frames)
+        self._status_rank = {status: rank for rank, status in enumerate(PLAN_STATUSES)}
 
     # -- public API ---------------------------------------------------------------------------
 
     def escalation_check(self, report: Report) -> JSON:
         """The red-flag screen: as cheap as possible, and always in agreement with assess()."""
         flat = flatten(report)
+        contradictions = self._contradicted(flat)
         fired, undecided = self._red_flags(flat)
         level = fired[0].level if fired else _FIRST_LEVEL
         ranked = self._rank_causes(flat)
-        ctx = self._context(flat, level, ranked, not undecided)
+        complete = not undecided and not contradictions
+        ctx = self._context(flat, level, ranked, complete, fired, undecided)
         stop = self._stop(ctx)
-        return {
+        screen = {
             "rules_version": self.ruleset.version,
             "level": level,
             "escalate": level != _FIRST_LEVEL,
             "stop_stretching": stop[0],
-            "complete": not undecided,
+            "complete": complete,
             "red_flags": [flag.output for flag in fired],
-            "unanswered_red_flag_questions": _unanswered_fields(
-                (flag.rule.when for flag in undecided), flat
-            ),
+            "unanswered_red_flag_questions": [
+                path
+                for path in _unanswered_fields((flag.rule.when for flag in undecided), flat)
+                if path in self._questions
+            ],
         }
+        if self._has_time_frames:
+            screen["time_frame"] = _time_frame(fired)
+            screen["contradictory_answers"] = _contradictory_fields(contradictions)
+        return screen
 
     def assess(self, report: Report) -> JSON:
         rs = self.ruleset
         fired_trace: list[JSON] = []
 
         flat = flatten(report)
+        contradictions = self._contradicted(flat)
+        fired_trace.extend(c.rule.trace for c in contradictions)
         fired, undecided = self._red_flags(flat)
         level = fired[0].level if fired else _FIRST_LEVEL
         fired_trace.extend(flag.rule.trace for flag in fired)
+        complete = not undecided and not contradictions
 
         ranked = self._rank_causes(flat)
         likely_causes = []
@@ -120,7 +134,7 @@ class Evaluator:
                 }
             )
 
-        ctx = self._context(flat, level, ranked, not undecided)
+        ctx = self._context(flat, level, ranked, complete, fired, undecided)
         stop, stop_rules = self._stop(ctx)
         ctx["assessment.stop_stretching"] = stop
         fired_trace.extend(rule.rule.trace for rule in stop_rules)
@@ -128,6 +142,7 @@ class Evaluator:
         # The plan comes before the advice, so that advice about exercising can follow it.
         plan, withheld, plan_trace = self._plan(ctx)
         ctx["assessment.has_plan"] = plan is not None
+        ctx["assessment.plan_exercises"] = plan["exercise_ids"] if plan else ()
 
         recommendations = []
         for evaluate, output, trace in self._recommendations:
@@ -136,20 +151,25 @@ class Evaluator:
                 fired_trace.append(trace)
         fired_trace.extend(plan_trace)
 
+        triage = {
+            "level": level,
+            "stop_stretching": stop,
+            "complete": complete,
+            "red_flags": [flag.output for flag in fired],
+            "stop_reasons": [rule.output for rule in stop_rules],
+        }
+        if self._has_time_frames:
+            triage["time_frame"] = _time_frame(fired)
         return {
             "rules_version": rs.version,
-            "triage": {
-                "level": level,
-                "stop_stretching": stop,
-                "complete": not undecided,
-                "red_flags": [flag.output for flag in fired],
-                "stop_reasons": [rule.output for rule in stop_rules],
-            },
+            "triage": triage,
             "likely_causes": likely_causes,
             "recommendations": recommendations,
-            "exercise_plan": plan,
+            "exercise_plan": plan["output"] if plan else None,
             "exercise_plan_withheld": withheld,
-            "missing_information": self._missing_information(flat, ctx, undecided, ranked),
+            "missing_information": self._missing_information(
+                flat, ctx, undecided, ranked, contradictions
+            ),
             "disclaimer": rs.disclaimer,
             "trace": _trace(fired_trace),
         }
@@ -185,6 +205,7 @@ class Evaluator:
         ctx["assessment.likely_causes"] = ordered
         if ordered:
             ctx["assessment.leading_cause"] = ordered[0]
+        ctx["assessment.red_flags"] = ctx["assessment.open_red_flags"] = ()
         stop, stop_rules = self._stop(ctx)
         ctx["assessment.stop_stretching"] = stop
         plan, withheld, plan_trace = self._plan(ctx)
@@ -195,7 +216,7 @@ class Evaluator:
             "conditions": ordered,
             "stop_stretching": stop,
             "stop_reasons": [rule.output for rule in stop_rules],
-            "exercise_plan": plan,
+            "exercise_plan": plan["output"] if plan else None,
             "exercise_plan_withheld": withheld,
             "disclaimer": self.ruleset.disclaimer,
             "trace": _trace(trace),
@@ -248,11 +269,29 @@ class Evaluator:
             "source": cause.source,
         }
 
-    def _context(self, flat: Report, level: str, ranked, triage_complete: bool) -> JSON:
+    def _contradicted(self, flat: dict) -> list:
+        """The contradictions in the report; ``flat`` is changed in place to read each of them
+        the safer way, before any red flag is evaluated (and an answer to a field no longer
+        asked is first read as the field that replaced it)."""
+        for old, new, opposite in self.ruleset.replacements:
+            if new not in flat and old in flat:
+                flat[new] = (not flat[old]) if opposite else flat[old]
+        found = [c for evaluate, c in self._contradictions if evaluate(flat) is True]
+        for contradiction in found:
+            contradiction.safer(flat)
+        return found
+
+    def _context(
+        self, flat: Report, level: str, ranked, triage_complete: bool, fired, undecided
+    ) -> JSON:
         """The flat report plus what the triage and ranking derived, for later rules to read."""
         ctx = dict(flat)
         ctx["assessment.level"] = level
         ctx["assessment.triage_complete"] = triage_complete
+        ctx["assessment.red_flags"] = [flag.code for flag in fired]
+        ctx["assessment.open_red_flags"] = [flag.code for flag in undecided]
+        if fired and fired[0].time_frame is not None:
+            ctx["assessment.time_frame"] = _time_frame(fired)["code"]
         ctx["assessment.suspected_causes"] = [cause.code for _, cause, _ in ranked]
         ctx["assessment.likely_causes"] = [
             cause.code for score, cause, _ in ranked if score >= self._moderate_min
@@ -266,6 +305,8 @@ class Evaluator:
         return bool(fired), fired
 
     def _plan(self, ctx: Report) -> tuple[JSON | None, list[JSON], list[JSON]]:
+        """The plan (``{"output": JSON, "exercise_ids": [...]}``) or None when withheld, the
+        reasons it is withheld, and the trace of the plan rules that held."""
         """The plan, from which plan rules hold for this report.
 
         The plan depends on the report only through that set of rules, so it is built once per
@@ -317,8 +358,11 @@ class Evaluator:
                     output["adjustments"].append(rule.reason)
             items.append(output)
 
+        status = max(
+            (rule.status for rule in review), key=self._status_rank.__getitem__, default="ready"
+        )
         plan = {
-            "status": "pending_professional_review" if review else "ready",
+            "status": status,
             "status_reasons": [rule.reason for rule in review],
             "items": items,
             "excluded": [
@@ -331,16 +375,32 @@ class Evaluator:
             ],
             "safety": self._safety,
         }
-        return plan, [rule.rule.trace for rule in rules]
+        exercise_ids = tuple(item["exercise_id"] for item in items)
+        return {"output": plan, "exercise_ids": exercise_ids}, [rule.rule.trace for rule in rules]
 
     def _programme_order(self, entry) -> int:
         return self._order[entry[0]]
 
-    def _missing_information(self, flat, ctx, undecided, ranked) -> list[JSON]:
-        """Questions whose answers could change the triage, most urgent first, then the stop
-        decision, then the ranking of causes that already have some evidence."""
+    def _missing_information(self, flat, ctx, undecided, ranked, contradictions) -> list[JSON]:
+        """Answers that contradict each other first, then questions whose answers could change
+        the triage, most urgent first, then the stop decision, then the ranking of causes that
+        already have some evidence."""
         questions = self._questions
         entries: dict[str, JSON] = {}
+        for contradiction in contradictions:
+            for path in contradiction.confirm:
+                entry = entries.get(path)
+                if entry is None:
+                    entries[path] = {
+                        "field": path,
+                        "question": contradiction.question,
+                        "why": contradiction.why,
+                        "priority": "contradiction",
+                        "could_raise_level_to": None,
+                        "rules": [contradiction.rule.id],
+                    }
+                else:
+                    entry["rules"].append(contradiction.rule.id)
 
         def add(condition, state, priority: str, rule_id: str, level: str | None = None) -> None:
             found: list[str] = []
@@ -416,6 +476,16 @@ def _unanswered_fields(conditions, flat: Report) -> list[str]:
         for path in condition.unanswered(flat):
             seen.setdefault(path, None)
     return list(seen)
+
+
+def _time_frame(fired: list[RedFlag]) -> JSON | None:
+    """The most pressing time frame among the red flags that fired (None when none fired)."""
+    frames = [flag.time_frame for flag in fired if flag.time_frame is not None]
+    return min(frames, key=lambda frame: frame.rank).output if frames else None
+
+
+def _contradictory_fields(contradictions) -> list[str]:
+    return list(dict.fromkeys(path for c in contradictions for path in c.confirm))
 
 
 def _trace(fired: list[JSON]) -> JSON:

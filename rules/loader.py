@@ -21,7 +21,9 @@ from rules.errors import RuleDefinitionError
 from rules.model import (
     LEVEL_RANK,
     LEVELS,
+    PLAN_STATUSES,
     Cause,
+    Contradiction,
     Exercise,
     Parameter,
     PlanRule,
@@ -33,6 +35,7 @@ from rules.model import (
     RuleSet,
     Signal,
     StopRule,
+    TimeFrame,
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -55,6 +58,11 @@ RULE_FILES = (
     "exercises.yaml",
     "prescription.yaml",
 )
+# From this version on, citations say what they cite: a quote of the article, or the
+# recommendation of a guideline.
+CITATIONS_NAMED_FROM = (2, 0, 0)
+# Files a rule set may have from 2.0.0 on; older versions, which never change, have none.
+OPTIONAL_RULE_FILES = ("time_frames.yaml", "contradictions.yaml", "presuppositions.yaml")
 FIELD_KINDS = ("boolean", "integer", "choice", "list")
 EXERCISE_KINDS = ("warm_up", "stretch", "strengthen")
 PHASES = EXERCISE_KINDS
@@ -184,7 +192,16 @@ def load_report_fields(path: Path = REPORT_FIELDS_FILE) -> dict[str, dict[str, A
                 spec,
                 fwhere,
                 ("kind", "description", "question", "why"),
-                ("values", "minimum", "maximum", "required", "example"),
+                (
+                    "values",
+                    "minimum",
+                    "maximum",
+                    "required",
+                    "example",
+                    "earlier_question",
+                    "not_asked_from",
+                    "replaced_by",
+                ),
             )
             kind = spec["kind"]
             if kind not in FIELD_KINDS:
@@ -199,9 +216,67 @@ def load_report_fields(path: Path = REPORT_FIELDS_FILE) -> dict[str, dict[str, A
                 )
             for key in ("description", "question", "why"):
                 _text(spec[key], f"{fwhere}.{key}")
+            if "earlier_question" in spec:
+                earlier = _mapping(
+                    spec["earlier_question"],
+                    f"{fwhere}.earlier_question",
+                    ("before", "question"),
+                    ("why",),
+                )
+                _version(earlier["before"], f"{fwhere}.earlier_question.before")
+                for key in ("question", "why"):
+                    if key in earlier:
+                        _text(earlier[key], f"{fwhere}.earlier_question.{key}")
+            if "not_asked_from" in spec:
+                _version(spec["not_asked_from"], f"{fwhere}.not_asked_from")
+            if ("replaced_by" in spec) != ("not_asked_from" in spec):
+                raise RuleDefinitionError(
+                    fwhere,
+                    "a field not asked any more says what replaced it, and only such a field",
+                )
             fields[name] = dict(spec)
         sections[section_name] = {"description": section["description"], "fields": fields}
     return sections
+
+
+def _version(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not SEMVER.match(raw):
+        raise RuleDefinitionError(where, f"not a SemVer version: {raw!r}")
+    return raw
+
+
+def questions_for(sections: Mapping[str, Mapping[str, Any]], version: str) -> dict[str, Question]:
+    """The questions a rules version asks, in the wording it was released with: a field
+    reworded later keeps its earlier question for older versions, and a field replaced by a
+    clearer one is not asked from the version that replaced it."""
+    key = version_key(version)
+    questions = {}
+    for section, body in sections.items():
+        for name, spec in body["fields"].items():
+            if "not_asked_from" in spec and key >= version_key(spec["not_asked_from"]):
+                continue
+            text, why = spec["question"], spec["why"]
+            earlier = spec.get("earlier_question")
+            if earlier and key < version_key(earlier["before"]):
+                text, why = earlier["question"], earlier.get("why", why)
+            path = f"{section}.{name}"
+            questions[path] = Question(path, " ".join(text.split()), " ".join(why.split()))
+    return questions
+
+
+def replacements_for(
+    sections: Mapping[str, Mapping[str, Any]], version: str
+) -> tuple[tuple[str, str, bool], ...]:
+    """(old field, new field, opposite) for the fields a rules version no longer asks: an old
+    answer is read as the new field's when the new one is not given."""
+    key = version_key(version)
+    found = []
+    for section, body in sections.items():
+        for name, spec in body["fields"].items():
+            if "not_asked_from" in spec and key >= version_key(spec["not_asked_from"]):
+                replaced = spec["replaced_by"]
+                found.append((f"{section}.{name}", replaced["field"], bool(replaced["opposite"])))
+    return tuple(found)
 
 
 def _report_catalogue(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -233,13 +308,16 @@ class _VersionLoader:
 
     # sources ---------------------------------------------------------------------------------
     def source(self, raw: Any, where: str) -> dict[str, Any]:
-        if not isinstance(raw, dict) or len(raw) not in (1, 2):
+        if not isinstance(raw, dict) or len(raw) not in (1, 2, 3):
             raise RuleDefinitionError(
                 where,
                 f"a source is {{article, paragraph}}, {{guideline}} or {{method}}, got {raw!r}",
             )
+        quoted = version_key(self.version) >= CITATIONS_NAMED_FROM
         if "article" in raw:
-            _mapping(raw, where, ("article", "paragraph"))
+            # From 2.0.0 on an article citation quotes the words it relies on (checked against
+            # the article by the tests), and a guideline citation names its recommendation.
+            _mapping(raw, where, ("article", "paragraph", *(("quote",) if quoted else ())))
             section = self.sections.get(raw["article"])
             if section is None:
                 raise RuleDefinitionError(where, f"unknown article section {raw['article']!r}")
@@ -255,14 +333,21 @@ class _VersionLoader:
                     f"got {paragraph!r}",
                 )
             self.cited_paragraphs.add((raw["article"], paragraph))
-            return {"document": "article", "section": section["heading"], "paragraph": paragraph}
+            cited = {"document": "article", "section": section["heading"], "paragraph": paragraph}
+            if quoted:
+                cited["quote"] = _text(raw["quote"], f"{where}.quote")
+                self.quotes.append((raw["article"], paragraph, cited["quote"], where))
+            return cited
         if "guideline" in raw:
-            _mapping(raw, where, ("guideline",))
+            _mapping(raw, where, ("guideline", *(("recommendation",) if quoted else ())))
             guideline = self.guidelines.get(raw["guideline"])
             if guideline is None:
                 raise RuleDefinitionError(where, f"unknown guideline {raw['guideline']!r}")
             self.cited_guidelines.add(raw["guideline"])
-            return {"document": guideline["name"], "url": guideline["url"]}
+            cited = {"document": guideline["name"], "url": guideline["url"]}
+            if quoted:
+                cited["recommendation"] = _text(raw["recommendation"], f"{where}.recommendation")
+            return cited
         if "method" in raw:
             _mapping(raw, where, ("method",))
             section = self.method_sections.get(raw["method"])
@@ -339,6 +424,7 @@ class _VersionLoader:
         self.all_rule_ids: dict[str, str] = {}
         self.cited_paragraphs: set[tuple[str, int]] = set()
         self.cited_guidelines: set[str] = set()
+        self.quotes: list[tuple[str, int, str, str]] = []
         self._load_ruleset()
         self._load_parameters()
 
@@ -361,26 +447,36 @@ class _VersionLoader:
                 "assessment.stop_stretching": {"kind": "boolean", "values": None},
             }
         )
-        # Advice is decided last and may read whether there is an exercise plan.
+        # Advice is decided last and may read the exercise plan.
         after_plan = FieldCatalogue(
             {**after_stop.fields, "assessment.has_plan": {"kind": "boolean", "values": None}}
         )
 
+        self.time_frames = self._load_time_frames()
         red_flags = self._load_red_flags(report_only)
         causes = self._load_causes(report_only)
-        stop_rules = self._load_stop_rules(after_triage)
-        recommendations = self._load_recommendations(after_plan)
-        exercises = self._load_exercises()
-        plan = self._load_prescription(after_stop, exercises)
-        questions = {
-            f"{section}.{name}": Question(
-                f"{section}.{name}",
-                " ".join(spec["question"].split()),
-                " ".join(spec["why"].split()),
-            )
-            for section, body in self.report_sections.items()
-            for name, spec in body["fields"].items()
+        contradictions = self._load_contradictions(report_only)
+        flag_codes = [flag.code for flag in red_flags]
+        derived = {
+            "assessment.red_flags": {"kind": "list", "values": flag_codes},
+            "assessment.open_red_flags": {"kind": "list", "values": flag_codes},
+            "assessment.time_frame": {"kind": "choice", "values": list(self.time_frames)},
         }
+        for catalogue in (after_triage, after_stop, after_plan):
+            catalogue.fields.update(derived)
+        exercises = self._load_exercises()
+        after_plan.fields["assessment.plan_exercises"] = {"kind": "list", "values": list(exercises)}
+        stop_rules = self._load_stop_rules(after_triage)
+        presuppositions = self._load_presuppositions(after_plan)
+        recommendations = self._load_recommendations(after_plan, presuppositions)
+        plan = self._load_prescription(after_stop, exercises)
+        questions = questions_for(self.report_sections, self.version)
+        replacements = replacements_for(self.report_sections, self.version)
+        for old, new, _ in replacements:
+            if new not in report_fields or report_fields[new]["kind"] != report_fields[old]["kind"]:
+                raise RuleDefinitionError(
+                    f"report_fields.yaml: {old}.replaced_by", f"{new!r} is not a field of its kind"
+                )
         documents = {
             "article": {
                 "title": self.article_title,
@@ -423,20 +519,49 @@ class _VersionLoader:
             adjust=plan["adjust"],
             review=plan["review"],
             questions=questions,
+            replacements=replacements,
+            time_frames=tuple(self.time_frames.values()),
+            contradictions=contradictions,
+            presuppositions=presuppositions,
             documents=documents,
             digest=self._digest(),
             document=self._document(
-                red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+                red_flags,
+                stop_rules,
+                causes,
+                recommendations,
+                exercises,
+                plan,
+                documents,
+                contradictions,
+                presuppositions or {},
             ),
             cited_paragraphs=frozenset(self.cited_paragraphs),
         )
 
     def _document(
-        self, red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+        self,
+        red_flags,
+        stop_rules,
+        causes,
+        recommendations,
+        exercises,
+        plan,
+        documents,
+        contradictions=(),
+        presuppositions=None,
     ) -> dict[str, Any]:
         """The rule set as served by GET /v1/rules/{version}: every rule with its condition,
         parameters and source, exactly as loaded."""
+        # What only rules 2.0.0 and later have is served only when present, so that an older
+        # version's document stays as it was released.
+        later = {
+            "time_frames": [frame.output for frame in self.time_frames.values()],
+            "contradictions": [c.rule.definition for c in contradictions],
+            "presuppositions": [{"name": name, **p} for name, p in presuppositions.items()],
+        }
         return {
+            **{key: value for key, value in later.items() if value},
             "version": self.version,
             "released": self.released,
             "summary": self.summary,
@@ -473,9 +598,11 @@ class _VersionLoader:
 
     def _digest(self) -> str:
         digest = hashlib.sha256()
-        for name in RULE_FILES:
-            digest.update(name.encode())
-            digest.update((self.directory / name).read_bytes())
+        for name in RULE_FILES + OPTIONAL_RULE_FILES:
+            path = self.directory / name
+            if name in RULE_FILES or path.exists():
+                digest.update(name.encode())
+                digest.update(path.read_bytes())
         return digest.hexdigest()
 
     def _load_ruleset(self) -> None:
@@ -567,24 +694,35 @@ class _VersionLoader:
         flags = []
         for i, raw in enumerate(_list(self.read(f), self.where(f))):
             where = self.where(f, raw.get("id", i) if isinstance(raw, dict) else i)
-            _mapping(raw, where, ("id", "code", "level", "when", "message", "rationale", "source"))
+            _mapping(
+                raw,
+                where,
+                ("id", "code", "level", "when", "message", "rationale", "source"),
+                ("time_frame",) if self.time_frames else (),
+            )
             rule_id = _rule_id(raw["id"], where)
             if raw["level"] not in LEVELS or raw["level"] == "self_care":
                 raise RuleDefinitionError(
                     f"{where}.level", f"must be one of {LEVELS[1:]}, got {raw['level']!r}"
                 )
+            time_frame = self._time_frame_of(raw, where)
             when = self.condition(raw["when"], f"{where}.when", catalogue)
             message, text_params = self.template(raw["message"], f"{where}.message")
             source = self.source(raw["source"], f"{where}.source")
             code = _code(raw["code"], f"{where}.code")
             rationale = _text(raw["rationale"], f"{where}.rationale")
+            definition = {"code": code, "level": raw["level"]}
+            output = {"code": code, "level": raw["level"]}
+            if time_frame is not None:
+                definition["time_frame"] = output["time_frame"] = time_frame.id
+                text_params = {**text_params, **time_frame.parameters}
             rule = self.make_rule(
                 rule_id,
                 "red_flag",
                 when,
                 source,
                 text_params,
-                {"code": code, "level": raw["level"], "message": message, "rationale": rationale},
+                {**definition, "message": message, "rationale": rationale},
                 raw["when"],
                 where=where,
             )
@@ -594,18 +732,185 @@ class _VersionLoader:
                     code=code,
                     level=raw["level"],
                     rank=LEVEL_RANK[raw["level"]],
-                    output={
-                        "code": code,
-                        "level": raw["level"],
-                        "message": message,
-                        "source": source,
-                        "rule_id": rule_id,
-                    },
+                    output={**output, "message": message, "source": source, "rule_id": rule_id},
                     rationale=rationale,
+                    time_frame=time_frame,
                 )
             )
         _unique((flag.code for flag in flags), self.where(f), "red flag code")
         return tuple(flags)
+
+    def read_optional(self, filename: str) -> Any:
+        return self.read(filename) if (self.directory / filename).exists() else None
+
+    def _load_time_frames(self) -> dict[str, TimeFrame]:
+        f = "time_frames.yaml"
+        raw = self.read_optional(f)
+        if raw is None:
+            return {}
+        frames: dict[str, TimeFrame] = {}
+        for rank, item in enumerate(_list(raw, self.where(f))):
+            where = self.where(f, item.get("id", rank) if isinstance(item, dict) else rank)
+            _mapping(item, where, ("id", "levels", "text", "source"))
+            frame_id = _code(item["id"], f"{where}.id")
+            if frame_id in frames:
+                raise RuleDefinitionError(where, f"duplicate time frame {frame_id!r}")
+            levels = item["levels"]
+            if (
+                not isinstance(levels, list)
+                or not levels
+                or not set(levels) <= set(LEVELS[1:])
+                or len(set(levels)) != len(levels)
+            ):
+                raise RuleDefinitionError(f"{where}.levels", f"a list of levels from {LEVELS[1:]}")
+            text, used = self.template(item["text"], f"{where}.text")
+            source = self.source(item["source"], f"{where}.source")
+            frames[frame_id] = TimeFrame(
+                frame_id,
+                rank,
+                tuple(levels),
+                {"code": frame_id, "text": text, "source": source},
+                used,
+            )
+        if not frames:
+            raise RuleDefinitionError(self.where(f), "no time frame defined")
+        return frames
+
+    def _time_frame_of(self, raw: Mapping[str, Any], where: str) -> TimeFrame | None:
+        if not self.time_frames:
+            return None
+        frame = self.time_frames.get(raw.get("time_frame"))
+        if frame is None:
+            raise RuleDefinitionError(
+                f"{where}.time_frame",
+                f"every red flag names a time frame from time_frames.yaml "
+                f"({', '.join(self.time_frames)}), got {raw.get('time_frame')!r}",
+            )
+        if raw["level"] not in frame.levels:
+            raise RuleDefinitionError(
+                f"{where}.time_frame",
+                f"time frame {frame.id!r} is for levels {list(frame.levels)}, not {raw['level']!r}",
+            )
+        return frame
+
+    def _load_contradictions(self, catalogue: FieldCatalogue) -> tuple[Contradiction, ...]:
+        f = "contradictions.yaml"
+        raw = self.read_optional(f)
+        if raw is None:
+            return ()
+        found = []
+        for i, item in enumerate(_list(raw, self.where(f))):
+            where = self.where(f, item.get("id", i) if isinstance(item, dict) else i)
+            _mapping(item, where, ("id", "when", "read_as", "confirm", "question", "why", "source"))
+            rule_id = _rule_id(item["id"], where)
+            if not rule_id.startswith("contradiction."):
+                raise RuleDefinitionError(
+                    where, "ids in contradictions start with 'contradiction.'"
+                )
+            when = self.condition(item["when"], f"{where}.when", catalogue)
+            confirm = _text_list(item["confirm"], f"{where}.confirm")
+            for path in confirm:
+                catalogue.check(path, ("boolean", "integer", "choice", "list"), f"{where}.confirm")
+            if not set(when.fields) & set(confirm):
+                raise RuleDefinitionError(
+                    f"{where}.confirm", "asks to confirm none of the answers that contradict"
+                )
+            read_as = self._read_as(item["read_as"], f"{where}.read_as", catalogue, when)
+            question, used = self.template(item["question"], f"{where}.question")
+            why, why_used = self.template(item["why"], f"{where}.why")
+            source = self.source(item["source"], f"{where}.source")
+            rule = self.make_rule(
+                rule_id,
+                "contradiction",
+                when,
+                source,
+                {**used, **why_used},
+                {"read_as": item["read_as"], "confirm": confirm, "question": question, "why": why},
+                item["when"],
+                where=where,
+            )
+            found.append(Contradiction(rule, tuple(confirm), question, why, read_as))
+        return tuple(found)
+
+    @staticmethod
+    def _read_as(
+        raw: Any, where: str, catalogue: FieldCatalogue, when: Condition
+    ) -> tuple[tuple[str, str, Any], ...]:
+        """The safer reading: (field, "value", literal) or (field, "field", other field)."""
+        if not isinstance(raw, dict) or not raw:
+            raise RuleDefinitionError(where, "map each field to its safer reading")
+        readings = []
+        for path, reading in raw.items():
+            spec = catalogue.fields.get(path)
+            if spec is None:
+                raise RuleDefinitionError(where, f"unknown field {path!r}")
+            if path not in when.fields:
+                raise RuleDefinitionError(
+                    where, f"{path!r} is not one of the contradicting answers"
+                )
+            if isinstance(reading, dict):
+                _mapping(reading, f"{where}.{path}", ("field",))
+                other = catalogue.fields.get(reading["field"])
+                if other is None or other["kind"] != spec["kind"]:
+                    raise RuleDefinitionError(
+                        f"{where}.{path}", f"{reading['field']!r} is not a {spec['kind']} field"
+                    )
+                readings.append((path, "field", reading["field"]))
+            elif spec["kind"] == "boolean" and isinstance(reading, bool):
+                readings.append((path, "value", reading))
+            else:
+                raise RuleDefinitionError(
+                    f"{where}.{path}", "a safer reading is true/false or {field: other field}"
+                )
+        return tuple(readings)
+
+    def _load_presuppositions(self, catalogue: FieldCatalogue) -> dict[str, dict[str, Any]]:
+        f = "presuppositions.yaml"
+        raw = self.read_optional(f)
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict) or not raw:
+            raise RuleDefinitionError(self.where(f), "expected a mapping of presuppositions")
+        loaded = {}
+        for name, item in raw.items():
+            where = self.where(f, name)
+            _code(name, where)
+            _mapping(item, where, ("description", "when", "source"))
+            _text(item["description"], f"{where}.description")
+            self.condition(item["when"], f"{where}.when", catalogue)
+            source = self.source(item["source"], f"{where}.source")
+            loaded[name] = {**item, "source": source}
+        return loaded
+
+    def _check_presupposed(
+        self, raw: Mapping[str, Any], presuppositions: Mapping[str, Any], where: str
+    ) -> list[str]:
+        """An advice item's condition must include what its text presupposes, as the whole
+        condition or as one of its top-level "all" parts: then it can only be given when
+        every presupposition holds."""
+        if not presuppositions:
+            return []
+        named = raw.get("presupposes")
+        if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            raise RuleDefinitionError(
+                f"{where}.presupposes", "list what the text presupposes (an empty list for nothing)"
+            )
+        when = raw.get("when")
+        parts = when["all"] if isinstance(when, dict) and set(when) == {"all"} else [when]
+        for name in named:
+            presupposition = presuppositions.get(name)
+            if presupposition is None:
+                raise RuleDefinitionError(
+                    f"{where}.presupposes", f"unknown presupposition {name!r}"
+                )
+            if presupposition["when"] not in parts:
+                raise RuleDefinitionError(
+                    f"{where}.when",
+                    f"presupposes {name!r}, but its condition does not include that "
+                    "presupposition's condition as one of its 'all' parts, so the advice could "
+                    "be given when it is false",
+                )
+        return named
 
     def _load_stop_rules(self, catalogue: FieldCatalogue) -> tuple[StopRule, ...]:
         f = "stop_rules.yaml"
@@ -705,12 +1010,26 @@ class _VersionLoader:
             )
         return tuple(causes)
 
-    def _load_recommendations(self, catalogue: FieldCatalogue) -> tuple[Recommendation, ...]:
+    def _load_recommendations(
+        self, catalogue: FieldCatalogue, presuppositions: Mapping[str, Any]
+    ) -> tuple[Recommendation, ...]:
         f = "recommendations.yaml"
         items = []
         for i, raw in enumerate(_list(self.read(f), self.where(f))):
             where = self.where(f, raw.get("code", i) if isinstance(raw, dict) else i)
-            _mapping(raw, where, ("code", "category", "text", "source"), ("when",))
+            _mapping(
+                raw,
+                where,
+                (
+                    "code",
+                    "category",
+                    "text",
+                    "source",
+                    *(("presupposes",) if presuppositions else ()),
+                ),
+                ("when",),
+            )
+            presupposed = self._check_presupposed(raw, presuppositions, where)
             code = _code(raw["code"], f"{where}.code")
             if raw["category"] not in CATEGORIES:
                 raise RuleDefinitionError(f"{where}.category", f"must be one of {CATEGORIES}")
@@ -725,7 +1044,12 @@ class _VersionLoader:
                 when,
                 source,
                 text_params,
-                {"code": code, "category": raw["category"], "text": text},
+                {
+                    "code": code,
+                    "category": raw["category"],
+                    "text": text,
+                    **({"presupposes": presupposed} if presuppositions else {}),
+                },
                 raw.get("when"),
                 where=where,
             )
@@ -891,6 +1215,8 @@ class _VersionLoader:
                     optional += ["intensity", "dose"]
                 else:
                     required.append("reason")
+                if kind == "review":
+                    optional.append("status")
                 _mapping(item, where, required, optional)
                 rule_id = _rule_id(item["id"], where)
                 if not rule_id.startswith(f"plan.{kind}."):
@@ -910,6 +1236,11 @@ class _VersionLoader:
                 intensity = item.get("intensity")
                 if intensity is not None and intensity not in INTENSITIES:
                     raise RuleDefinitionError(f"{where}.intensity", f"must be one of {INTENSITIES}")
+                status = item.get("status", PLAN_STATUSES[1] if kind == "review" else None)
+                if kind == "review" and status not in PLAN_STATUSES[1:]:
+                    raise RuleDefinitionError(
+                        f"{where}.status", f"must be one of {PLAN_STATUSES[1:]}, got {status!r}"
+                    )
                 if kind == "adjust" and intensity is None and not dose:
                     raise RuleDefinitionError(
                         where, "an adjustment changes the intensity or the dose"
@@ -919,6 +1250,7 @@ class _VersionLoader:
                     "reason" if kind != "adjust" else "note": text,
                     "intensity": intensity,
                     "dose": dose_params or None,
+                    "status": item.get("status"),
                 }
                 rule = self.make_rule(
                     rule_id,
@@ -940,6 +1272,7 @@ class _VersionLoader:
                         note=text if kind == "adjust" else None,
                         dose=dose,
                         dose_parameters=dose_params,
+                        status=status,
                     )
                 )
             return tuple(rules)

@@ -14,6 +14,9 @@ from rules.conditions import Condition
 
 LEVELS = ("self_care", "see_professional", "urgent", "emergency")  # least to most urgent
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+# Plan statuses from the least to the most restrictive; the plan takes the most restrictive
+# status of the review rules that hold.
+PLAN_STATUSES = ("ready", "pending_professional_review", "awaiting_safety_answers")
 
 JSON = dict[str, Any]
 
@@ -57,8 +60,36 @@ class RedFlag:
     code: str
     level: str
     rank: int
-    output: JSON  # {code, level, message, source, rule_id}
+    output: JSON  # {code, level, message, source, rule_id[, time_frame]}
     rationale: str
+    time_frame: TimeFrame | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFrame:
+    """How soon a red flag needs care; ``rank`` 0 is the most pressing."""
+
+    id: str
+    rank: int
+    levels: tuple[str, ...]
+    output: JSON  # {code, text, source}
+    parameters: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Contradiction:
+    """Two answers that cannot both be true: asked again, and the triage left incomplete."""
+
+    rule: Rule
+    confirm: tuple[str, ...]  # the report fields to confirm
+    question: str
+    why: str
+    read_as: tuple[tuple[str, str, Any], ...] = ()  # (field, "value" | "field", what)
+
+    def safer(self, flat: dict[str, Any]) -> None:
+        """Apply the safer reading of the contradicting answers to ``flat``, in place."""
+        for path, kind, what in self.read_as:
+            flat[path] = what if kind == "value" else flat.get(what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +146,7 @@ class PlanRule:
     reason: JSON  # {rule_id, reason, source}
     intensity: str | None = None
     note: str | None = None
+    status: str | None = None  # review rules: the plan status they set
     dose: JSON = field(default_factory=dict)
     dose_parameters: JSON = field(default_factory=dict)
 
@@ -150,6 +182,12 @@ class RuleSet:
     digest: str  # sha256 over the rule files, to prove a released version never changes
     cited_paragraphs: frozenset[tuple[str, int]]  # (article section key, paragraph) cited
     document: JSON  # the whole rule set as served
+
+    # From rules 2.0.0 on (absent from older versions, whose outputs never change):
+    replacements: tuple[tuple[str, str, bool], ...] = ()  # (old field, new field, opposite)
+    time_frames: tuple[TimeFrame, ...] = ()
+    contradictions: tuple[Contradiction, ...] = ()
+    presuppositions: JSON = field(default_factory=dict)  # name -> {description, when}
 
     causes_by_code: dict[str, Cause] = field(init=False)
 

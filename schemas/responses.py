@@ -13,12 +13,13 @@ from marshmallow import Schema, fields, validate
 
 from rules import LEVELS
 from rules.loader import CATEGORIES, PHASES
+from rules.model import PLAN_STATUSES
 
 LEVEL = validate.OneOf(LEVELS)
 LIKELIHOODS = ("high", "moderate", "low")
 INTENSITIES = ("normal", "reduced", "pain_free")
-PLAN_STATUSES = ("ready", "pending_professional_review")
-PRIORITIES = ("red_flag", "stop_stretching", "likely_causes")
+PRIORITIES = ("contradiction", "red_flag", "stop_stretching", "likely_causes")
+TIME_FRAMES = ("now", "today", "within_24_hours", "within_48_hours", "within_two_weeks", "routine")
 
 
 def _s(description: str, **kwargs) -> fields.String:
@@ -64,6 +65,14 @@ class SourceSchema(Schema):
         metadata={"description": "The paragraph number under that heading, from 1."}
     )
     url = _s("The address of an external guideline.", required=False)
+    quote = _s(
+        "Rules 2.0.0 and later: the words of the article paragraph the rule relies on.",
+        required=False,
+    )
+    recommendation = _s(
+        "Rules 2.0.0 and later: the recommendation (or part) of the guideline relied on.",
+        required=False,
+    )
 
 
 class RuleReasonSchema(Schema):
@@ -74,9 +83,26 @@ class RuleReasonSchema(Schema):
     source = _source()
 
 
+class TimeFrameSchema(Schema):
+    """How soon to get care (rules 2.0.0 and later)."""
+
+    code = _s(
+        "now (emergency), today, within_24_hours, within_48_hours, within_two_weeks, or routine "
+        "(book an appointment).",
+        validate=validate.OneOf(TIME_FRAMES),
+    )
+    text = _s("How soon, and where, in plain language.")
+    source = _source()
+
+
 class RedFlagSchema(Schema):
     code = _s("Stable code of the red flag.")
     level = _s("The triage level this red flag calls for.", validate=LEVEL)
+    time_frame = _s(
+        "How soon this red flag needs care (rules 2.0.0 and later; see triage.time_frame).",
+        required=False,
+        validate=validate.OneOf(TIME_FRAMES),
+    )
     message = _s("What it may mean and what to do, in plain language.")
     source = _source()
     rule_id = _s("The stable id of the rule that fired.")
@@ -84,12 +110,19 @@ class RedFlagSchema(Schema):
 
 class TriageSchema(Schema):
     level = _s(
-        "emergency (care now), urgent (a clinician within the rules version's "
-        "urgent_care_within_hours at the latest, see GET /v1/rules/{version}; a red flag may "
-        "ask for sooner), "
+        "emergency (care now), urgent (a clinician within the time frame of its red flag: today, "
+        "within a day, two days or two weeks; in rules 1.0.0, within urgent_care_within_hours), "
         "see_professional (book a doctor or physical therapist) or self_care. The most urgent "
         "red flag that fired.",
         validate=LEVEL,
+    )
+    time_frame = fields.Nested(
+        TimeFrameSchema,
+        allow_none=True,
+        metadata={
+            "description": "Rules 2.0.0 and later: the most pressing time frame among the red "
+            "flags that fired; null when none fired."
+        },
     )
     stop_stretching = fields.Boolean(
         required=True, metadata={"description": "Stop stretching now."}
@@ -97,8 +130,9 @@ class TriageSchema(Schema):
     complete = fields.Boolean(
         required=True,
         metadata={
-            "description": "False while any red-flag question is unanswered: the level could "
-            "still rise. See missing_information."
+            "description": "False while any red-flag question is unanswered (the level could "
+            "still rise) or two answers contradict each other (they are read the safer way and "
+            "asked again). See missing_information."
         },
     )
     red_flags = _nested_list(RedFlagSchema, "The red flags that fired, most urgent first.")
@@ -202,11 +236,15 @@ class SafetyNoteSchema(Schema):
 
 class ExercisePlanSchema(Schema):
     status = _s(
-        "ready, or pending_professional_review: only relief measures and gentle, pain-free work "
-        "until a professional has assessed the leg.",
+        "ready; pending_professional_review: only relief measures and gentle, pain-free work "
+        "until a professional has assessed the leg; awaiting_safety_answers (rules 2.0.0 and "
+        "later): not to be started until the open red-flag questions are answered (a FHIR "
+        "CarePlan in draft).",
         validate=validate.OneOf(PLAN_STATUSES),
     )
-    status_reasons = _nested_list(RuleReasonSchema, "Why the plan awaits review, if it does.")
+    status_reasons = _nested_list(
+        RuleReasonSchema, "Why the plan awaits review or answers, if it does."
+    )
     items = _nested_list(PlanItemSchema, "The prescribed exercises, in session order.")
     excluded = fields.List(
         fields.Nested(ExcludedExerciseSchema),
@@ -217,11 +255,15 @@ class ExercisePlanSchema(Schema):
 
 
 class MissingInformationSchema(Schema):
-    field = _s("The request field that is unanswered, e.g. signs.saddle_numbness.")
+    field = _s(
+        "The request field that is unanswered (e.g. signs.saddle_numbness), or answered in a way "
+        "another answer contradicts."
+    )
     question = _s("A question a person can answer.")
     why = _s("Why the answer matters.")
     priority = _s(
-        "red_flag (could raise the triage level), stop_stretching, or likely_causes.",
+        "contradiction (two answers disagree: confirm; listed first), red_flag (could raise the "
+        "triage level), stop_stretching, or likely_causes.",
         validate=validate.OneOf(PRIORITIES),
     )
     could_raise_level_to = fields.String(
@@ -311,6 +353,18 @@ class EscalationSchema(Schema):
         fields.String(),
         required=True,
         metadata={"description": "Fields whose answers could still raise the level."},
+    )
+    time_frame = fields.Nested(
+        TimeFrameSchema,
+        allow_none=True,
+        metadata={"description": "Rules 2.0.0 and later: how soon to get care (null: no flag)."},
+    )
+    contradictory_answers = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Rules 2.0.0 and later: fields whose answers contradict another "
+            "answer; they are read the safer way and should be asked again."
+        },
     )
 
 
@@ -455,6 +509,24 @@ class RuleSetDocumentSchema(Schema):
     )
     parameters = _nested_list(ParameterSchema, "Every number the rules use.")
     red_flags = _rules("Red flags with their conditions.")
+    time_frames = fields.List(
+        fields.Nested(TimeFrameSchema),
+        metadata={"description": "Rules 2.0.0 and later: how soon each red flag needs care."},
+    )
+    contradictions = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "Rules 2.0.0 and later: answers that cannot both be true, how each "
+            "is read the safer way, and the question that confirms it."
+        },
+    )
+    presuppositions = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "Rules 2.0.0 and later: what advice may take for granted; every "
+            "advice item names its presuppositions and its condition includes them."
+        },
+    )
     stop_rules = _rules("Stop-stretching rules with their conditions.")
     causes = _rules("Causes with their signals and conditions.")
     recommendations = _rules("Advice with its conditions.")
@@ -493,6 +565,11 @@ class RecordFieldsSchema(Schema):
 class AssessmentLinksSchema(Schema):
     self = _s("This assessment.")
     exercise_prescription = _s("The exercise prescription holding this assessment's plan.")
+    reassessment_of = _s(
+        "For a stored reassessment: the assessment whose report it evaluated again "
+        "(POST /v1/assessments/{id}/reassessments).",
+        required=False,
+    )
 
 
 class PrescriptionLinksSchema(Schema):

@@ -86,11 +86,12 @@ def create_app(config: type[Config] | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
 
-    from service.api import assessment, catalogue, cds_hooks, fhir, health, records
+    from service.api import assessment, catalogue, cds_hooks, fhir, health, reassessments, records
     from service.docs import docs_assets
 
     api.register_blueprint(assessment.blp)
     api.register_blueprint(records.blp)
+    api.register_blueprint(reassessments.blp)
     api.register_blueprint(catalogue.blp)
     api.register_blueprint(fhir.blp)
     api.register_blueprint(health.blp)

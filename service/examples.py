@@ -16,8 +16,9 @@ SELF_CARE_TECHNIQUE = {
         "onset": "gradual",
         "started_during": "stretching",
         "duration_days": 4,
-        "subsides_with_rest": True,
+        "persists_at_rest": False,
         "worse_with": ["stretching"],
+        "exercise_induced_calf_pain": False,
     },
     "signs": {
         "swelling": False,
@@ -36,6 +37,14 @@ SELF_CARE_TECHNIQUE = {
         "saddle_numbness": False,
         "bladder_or_bowel_changes": False,
         "foot_cold_or_pale": False,
+        "calf_tenderness": False,
+        "calf_tense": False,
+        "pain_out_of_proportion": False,
+        "pulsating_lump": False,
+        "breathlessness": False,
+        "chest_pain": False,
+        "coughing_blood": False,
+        "unexplained_weight_loss": False,
     },
     "function": {
         "difficulty_walking": False,
@@ -44,12 +53,20 @@ SELF_CARE_TECHNIQUE = {
         "unable_to_bear_weight": False,
     },
     "stretching": {"bouncing": True, "hold_seconds": 10, "warmed_up": False},
-    "history": {"knee_problems": False, "hamstring_injury": False, "recent_immobility": False},
+    "history": {
+        "knee_problems": False,
+        "hamstring_injury": False,
+        "recent_immobility": False,
+        "recent_surgery": False,
+        "recent_injury": False,
+        "cancer": False,
+        "blood_thinners": False,
+    },
     "profile": {"age": 34, "activity_level": "active"},
 }
 
 POSSIBLE_DVT = {
-    "pain": {"intensity": 6, "locations": ["behind_knee", "calf"], "subsides_with_rest": True},
+    "pain": {"intensity": 6, "locations": ["behind_knee", "calf"], "persists_at_rest": False},
     "signs": {"calf_swelling": True, "warmth": True},
     "history": {"recent_immobility": True},
 }
@@ -60,7 +77,7 @@ SCIATICA_TINGLING = {
         "locations": ["behind_knee", "buttock", "lower_back"],
         "quality": ["shooting"],
         "radiates_down_leg": True,
-        "subsides_with_rest": True,
+        "persists_at_rest": False,
     },
     "signs": {"tingling": True, "weakness": False, "saddle_numbness": False},
     "history": {"back_problems": True},

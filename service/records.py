@@ -21,12 +21,24 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def assessment_records(
-    request_body: dict[str, Any], assessment: dict[str, Any], subject: Subject | None
+    request_body: dict[str, Any],
+    assessment: dict[str, Any],
+    subject: Subject | None,
+    reassessment_of: str | None = None,
 ) -> list[NewRecord]:
-    """An assessment and its plan, as the two records stored together, linked both ways."""
+    """An assessment and its plan, as the two records stored together, linked both ways; for
+    a reassessment, the assessment is linked to the one it re-evaluated."""
     version = assessment["rules_version"]
     level = assessment["triage"]["level"]
-    record = NewRecord(ASSESSMENT, version, request_body, assessment, subject, level)
+    record = NewRecord(
+        ASSESSMENT,
+        version,
+        request_body,
+        assessment,
+        subject,
+        level,
+        reassessment_of=reassessment_of,
+    )
     plan = NewRecord(
         EXERCISE_PRESCRIPTION,
         version,
@@ -78,10 +90,13 @@ def _record_head(record: Record | RecordSummary) -> dict[str, Any]:
 
 
 def assessment_links(record: Record | RecordSummary) -> dict[str, str]:
-    return {
+    links = {
         "self": assessment_path(record.id),
         "exercise_prescription": prescription_path(record.plan_id),
     }
+    if record.reassessment_of:
+        links["reassessment_of"] = assessment_path(record.reassessment_of)
+    return links
 
 
 def render_assessment(record: Record) -> dict[str, Any]:

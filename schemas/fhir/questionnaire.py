@@ -23,6 +23,7 @@ ANSWER_VALUE = {"boolean": "valueBoolean", "integer": "valueInteger"}
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
 MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
+HIDDEN = "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden"
 ITEM_CONTROL_SYSTEM = "http://hl7.org/fhir/questionnaire-item-control"
 HELP_SUFFIX = ".help"
 
@@ -63,6 +64,11 @@ def _field_item(path: str, spec: Mapping[str, Any], required: bool) -> dict[str,
             {"url": MIN_VALUE, "valueInteger": spec["minimum"]},
             {"url": MAX_VALUE, "valueInteger": spec["maximum"]},
         ]
+    if "not_asked_from" in spec:
+        # Replaced by a clearer question: still read from a response that answers it (older
+        # forms), never shown, never required.
+        item["required"] = False
+        item.setdefault("extension", []).append({"url": HIDDEN, "valueBoolean": True})
     if kind in ("choice", "list"):
         item["answerOption"] = [
             {"valueCoding": {"system": REPORT_VALUE_SYSTEM, "code": v, "display": _display(v)}}

@@ -37,7 +37,13 @@ LEVEL_PROBABILITY = {
     "see_professional": "moderate",
     "self_care": "low",
 }
-PLAN_STATUS = {"ready": "active", "pending_professional_review": "draft"}
+# A plan not to be started yet (open red-flag questions, or a professional to see first) is a
+# draft; only a ready plan is active.
+PLAN_STATUS = {
+    "ready": "active",
+    "pending_professional_review": "draft",
+    "awaiting_safety_answers": "draft",
+}
 NOT_YET_NOTE = (
     "Not to be started yet: some red-flag questions were not answered. Answer them and "
     "assess again before any exercise; a red flag would change or withhold this plan."
@@ -63,6 +69,22 @@ def level_texts(urgent_within_hours: float, *, short: bool = False) -> dict[str,
         "see_professional": "See a doctor or physical therapist",
         "self_care": "Self-care",
     }
+
+
+def triage_level_text(level_text: Mapping[str, str], triage: Mapping[str, Any]) -> str:
+    """The level in words for one assessment. From rules 2.0.0 on each red flag has its own
+    time frame, and the text says that one ("Urgent: see a clinician today") rather than the
+    level's outer limit, so a record never reads "within 24 hours" beside a flag saying "today"
+    or "within 14 days". The time frame's own text starts with when ("Within 24 hours: ...")."""
+    level = triage["level"]
+    frame = triage.get("time_frame")
+    when, colon, _ = (frame or {}).get("text", "").partition(":")
+    if not colon or level not in ("urgent", "see_professional"):
+        return level_text[level]
+    when = when.strip().lower()
+    if level == "urgent":
+        return f"Urgent: see a clinician {when}"
+    return f"See a doctor or physical therapist {when}"
 
 
 @dataclass(frozen=True)
@@ -335,7 +357,7 @@ def unanswered_red_flag_questions(assessment: Mapping[str, Any]) -> list[str]:
     return [
         item["question"]
         for item in assessment["missing_information"]
-        if item["priority"] == "red_flag"
+        if item["priority"] in ("contradiction", "red_flag")
     ]
 
 
@@ -348,11 +370,11 @@ def risk_assessment(head: RecordHead, assessment: Mapping[str, Any]) -> dict[str
     rationale += [f"Stop stretching: {reason['reason']}" for reason in triage["stop_reasons"]]
     if not triage["complete"]:
         rationale.append(
-            "Incomplete: some red-flag questions were not answered, so a more urgent level "
-            "cannot be ruled out. Not answered: "
-            + " ".join(unanswered_red_flag_questions(assessment))
+            "Incomplete: some red-flag questions were not answered, or two answers contradict "
+            "each other (read the safer way), so a more urgent level cannot be ruled out. To "
+            "ask: " + " ".join(unanswered_red_flag_questions(assessment))
         )
-    text = head.level_text[level]
+    text = triage_level_text(head.level_text, triage)
     prediction = {
         "outcome": {
             "coding": [{"system": TRIAGE_SYSTEM, "code": level, "display": text}],
@@ -393,7 +415,7 @@ def clinical_impression(
 ) -> dict[str, Any]:
     triage = assessment["triage"]
     questions = [item["question"] for item in assessment.get("missing_information", ())]
-    summary = f"Triage: {head.level_text[triage['level']]}. " + (
+    summary = f"Triage: {triage_level_text(head.level_text, triage)}. " + (
         "Possible causes, most likely first: "
         + "; ".join(f"{c.name} ({c.likelihood})" for c in causes)
         + "."

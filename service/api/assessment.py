@@ -169,6 +169,18 @@ def _example(method: str, value: dict) -> dict:
     return getattr(_example_evaluator(), method)(value)
 
 
+def assess_report(report: dict) -> tuple[dict, dict]:
+    """A validated symptom report (without store or subject; its rules_version, if any, pins
+    the version) -> what is stored as the request, and the assessment.
+
+    The one evaluation path of POST /v1/assess, of reassessments and of the reassess command,
+    so that a stored report re-evaluated under a version gets exactly what POST /v1/assess
+    gives that report under that version. Takes rules_version out of ``report``."""
+    sent = dict(report)
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return sent, evaluator.assess(report)
+
+
 @blp.route("/assess", methods=["POST"])
 @documented(
     problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
@@ -218,9 +230,7 @@ def assess():
         body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
     keep = body.pop("store", True) and storing_enabled()
     subject = subject_from(body.pop("subject", None))
-    sent = dict(body)
-    evaluator = evaluator_for(body.pop("rules_version", None))
-    assessment = evaluator.assess(body)
+    sent, assessment = assess_report(body)
     observe_assessment(assessment)
     if not keep:
         return json_response(assessment)

@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
 from schemas.fhir import QUESTIONNAIRE_URL, date_time_start
 from schemas.fhir.questionnaire import QuestionnaireResponseError
-from schemas.fhir.resources import unanswered_red_flag_questions
+from schemas.fhir.resources import triage_level_text, unanswered_red_flag_questions
 from service import examples
 from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
@@ -316,7 +316,7 @@ def _summary(assessment: dict[str, Any], level_text: dict[str, str]) -> str:
     whole or not at all, so that nothing reads cut off (the detail has everything)."""
     triage = assessment["triage"]
     causes = assessment["likely_causes"]
-    summary = f"Knee pain on stretching - {level_text[triage['level']]}"
+    summary = f"Knee pain on stretching - {triage_level_text(level_text, triage)}"
     parts = []
     if triage["stop_stretching"]:
         parts.append("stop stretching")
@@ -334,7 +334,7 @@ def _detail(record, level_text: dict[str, str]) -> str:
     assessment = record.response
     triage = assessment["triage"]
     lines = [
-        f"**Triage:** {level_text[triage['level']]}.",
+        f"**Triage:** {triage_level_text(level_text, triage)}.",
         "",
         f"Assessed {timestamp(record)} from the patient's answers.",
     ]

@@ -47,7 +47,9 @@ LIST_QUERY = RecordListQuerySchema()
 READ_ERRORS = (404, *V1_ERRORS)
 
 
-def _get(kind: str, record_id: str):
+def get_record(kind: str, record_id: str):
+    """The caller's record of this kind, or None: another tenant's, an erased or an unknown
+    id are all None."""
     if len(record_id) > RECORD_ID_LENGTH:
         return None
     record = storage().records.get(g.principal.tenant_id, kind, record_id)
@@ -110,7 +112,8 @@ class Assessment(MethodView):
         """A stored assessment
 
         The assessment as it was given, with the report it was given for, who it is about,
-        when, and the link to its exercise prescription.
+        when, and the link to its exercise prescription; for a stored reassessment, also the
+        link to the assessment it re-evaluated (`links.reassessment_of`).
 
         With `Accept: application/fhir+json`: a FHIR R4 `Bundle` (collection) with a
         `RiskAssessment` (the triage and its red flags), a `ClinicalImpression` (the likely
@@ -119,19 +122,25 @@ class Assessment(MethodView):
         """
         if speaks_fhir():
             return _as_fhir(ASSESSMENT, assessment_id, bundle_for)
-        record = _get(ASSESSMENT, assessment_id)
+        record = get_record(ASSESSMENT, assessment_id)
         if record is None:
             return problem_404()
         return json_response(render_assessment(record))
 
-    @blp.response(204, description="Erased, with its plan and every prescription made from it.")
+    @blp.response(
+        204,
+        description="Erased, with its plan, every prescription made from it and every stored "
+        "reassessment of it.",
+    )
     @problem_responses(blp, *READ_ERRORS)
     def delete(self, assessment_id):
         """Erase a stored assessment
 
-        For real (a right-to-erasure request), with its plan and every prescription made from
-        it: 204, and 404 from then on. What remains is a line in the erasure log saying which
-        record was erased, when and by which key; nothing of its content.
+        For real (a right-to-erasure request), with its plan, every prescription made from it
+        and every stored reassessment of it (with theirs in turn): they all come from the same
+        report. 204, and 404 from then on. What remains is a line in the erasure log saying
+        which record was erased, how many records went with it, when and by which key;
+        nothing of their content.
         """
         return _erase(ASSESSMENT, assessment_id)
 
@@ -153,7 +162,7 @@ class Prescription(MethodView):
         """
         if speaks_fhir():
             return _as_fhir(EXERCISE_PRESCRIPTION, prescription_id, care_plan_for)
-        record = _get(EXERCISE_PRESCRIPTION, prescription_id)
+        record = get_record(EXERCISE_PRESCRIPTION, prescription_id)
         if record is None:
             return problem_404()
         return json_response(render_prescription(record))
@@ -171,7 +180,7 @@ class Prescription(MethodView):
 
 
 def _as_fhir(kind: str, record_id: str, render):
-    record = _get(kind, record_id)
+    record = get_record(kind, record_id)
     if record is None:
         return problem_404()
     return fhir_response(render(record))

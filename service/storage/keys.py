@@ -127,6 +127,14 @@ class ApiKeyStore:
         return Principal(row.id, row.tenant_id, row.name)
 
     @translate_unavailable
+    def tenant_id(self, tenant: str) -> int | None:
+        """The id of the tenant with this name; None when there is none."""
+        with self._storage.reading() as connection:
+            return connection.execute(
+                sa.select(tenants.c.id).where(tenants.c.name == tenant)
+            ).scalar_one_or_none()
+
+    @translate_unavailable
     def any_exist(self) -> bool:
         with self._storage.reading() as connection:
             return connection.execute(sa.select(api_keys.c.id).limit(1)).first() is not None

@@ -11,7 +11,7 @@ import binascii
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,8 @@ class PartOfAssessment(Exception):
 
 
 class AssessmentNotFound(Exception):
-    """The tenant has no assessment with this id (never had, or it was erased)."""
+    """The tenant has no assessment with this id (never had, or it was erased): the one a
+    prescription or a reassessment was to be made from."""
 
     def __init__(self, assessment_id: str) -> None:
         super().__init__(assessment_id)
@@ -87,6 +88,7 @@ class NewRecord:
     triage_level: str | None = None
     assessment_id: str | None = None
     plan_id: str | None = None
+    reassessment_of: str | None = None
     id: str = field(default_factory=new_record_id)
 
 
@@ -101,6 +103,8 @@ class RecordSummary:
     triage_level: str | None
     assessment_id: str | None
     plan_id: str | None
+    # For a reassessment: the assessment whose report it re-evaluated.
+    reassessment_of: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,12 @@ class RecordPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FullRecordPage:
+    items: list[Record]
+    next_cursor: str | None
+
+
 _FULL = (
     records.c.id,
     records.c.kind,
@@ -128,6 +138,7 @@ _FULL = (
     records.c.triage_level,
     records.c.assessment_id,
     records.c.plan_id,
+    records.c.reassessment_of,
     records.c.request,
     records.c.response,
 )
@@ -152,6 +163,7 @@ def _head(row) -> tuple:
         row.triage_level,
         row.assessment_id,
         row.plan_id,
+        row.reassessment_of,
     )
 
 
@@ -214,6 +226,7 @@ class RecordStore:
                 "kind": record.kind,
                 "assessment_id": record.assessment_id,
                 "plan_id": record.plan_id,
+                "reassessment_of": record.reassessment_of,
                 "created_at": now,
                 "request_id": request_id,
                 "rules_version": record.rules_version,
@@ -252,6 +265,7 @@ class RecordStore:
                 row["triage_level"],
                 row["assessment_id"],
                 row["plan_id"],
+                row["reassessment_of"],
                 row["request"],
                 row["response"],
             )
@@ -278,12 +292,12 @@ class RecordStore:
                     return _TRY_AGAIN
                 plan = stored.plan_id and self._get_by_id(tenant_id, stored.plan_id)
                 return [stored, *([plan] if plan else [])]
-        # The assessment a prescription is made from was erased meanwhile.
+        # The assessment a prescription or a reassessment is made from was erased meanwhile.
         own_ids = {record.id for record in new_records}
         for record in new_records:
-            source = record.assessment_id
-            if source and source not in own_ids and self._get_by_id(tenant_id, source) is None:
-                raise AssessmentNotFound(source) from None
+            for source in (record.assessment_id, record.reassessment_of):
+                if source and source not in own_ids and self._get_by_id(tenant_id, source) is None:
+                    raise AssessmentNotFound(source) from None
         # With a key, its record may have been erased between the insert and the lookup.
         return _TRY_AGAIN if idempotency_key is not None else None
 
@@ -327,7 +341,42 @@ class RecordStore:
         created_before: datetime | None = None,
     ) -> RecordPage:
         """The tenant's records of one kind, newest first, ``limit`` at a time."""
-        query = sa.select(*_SUMMARY).where(records.c.tenant_id == tenant_id, records.c.kind == kind)
+        items, next_cursor = self._page(
+            _SUMMARY,
+            _summary,
+            tenant_id,
+            kind,
+            limit=limit,
+            cursor=cursor,
+            subject=subject,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        return RecordPage(items, next_cursor)
+
+    @translate_unavailable
+    def full_page(
+        self, tenant_id: int, kind: str, *, limit: int, cursor: str | None = None
+    ) -> FullRecordPage:
+        """As ``page``, with each record's request and response: for walking through all of a
+        tenant's records a page at a time, never all of them in memory."""
+        items, next_cursor = self._page(_FULL, _record, tenant_id, kind, limit=limit, cursor=cursor)
+        return FullRecordPage(items, next_cursor)
+
+    def _page(
+        self,
+        columns: tuple,
+        make: Callable[[Any], RecordSummary],
+        tenant_id: int,
+        kind: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        subject: Subject | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> tuple[list, str | None]:
+        query = sa.select(*columns).where(records.c.tenant_id == tenant_id, records.c.kind == kind)
         if subject is not None:
             query = query.where(
                 records.c.subject_system == subject.system,
@@ -348,18 +397,20 @@ class RecordStore:
         query = query.order_by(records.c.created_at.desc(), records.c.id.desc()).limit(limit + 1)
         with self._storage.reading() as connection:
             rows = connection.execute(query).all()
-        items = [_summary(row) for row in rows[:limit]]
+        items = [make(row) for row in rows[:limit]]
         more = len(rows) > limit
-        return RecordPage(
-            items, encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
+        return items, (
+            encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
         )
 
     @translate_unavailable
     def erase(self, tenant_id: int, api_key_id: int | None, kind: str, record_id: str) -> bool:
-        """Delete a record for real, with what was derived from it (an assessment's plans).
+        """Delete a record for real, with everything derived from it: an assessment's plan,
+        the prescriptions made from it, its reassessments, and theirs in turn.
 
         False when the tenant has no such record. A prescription that is an assessment's plan
-        raises PartOfAssessment: erasing the assessment erases it.
+        raises PartOfAssessment: erasing the assessment erases it. (The foreign keys cascade
+        too, so a reassessment stored while its original is being erased cannot outlive it.)
         """
         with self._storage.transaction() as connection:
             row = connection.execute(
@@ -373,11 +424,13 @@ class RecordStore:
                 return False
             if row.assessment_id is not None:
                 raise PartOfAssessment(row.assessment_id)
-            derived = connection.execute(
-                sa.delete(records).where(
-                    records.c.tenant_id == tenant_id, records.c.assessment_id == record_id
+            derived = _derived_from(connection, tenant_id, record_id)
+            for chunk in _chunks(derived):
+                connection.execute(
+                    sa.delete(records).where(
+                        records.c.tenant_id == tenant_id, records.c.id.in_(chunk)
+                    )
                 )
-            ).rowcount
             connection.execute(
                 sa.delete(records).where(
                     records.c.tenant_id == tenant_id, records.c.id == record_id
@@ -389,8 +442,40 @@ class RecordStore:
                     api_key_id=api_key_id,
                     record_id=record_id,
                     kind=kind,
-                    records_erased=1 + derived,
+                    records_erased=1 + len(derived),
                     erased_at=datetime.now(UTC),
                 )
             )
         return True
+
+
+# Ids per IN (...) list: well under every database's limit on bound parameters.
+_IN_LIST_SIZE = 500
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + _IN_LIST_SIZE] for start in range(0, len(ids), _IN_LIST_SIZE)]
+
+
+def _derived_from(connection, tenant_id: int, record_id: str) -> list[str]:
+    """The ids of every record derived from this one, at any depth: prescriptions made from
+    it (its plan among them) and reassessments of it, then those derived from these."""
+    found: list[str] = []
+    seen = {record_id}
+    frontier = [record_id]
+    while frontier:
+        children: list[str] = []
+        for chunk in _chunks(frontier):
+            children += connection.execute(
+                sa.select(records.c.id).where(
+                    records.c.tenant_id == tenant_id,
+                    sa.or_(
+                        records.c.assessment_id.in_(chunk),
+                        records.c.reassessment_of.in_(chunk),
+                    ),
+                )
+            ).scalars()
+        frontier = [child for child in dict.fromkeys(children) if child not in seen]
+        seen.update(frontier)
+        found += frontier
+    return found

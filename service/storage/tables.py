@@ -99,6 +99,15 @@ records = Table(
     ),
     # For an assessment: the prescription holding its plan.
     Column("plan_id", String(RECORD_ID_LENGTH), nullable=True),
+    # For an assessment that re-evaluated a stored one under another rules version: that one.
+    # Derived from its report, so erased with it.
+    Column(
+        "reassessment_of",
+        String(RECORD_ID_LENGTH),
+        ForeignKey("records.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
     Column("created_at", UTCDateTime, nullable=False),
     Column("request_id", String(128), nullable=False),
     Column("rules_version", String(32), nullable=False),

@@ -111,6 +111,27 @@ REPORTS: dict[str, dict[str, Any]] = {
     "persistent": {"pain": {"intensity": 3, "duration_days": 40}},
     "piriformis": {"pain": {"intensity": 3, "locations": ["buttock"], "worse_with": ["sitting"]}},
     "referred": {"pain": {"intensity": 3, "locations": ["lower_back", "hip"]}},
+    # Added with rules 2.0.0 (older versions' golden files keep the reports they were written with).
+    "breathless with a swollen calf": {
+        "pain": {"intensity": 4, "locations": ["behind_knee", "calf"]},
+        "signs": {"calf_swelling": True, "breathlessness": True},
+    },
+    "tense calf after a sprint": {
+        "pain": {"intensity": 9, "started_during": "sprinting", "onset": "sudden"},
+        "signs": {"calf_tense": True, "pain_out_of_proportion": True},
+    },
+    "eases with rest but worse at night": {
+        "pain": {"intensity": 5, "subsides_with_rest": True, "worse_with": ["night"]},
+        "profile": {"age": 52},
+    },
+    "teenager with knee and hip pain": {
+        "pain": {"intensity": 4, "locations": ["behind_knee", "hip"]},
+        "profile": {"age": 13},
+    },
+    "possible strain behind a stronger cause": {
+        "pain": {"intensity": 2, "quality": ["pulling"], "locations": ["back_of_thigh"]},
+        "signs": {"numbness": True, "bruising": True},
+    },
 }
 
 

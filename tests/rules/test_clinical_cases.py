@@ -18,7 +18,7 @@ Matchers (partial: say only what the case is about):
     causes: {code: likelihood}      these causes are listed, with these likelihoods
     causes_absent: [codes]          these causes are not listed
     no_causes: true                 no cause is listed at all
-    plan: null | ready | pending_professional_review
+    plan: null | ready | pending_professional_review | awaiting_safety_answers
     plan_includes: [exercise ids]   prescribed
     plan_excludes: [exercise ids]   not prescribed (also holds when there is no plan)
     plan_intensity: {exercise id: normal | reduced | pain_free}
@@ -29,6 +29,10 @@ Matchers (partial: say only what the case is about):
     recommendations_include / recommendations_exclude: [advice codes]
     missing_include / missing_exclude: [field paths]    in missing_information or not
     missing_first: field path       the first question to ask
+    time_frame: code | null         the triage's time frame (null: no red flag fired)
+    no_advice_about: [topics]       no advice on these topics (ADVICE_TOPICS: anti_inflammatories,
+                                    compression, elevation, stretching_progression, ice), so
+                                    that reviewers who do not know the advice codes can say it
 
 Every matcher can fail: an unknown matcher, an unknown code, field or rule id, a value of the
 wrong kind, or an empty list (which could not fail) makes the case fail, so a typo cannot pass
@@ -66,7 +70,25 @@ STRETCHES = {
     "towel_hamstring_stretch",
 }
 LIKELIHOODS = ("high", "moderate", "low")
-PLAN_STATUSES = (None, "ready", "pending_professional_review")
+PLAN_STATUSES = (None, "ready", "pending_professional_review", "awaiting_safety_answers")
+# Advice topics in words a reviewer uses, with the advice codes that speak of each.
+ADVICE_TOPICS = {
+    "anti_inflammatories": {"otc_pain_relief", "otc_pain_relief_safety"},
+    "compression": {"compression"},
+    "elevation": {"elevation"},
+    "ice": {"ice", "ice_protect_skin"},
+    "stretching_progression": {
+        "gradual_progression",
+        "keep_consistent",
+        "stretch_the_thigh_not_the_knee",
+        "hold_longer",
+        "no_bouncing",
+        "warm_up_before_stretching",
+        "stop_forcing",
+        "soften_the_knee",
+        "stop_if_sharp_or_intense",
+    },
+}
 ITEM_INTENSITIES = ("normal", "reduced", "pain_free")
 
 
@@ -221,6 +243,17 @@ def check_missing_first(result, value):
     assert missing[0] == value, missing
 
 
+def check_time_frame(result, value):
+    frame = result["triage"].get("time_frame")
+    assert (frame["code"] if frame else None) == value, result["triage"]["red_flags"]
+
+
+def check_no_advice_about(result, value):
+    given = _codes(result["recommendations"])
+    unwanted = set().union(*(ADVICE_TOPICS[topic] for topic in value))
+    assert not given & unwanted, f"given: {sorted(given & unwanted)}"
+
+
 MATCHERS = {
     "level": ("level", check_level),
     "stop_stretching": ("boolean", check_stop_stretching),
@@ -245,6 +278,8 @@ MATCHERS = {
     "missing_include": ("field_paths", check_missing_include),
     "missing_exclude": ("field_paths", check_missing_exclude),
     "missing_first": ("field_path", check_missing_first),
+    "time_frame": ("time_frame_or_null", check_time_frame),
+    "no_advice_about": ("advice_topics", check_no_advice_about),
 }
 
 
@@ -265,6 +300,8 @@ def vocabulary(ruleset) -> dict[str, set]:
         "withhold": {rule.rule.id for rule in ruleset.withhold},
         "stop": {rule.rule.id for rule in ruleset.stop_rules},
         "field": FIELD_PATHS,
+        "time_frame": {frame.id for frame in ruleset.time_frames},
+        "advice_topic": set(ADVICE_TOPICS),
     }
 
 
@@ -299,6 +336,9 @@ def validate_value(kind: str, value: Any, vocab: dict[str, set]) -> list[str]:
         return [] if value in PLAN_STATUSES else [f"{value!r} is not a plan status"]
     if kind == "cause_code_or_null":
         return [] if value is None or value in vocab["cause"] else [f"unknown cause {value!r}"]
+    if kind == "time_frame_or_null":
+        ok = value is None or value in vocab["time_frame"]
+        return [] if ok else [f"unknown time frame {value!r}"]
     if kind == "field_path":
         return [] if value in vocab["field"] else [f"unknown field {value!r}"]
     if kind == "stretch_count":
@@ -321,6 +361,7 @@ def validate_value(kind: str, value: Any, vocab: dict[str, set]) -> list[str]:
         "withhold_rule_ids": ("withhold", False),
         "stop_rule_ids_or_none": ("stop", True),
         "field_paths": ("field", False),
+        "advice_topics": ("advice_topic", False),
     }
     what, allow_empty = lists[kind]
     return _known_list(value, vocab[what], what.replace("_", " "), allow_empty)
@@ -407,7 +448,12 @@ def check_invariants(evaluator, report, result) -> None:
     red_flag_questions = [
         entry["field"] for entry in result["missing_information"] if entry["priority"] == "red_flag"
     ]
-    assert triage["complete"] is (not red_flag_questions)
+    contradictions = [
+        entry["field"]
+        for entry in result["missing_information"]
+        if entry["priority"] == "contradiction"
+    ]
+    assert triage["complete"] is (not red_flag_questions and not contradictions)
 
     screen = evaluator.escalation_check(report)
     assert screen["level"] == triage["level"]
@@ -416,6 +462,8 @@ def check_invariants(evaluator, report, result) -> None:
     assert screen["complete"] is triage["complete"]
     assert screen["red_flags"] == fired
     assert screen["unanswered_red_flag_questions"] == red_flag_questions
+    assert screen.get("contradictory_answers", []) == contradictions
+    assert screen.get("time_frame") == triage.get("time_frame")
 
     high = ruleset.parameters["likelihood_high_min"].value
     moderate = ruleset.parameters["likelihood_moderate_min"].value
@@ -532,6 +580,12 @@ CONTRADICTIONS = [  # (matcher, report, a value the assessment of that report co
     ("missing_include", MINIMAL, ["stretching.hold_seconds"]),
     ("missing_exclude", MINIMAL, ["signs.saddle_numbness"]),
     ("missing_first", MINIMAL, "signs.foot_cold_or_pale"),
+    ("time_frame", EMERGENCY_NERVE, "today"),
+    (
+        "no_advice_about",
+        {"pain": {"intensity": 2, "quality": ["pulling"]}},
+        ["stretching_progression"],
+    ),
 ]
 
 

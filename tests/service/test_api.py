@@ -24,7 +24,7 @@ def test_assess_returns_the_whole_assessment_with_rules_headers(client):
     response = client.post("/v1/assess", json=examples.SELF_CARE_TECHNIQUE)
     assert response.status_code == 201
     assert response.mimetype == "application/json"
-    assert response.headers["X-Rules-Version"] == "1.0.0"
+    assert response.headers["X-Rules-Version"] == "2.0.0"
     body = response.get_json()
     assert set(body) == ASSESSMENT_KEYS | RECORD_KEYS
     assert response.headers["Location"] == f"/v1/assessments/{body['id']}"
@@ -163,7 +163,7 @@ def test_exercise_catalogue(client):
     one = client.get("/v1/exercises/glute_bridge")
     assert one.status_code == 200
     assert one.get_json()["steps"]
-    assert one.headers["X-Rules-Version"] == "1.0.0"
+    assert one.headers["X-Rules-Version"] == "2.0.0"
 
 
 def test_condition_catalogue(client):
@@ -176,10 +176,12 @@ def test_condition_catalogue(client):
 
 def test_rules_versions_and_the_rule_set_as_served(client):
     listing = client.get("/v1/rules").get_json()
-    assert listing["default_version"] == "1.0.0"
-    assert listing["versions"][0]["default"] is True
+    assert listing["default_version"] == "2.0.0"
+    by_version = {entry["version"]: entry for entry in listing["versions"]}
+    assert by_version["2.0.0"]["default"] is True
+    assert by_version["1.0.0"]["default"] is False
     document = client.get("/v1/rules/1.0.0").get_json()
-    assert document["digest"] == listing["versions"][0]["digest"]
+    assert document["digest"] == by_version["1.0.0"]["digest"]
     flag = next(f for f in document["red_flags"] if f["id"] == "rf.cauda_equina")
     assert flag["level"] == "emergency"
     assert flag["when"] == {
@@ -209,8 +211,8 @@ def test_health(client):
     body = client.get("/healthz").get_json()
     assert body == {
         "status": "ok",
-        "rules_versions": ["1.0.0"],
-        "default_rules_version": "1.0.0",
+        "rules_versions": ["1.0.0", "2.0.0"],
+        "default_rules_version": "2.0.0",
     }
 
 

@@ -378,7 +378,7 @@ def test_the_care_plan_carries_the_plan_the_json_gives(client):
     for rule in plan_json["exercise_plan"]["safety"]:
         assert rule["text"] in notes
     assert plan_json["disclaimer"] in notes
-    assert "1.0.0" in notes  # the rules version it came from
+    assert "2.0.0" in notes  # the rules version it came from
 
 
 def test_the_care_plan_addresses_the_likely_causes_with_side_specific_icd_10_cm_codes(client):
@@ -498,7 +498,7 @@ def test_an_open_red_flag_screen_names_its_questions_and_keeps_the_impression_in
 def test_a_plan_made_while_red_flag_questions_are_open_is_a_draft_not_to_start_yet(client):
     open_screen = stored(client, examples.MINIMAL)
     assert open_screen["triage"]["complete"] is False
-    assert open_screen["exercise_plan"]["status"] == "ready"
+    assert open_screen["exercise_plan"]["status"] == "awaiting_safety_answers"
     plan = fhir_get(client, open_screen["links"]["exercise_prescription"]).get_json()
     validate(plan)
     assert plan["status"] == "draft"
@@ -520,23 +520,42 @@ def test_every_condition_carries_the_disclaimer(client):
         assert record["disclaimer"] in [note["text"] for note in condition["note"]]
 
 
-def test_the_urgent_level_gives_the_rules_time_limit_and_says_a_red_flag_may_ask_sooner(
-    app, client
-):
-    record = stored(client, examples.POSSIBLE_DVT)
+@pytest.mark.parametrize(
+    ("report", "says"),
+    [
+        (examples.POSSIBLE_DVT, "Urgent: see a clinician today"),
+        ({"pain": {"intensity": 3}, "signs": {"weakness": True}}, "Urgent: see a clinician within"),
+        (
+            {"pain": {"intensity": 3}, "signs": {"unexplained_weight_loss": True}},
+            "Urgent: see a clinician within",
+        ),
+    ],
+    ids=["a clot: today", "weakness: within a day", "weight loss: within two weeks"],
+)
+def test_the_urgent_level_says_the_time_frame_of_its_red_flag(client, report, says):
+    """Rules 2.0.0: the level's words are the red flag's own time frame, never the outer
+    limit of the level beside a flag asking for sooner (or later)."""
+    record = stored(client, report)
     assert record["triage"]["level"] == "urgent"
-    hours = (
-        app.extensions["popliteal"]["rules"]
-        .get()
-        .ruleset.parameters["urgent_care_within_hours"]
-        .value
-    )
+    frame = record["triage"]["time_frame"]
+    bundle = fhir_get(client, record["links"]["self"]).get_json()
+    [risk] = _resources(bundle, "RiskAssessment")
+    text = risk["prediction"][0]["outcome"]["text"]
+    assert text.startswith(says)
+    assert frame["text"].split(":")[0].lower() in text
+    assert "at the latest" not in text
+    assert "Stop stretching:" in risk["prediction"][0]["rationale"]
+
+
+def test_rules_1_0_0_records_keep_the_urgent_time_limit_of_their_version(app, client):
+    record = stored(client, {**examples.POSSIBLE_DVT, "rules_version": "1.0.0"})
+    hours = app.extensions["popliteal"]["rules"].get("1.0.0").ruleset.parameters
+    hours = hours["urgent_care_within_hours"].value
     bundle = fhir_get(client, record["links"]["self"]).get_json()
     [risk] = _resources(bundle, "RiskAssessment")
     text = risk["prediction"][0]["outcome"]["text"]
     assert f"within {hours} hours at the latest" in text
     assert "sooner where a red flag says so" in text
-    assert "Stop stretching:" in risk["prediction"][0]["rationale"]
 
 
 def test_a_rules_version_without_the_urgent_time_limit_stops_the_start_up_naming_it():

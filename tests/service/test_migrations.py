@@ -3,13 +3,16 @@ down and up again cleanly."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from service.storage import Storage
-from service.storage.tables import metadata
+from service.storage import NewRecord, Storage
+from service.storage.records import ASSESSMENT
+from service.storage.tables import metadata, records
 from tests.conftest import scratch_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -70,4 +73,99 @@ def test_a_declared_change_without_a_migration_is_noticed(empty_database):
     with storage.reading() as connection:
         found = compare_metadata(MigrationContext.configure(connection), extra)
     assert [(diff[0], diff[3].name) for diff in found] == [("add_column", "undeclared")]
+    storage.dispose()
+
+
+def _record_row(record_id: str, tenant_id: int, **columns) -> dict:
+    """A records row as revision 0003 has them."""
+    return {
+        "id": record_id,
+        "tenant_id": tenant_id,
+        "api_key_id": None,
+        "kind": "assessment",
+        "assessment_id": None,
+        "plan_id": None,
+        "created_at": datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        "request_id": "migrations",
+        "rules_version": "1.0.0",
+        "subject_system": None,
+        "subject_value": None,
+        "triage_level": "self_care",
+        "request": {"pain": {"intensity": 2}},
+        "response": {"triage": {"level": "self_care"}},
+        "idempotency_key": None,
+        "request_fingerprint": None,
+        **columns,
+    }
+
+
+def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_database):
+    """0004 rebuilds the records table on SQLite: the rows, their links and the cascades to an
+    assessment's plan survive it, both ways (PostgreSQL alters the table in place)."""
+    storage = Storage(empty_database)
+    storage.upgrade("0003")
+    _, info = storage.keys.create("migrations")
+    tenant_id = storage.keys.tenant_id("migrations")
+    # The records table as 0003 has it: every column but the new one.
+    old_records = sa.table(
+        "records",
+        *(sa.column(c.name, c.type) for c in records.columns if c.name != "reassessment_of"),
+    )
+    assessment, plan = (
+        "0190b0c4-0000-7000-8000-00000000000a",
+        "0190b0c4-0000-7000-8000-00000000000b",
+    )
+    other, other_plan = (
+        "0190b0c4-0000-7000-8000-00000000000c",
+        "0190b0c4-0000-7000-8000-00000000000d",
+    )
+    with storage.transaction() as connection:
+        for record_id, plan_id in ((assessment, plan), (other, other_plan)):
+            connection.execute(
+                sa.insert(old_records).values(
+                    _record_row(record_id, tenant_id, plan_id=plan_id, api_key_id=info.id)
+                )
+            )
+            connection.execute(
+                sa.insert(old_records).values(
+                    _record_row(
+                        plan_id,
+                        tenant_id,
+                        kind="exercise_prescription",
+                        assessment_id=record_id,
+                        request={"assessment_id": record_id},
+                    )
+                )
+            )
+
+    def stored() -> dict:
+        with storage.reading() as connection:
+            return {
+                row.id: (row.kind, row.assessment_id, row.plan_id, row.request, row.response)
+                for row in connection.execute(sa.select(old_records))
+            }
+
+    before = stored()
+    assert len(before) == 4
+    storage.upgrade()
+    assert differences(storage) == []
+    assert stored() == before
+    reassessment = storage.records.create(
+        tenant_id=tenant_id,
+        api_key_id=info.id,
+        request_id="migrations",
+        new_records=[
+            NewRecord(ASSESSMENT, "1.0.0", {"pain": {"intensity": 2}}, {}, reassessment_of=other)
+        ],
+    )[0][0]
+    # The foreign keys still cascade: the database erases a plan with its assessment.
+    with storage.transaction() as connection:
+        connection.execute(sa.delete(records).where(records.c.id == assessment))
+    assert set(stored()) == {other, other_plan, reassessment.id}
+
+    storage.downgrade("0003")
+    assert set(stored()) == {other, other_plan, reassessment.id}  # kept, without its link
+    storage.upgrade()
+    assert differences(storage) == []
+    assert storage.records.get(tenant_id, ASSESSMENT, reassessment.id).reassessment_of is None
     storage.dispose()

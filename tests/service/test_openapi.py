@@ -62,13 +62,14 @@ def test_every_request_body_has_a_realistic_example(spec):
             assert content.get("examples") or content.get("example"), (
                 f"{method} {path} {media_type}"
             )
-    assert bodies == 5  # assess, escalation check, prescriptions, CDS service and feedback
+    # assess, escalation check, prescriptions, reassessments, CDS service and feedback
+    assert bodies == 6
 
 
 def test_the_main_responses_have_examples(spec):
     for path in ("/v1/assess", "/v1/escalation-check", "/v1/exercise-prescriptions"):
         content = spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
-        assert content["example"]["rules_version"] == "1.0.0"
+        assert content["example"]["rules_version"] == "2.0.0"
 
 
 # Not errors: readiness answers its checks, with 503 while a check fails.
@@ -104,6 +105,7 @@ def test_request_objects_are_closed(spec):
         "ConditionsPrescriptionRequest",
         "AssessRequest",
         "AssessmentPrescriptionRequest",
+        "ReassessmentRequest",
         "Subject",
     ):
         assert schemas[name]["additionalProperties"] is False, name

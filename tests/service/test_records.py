@@ -59,7 +59,7 @@ def test_an_assessment_is_stored_with_its_request_response_version_tenant_time_a
     assert row.tenant_id == tenant.principal.tenant_id
     assert row.api_key_id == tenant.principal.key_id
     assert row.request_id == "req-stored-1"
-    assert row.rules_version == body["rules_version"] == "1.0.0"
+    assert row.rules_version == body["rules_version"] == "2.0.0"
     assert (row.subject_system, row.subject_value) == (SUBJECT["system"], SUBJECT["value"])
     assert row.triage_level == body["triage"]["level"]
     assert row.request == REPORT  # what was asked; store and subject are the record's own
@@ -89,7 +89,7 @@ def test_a_stored_assessment_reads_back_exactly_as_it_was_answered(new_tenant):
     read = tenant.client.get(created.headers["Location"])
     assert read.status_code == 200
     assert read.get_json() == created.get_json()
-    assert read.headers["X-Rules-Version"] == "1.0.0"
+    assert read.headers["X-Rules-Version"] == "2.0.0"
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ def test_the_running_service_passes_every_schemathesis_check(live_server, tmp_pa
             "PYTHONPATH": str(REPO_ROOT),
             "SCHEMATHESIS_HOOKS": "tests.service.schemathesis_hooks",
             "SCHEMATHESIS_API_KEY": live_server.key,
+            "SCHEMATHESIS_ASSESSMENT_ID": live_server.assessment_id,
         },
         check=False,
     )

@@ -1,0 +1,214 @@
+"""Strict loading of what rules 2.0.0 added: time frames, contradictions read the safer way,
+advice presuppositions, plan statuses, citations that say what they cite, and questions worded
+per version. Each defect is made in a copy of rules 2.0.0 and must stop the load, naming the
+file and the key; the citations are checked against the article itself."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rules import RuleDefinitionError, load_report_fields
+from rules.loader import VERSIONS_DIR, load_ruleset, questions_for, replacements_for
+from tests.rules.test_loader import ARTICLE, article_sections, read, write
+
+CURRENT = VERSIONS_DIR / "2.0.0"
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    target = tmp_path / "versions" / "2.0.0"
+    shutil.copytree(CURRENT, target)
+    return target
+
+
+def _item(items: list[dict], key: str, value: str) -> dict:
+    return next(item for item in items if item.get(key) == value)
+
+
+def advice_without_its_presupposition(folder):
+    advice = read(folder, "recommendations.yaml")
+    item = _item(advice, "code", "gradual_progression")
+    item["when"] = {"is_true": "assessment.has_plan"}  # no longer implies stretches in the plan
+    write(folder, "recommendations.yaml", advice)
+    return "recommendations.yaml", "gradual_progression", r"presupposes 'stretches_in_plan'"
+
+
+def advice_naming_no_presuppositions(folder):
+    advice = read(folder, "recommendations.yaml")
+    del _item(advice, "code", "compression")["presupposes"]
+    write(folder, "recommendations.yaml", advice)
+    return "recommendations.yaml", "compression", r"missing key\(s\): presupposes"
+
+
+def unknown_presupposition(folder):
+    advice = read(folder, "recommendations.yaml")
+    _item(advice, "code", "compression")["presupposes"].append("no_fracture")
+    write(folder, "recommendations.yaml", advice)
+    return "recommendations.yaml", "compression", r"unknown presupposition 'no_fracture'"
+
+
+def red_flag_without_a_time_frame(folder):
+    flags = read(folder, "red_flags.yaml")
+    del flags[0]["time_frame"]
+    write(folder, "red_flags.yaml", flags)
+    return "red_flags.yaml", flags[0]["id"], r"every red flag names a time frame"
+
+
+def time_frame_of_another_level(folder):
+    flags = read(folder, "red_flags.yaml")
+    flag = _item(flags, "id", "rf.possible_dvt")
+    flag["time_frame"] = "routine"
+    write(folder, "red_flags.yaml", flags)
+    return "red_flags.yaml", "rf.possible_dvt", r"'routine' is for levels \['see_professional'\]"
+
+
+def safer_reading_of_another_answer(folder):
+    found = read(folder, "contradictions.yaml")
+    found[0]["read_as"] = {"signs.fever": True}
+    write(folder, "contradictions.yaml", found)
+    return "contradictions.yaml", found[0]["id"], r"'signs.fever' is not one of the contradicting"
+
+
+def contradiction_confirming_nothing_it_reads(folder):
+    found = read(folder, "contradictions.yaml")
+    found[0]["confirm"] = ["signs.fever"]
+    write(folder, "contradictions.yaml", found)
+    return "contradictions.yaml", found[0]["id"], r"confirm none of the answers that contradict"
+
+
+def unknown_plan_status(folder):
+    plan = read(folder, "prescription.yaml")
+    plan["review"][1]["status"] = "maybe"
+    write(folder, "prescription.yaml", plan)
+    return "prescription.yaml", plan["review"][1]["id"], r"status.*must be one of"
+
+
+def article_citation_without_a_quote(folder):
+    rules = read(folder, "stop_rules.yaml")
+    rules[0]["source"] = {"article": "prevention", "paragraph": 2}
+    write(folder, "stop_rules.yaml", rules)
+    return "stop_rules.yaml", rules[0]["id"], r"missing key\(s\): quote"
+
+
+DEFECTS = [
+    advice_without_its_presupposition,
+    advice_naming_no_presuppositions,
+    unknown_presupposition,
+    red_flag_without_a_time_frame,
+    time_frame_of_another_level,
+    safer_reading_of_another_answer,
+    contradiction_confirming_nothing_it_reads,
+    unknown_plan_status,
+    article_citation_without_a_quote,
+]
+
+
+def test_the_unedited_copy_loads(copy):
+    assert load_ruleset(copy).version == "2.0.0"
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.__name__ for d in DEFECTS])
+def test_a_defect_fails_the_load_naming_file_and_key(copy, defect):
+    filename, key, problem = defect(copy)
+    with pytest.raises(RuleDefinitionError) as raised:
+        load_ruleset(copy)
+    message = str(raised.value)
+    assert f"rules/versions/2.0.0/{filename}" in message, message
+    assert key in message, f"the key {key!r} is not named: {message}"
+    assert re.search(problem, message), message
+
+
+# --- questions per version ------------------------------------------------------------------------
+
+
+def test_a_reworded_question_keeps_its_old_wording_for_older_versions():
+    sections = load_report_fields()
+    old, new = questions_for(sections, "1.0.0"), questions_for(sections, "2.0.0")
+    path = "function.unable_to_bear_weight"
+    assert "Answer true if you cannot" in old[path].question
+    assert new[path].question.startswith("Are you unable")
+    assert "pain.subsides_with_rest" in old
+    assert "pain.subsides_with_rest" not in new  # replaced by pain.persists_at_rest
+    assert replacements_for(sections, "1.0.0") == ()
+    assert replacements_for(sections, "2.0.0") == (
+        ("pain.subsides_with_rest", "pain.persists_at_rest", True),
+    )
+
+
+# --- citations say what they cite -----------------------------------------------------------------
+
+
+def _sources(node: Any):
+    if isinstance(node, dict):
+        if node.get("document") == "article" and "paragraph" in node:
+            yield node
+        for value in node.values():
+            yield from _sources(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _sources(value)
+
+
+def _paragraphs(text: str) -> dict[tuple[str, int], str]:
+    """(heading, paragraph number) -> text, read as tests/rules/test_loader.py reads headings."""
+    headings = {heading for heading, _ in article_sections(text)}
+    found: dict[tuple[str, int], str] = {}
+    heading, number = "Introduction", 0
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if line in headings:
+            heading, number = line, 0
+            continue
+        number += 1
+        found[(heading, number)] = line
+    return found
+
+
+def test_every_article_citation_of_the_default_rules_carries_a_quote(library):
+    sources = list(_sources(library.get().ruleset.document))
+    assert len(sources) > 80
+    missing = [s for s in sources if not s.get("quote")]
+    assert not missing, missing[:3]
+
+
+def test_every_quote_stands_in_the_paragraph_it_cites(library):
+    if not ARTICLE.exists():
+        pytest.skip(f"the source article is not at {ARTICLE} (set POPLITEAL_ARTICLE)")
+    paragraphs = _paragraphs(ARTICLE.read_text(encoding="utf-8"))
+    wrong = [
+        (s["section"], s["paragraph"], s["quote"])
+        for s in _sources(library.get().ruleset.document)
+        if s["quote"] not in paragraphs[(s["section"], s["paragraph"])]
+    ]
+    assert not wrong, wrong
+
+
+def test_a_quote_that_is_not_in_its_paragraph_is_found():
+    text = "Opening.\nA Heading\nThe first paragraph says this.\nThe second says that.\n"
+    paragraphs = _paragraphs(text)
+    assert "says this" in paragraphs[("A Heading", 1)]
+    assert "says this" not in paragraphs[("A Heading", 2)]
+
+
+def test_every_guideline_citation_of_the_default_rules_names_its_recommendation(library):
+    def guideline_sources(node):
+        if isinstance(node, dict):
+            if "url" in node and "document" in node:
+                yield node
+            for value in node.values():
+                yield from guideline_sources(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from guideline_sources(value)
+
+    document = library.get().ruleset.document
+    cited = [s for s in guideline_sources({k: v for k, v in document.items() if k != "documents"})]
+    assert len(cited) > 30
+    missing = [s["document"] for s in cited if not s.get("recommendation")]
+    assert not missing, sorted(set(missing))
