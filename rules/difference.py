@@ -58,6 +58,12 @@ def _leading_cause(assessment: JSON) -> str | None:
     return causes[0]["code"] if causes else None
 
 
+def _time_frame(triage: JSON) -> str | None:
+    """The time frame's code (rules 2.0.0 and later; None before, or when no flag fired)."""
+    frame = triage.get("time_frame")
+    return frame["code"] if frame else None
+
+
 def _moved(change: JSON) -> bool:
     return bool(change["added"] or change["removed"])
 
@@ -68,12 +74,13 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
 
     - ``level``: ``from``, ``to`` and ``direction`` (raised, lowered or unchanged: towards
       emergency is raised);
-    - ``stop_stretching``, ``complete``, ``leading_cause`` (the first likely cause, or null):
-      ``from`` and ``to``;
+    - ``stop_stretching``, ``time_frame`` (its code, or null), ``complete``, ``leading_cause``
+      (the first likely cause, or null): ``from`` and ``to``;
     - ``red_flags``, ``causes`` (likely cause codes), ``plan_items`` (exercise ids) and
       ``recommendations`` (advice codes): ``added`` and ``removed``;
     - ``plan``: ``from_status`` and ``to_status``, null when the plan is withheld;
-    - ``triage_changed``: the level, the red flags or stop stretching differ;
+    - ``triage_changed``: the level, the red flags, stop stretching or the time frame differ, or
+      the triage is no longer complete;
     - ``changed``: the triage, the likely causes or the leading one, or the plan (status or
       items) differ. Advice, completeness and texts alone do not count as a change.
     """
@@ -92,7 +99,17 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
         _codes(before["recommendations"], "code"), _codes(after["recommendations"], "code")
     )
     stop = {"from": triage_before["stop_stretching"], "to": triage_after["stop_stretching"]}
-    triage_changed = level_before != level_after or _moved(red_flags) or stop["from"] != stop["to"]
+    frame = {"from": _time_frame(triage_before), "to": _time_frame(triage_after)}
+    complete = {"from": triage_before["complete"], "to": triage_after["complete"]}
+    # A clinical lead must hear of every answer that now asks for care at another time, or that
+    # now has safety questions to answer, as well as of a new level, red flag or stop.
+    triage_changed = (
+        level_before != level_after
+        or _moved(red_flags)
+        or stop["from"] != stop["to"]
+        or frame["from"] != frame["to"]
+        or (complete["from"] and not complete["to"])
+    )
     return {
         "level": {
             "from": level_before,
@@ -100,7 +117,8 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
             "direction": _direction(level_before, level_after),
         },
         "stop_stretching": stop,
-        "complete": {"from": triage_before["complete"], "to": triage_after["complete"]},
+        "time_frame": frame,
+        "complete": complete,
         "red_flags": red_flags,
         "causes": causes,
         "leading_cause": leading,

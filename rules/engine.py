@@ -75,7 +75,6 @@ class Evaluator:
         self._order = {item.exercise.id: i for i, item in enumerate(rs.programme)}
         self._questions = rs.questions
         self._contradictions = tuple((c.rule.when.evaluate, c) for c in rs.contradictions)
-        self._has_time_frames = bool(rs.time_frames)
         self._status_rank = {status: rank for rank, status in enumerate(PLAN_STATUSES)}
 
     # -- public API ---------------------------------------------------------------------------
@@ -83,12 +82,14 @@ class Evaluator:
     def escalation_check(self, report: Report) -> JSON:
         """The red-flag screen: as cheap as possible, and always in agreement with assess()."""
         flat = flatten(report)
-        contradictions = self._contradicted(flat)
+        self._read_replaced(flat)
+        contradictions = self._read_safer(flat)
         fired, undecided = self._red_flags(flat)
         level = fired[0].level if fired else _FIRST_LEVEL
         ranked = self._rank_causes(flat)
         complete = not undecided and not contradictions
-        ctx = self._context(flat, level, ranked, complete, fired, undecided)
+        frame = _time_frame(fired)
+        ctx = self._context(flat, level, ranked, complete, fired, undecided, frame)
         stop = self._stop(ctx)
         screen = {
             "rules_version": self.ruleset.version,
@@ -103,8 +104,9 @@ class Evaluator:
                 if path in self._questions
             ],
         }
-        if self._has_time_frames:
-            screen["time_frame"] = _time_frame(fired)
+        if self.ruleset.time_frames:
+            screen["time_frame"] = frame
+        if self.ruleset.contradictions:
             screen["contradictory_answers"] = _contradictory_fields(contradictions)
         return screen
 
@@ -113,7 +115,8 @@ class Evaluator:
         fired_trace: list[JSON] = []
 
         flat = flatten(report)
-        contradictions = self._contradicted(flat)
+        self._read_replaced(flat)
+        contradictions = self._read_safer(flat)
         fired_trace.extend(c.rule.trace for c in contradictions)
         fired, undecided = self._red_flags(flat)
         level = fired[0].level if fired else _FIRST_LEVEL
@@ -134,7 +137,8 @@ class Evaluator:
                 }
             )
 
-        ctx = self._context(flat, level, ranked, complete, fired, undecided)
+        frame = _time_frame(fired)
+        ctx = self._context(flat, level, ranked, complete, fired, undecided, frame)
         stop, stop_rules = self._stop(ctx)
         ctx["assessment.stop_stretching"] = stop
         fired_trace.extend(rule.rule.trace for rule in stop_rules)
@@ -143,6 +147,8 @@ class Evaluator:
         plan, withheld, plan_trace = self._plan(ctx)
         ctx["assessment.has_plan"] = plan is not None
         ctx["assessment.plan_exercises"] = plan["exercise_ids"] if plan else ()
+        if plan:
+            ctx["assessment.plan_status"] = plan["output"]["status"]
 
         recommendations = []
         for evaluate, output, trace in self._recommendations:
@@ -158,8 +164,8 @@ class Evaluator:
             "red_flags": [flag.output for flag in fired],
             "stop_reasons": [rule.output for rule in stop_rules],
         }
-        if self._has_time_frames:
-            triage["time_frame"] = _time_frame(fired)
+        if self.ruleset.time_frames:
+            triage["time_frame"] = frame
         return {
             "rules_version": rs.version,
             "triage": triage,
@@ -207,6 +213,8 @@ class Evaluator:
             ctx["assessment.leading_cause"] = ordered[0]
         ctx["assessment.red_flags"] = ctx["assessment.open_red_flags"] = ()
         stop, stop_rules = self._stop(ctx)
+        # Conditions named by a clinician: the clinician has decided what the plan may hold.
+        ctx["assessment.stop_decided"] = True
         ctx["assessment.stop_stretching"] = stop
         plan, withheld, plan_trace = self._plan(ctx)
         trace = [rule.rule.trace for rule in stop_rules] + plan_trace
@@ -269,20 +277,23 @@ class Evaluator:
             "source": cause.source,
         }
 
-    def _contradicted(self, flat: dict) -> list:
-        """The contradictions in the report; ``flat`` is changed in place to read each of them
-        the safer way, before any red flag is evaluated (and an answer to a field no longer
-        asked is first read as the field that replaced it)."""
+    def _read_replaced(self, flat: dict) -> None:
+        """Read an answer to a field no longer asked as the field that replaced it, unless that
+        one is answered too (in place, on the request's own flat copy)."""
         for old, new, opposite in self.ruleset.replacements:
             if new not in flat and old in flat:
                 flat[new] = (not flat[old]) if opposite else flat[old]
+
+    def _read_safer(self, flat: dict) -> list:
+        """The contradictions in the report, each read the safer way in ``flat`` (in place),
+        before any red flag is evaluated."""
         found = [c for evaluate, c in self._contradictions if evaluate(flat) is True]
         for contradiction in found:
             contradiction.safer(flat)
         return found
 
     def _context(
-        self, flat: Report, level: str, ranked, triage_complete: bool, fired, undecided
+        self, flat: Report, level: str, ranked, triage_complete: bool, fired, undecided, frame
     ) -> JSON:
         """The flat report plus what the triage and ranking derived, for later rules to read."""
         ctx = dict(flat)
@@ -290,8 +301,8 @@ class Evaluator:
         ctx["assessment.triage_complete"] = triage_complete
         ctx["assessment.red_flags"] = [flag.code for flag in fired]
         ctx["assessment.open_red_flags"] = [flag.code for flag in undecided]
-        if fired and fired[0].time_frame is not None:
-            ctx["assessment.time_frame"] = _time_frame(fired)["code"]
+        if frame is not None:
+            ctx["assessment.time_frame"] = frame["code"]
         ctx["assessment.suspected_causes"] = [cause.code for _, cause, _ in ranked]
         ctx["assessment.likely_causes"] = [
             cause.code for score, cause, _ in ranked if score >= self._moderate_min
@@ -300,14 +311,22 @@ class Evaluator:
             ctx["assessment.leading_cause"] = ranked[0][1].code
         return ctx
 
-    def _stop(self, ctx: Report):
-        fired = [rule for evaluate, rule in self._stops if evaluate(ctx) is True]
+    def _stop(self, ctx: dict):
+        """Whether to stop and the rules that say so; ``ctx`` learns whether every stop rule
+        could be decided (an open one holds the plan back in rules that read it)."""
+        fired, decided = [], True
+        for evaluate, rule in self._stops:
+            value = evaluate(ctx)
+            if value is True:
+                fired.append(rule)
+            elif value is None:
+                decided = False
+        ctx["assessment.stop_decided"] = decided
         return bool(fired), fired
 
     def _plan(self, ctx: Report) -> tuple[JSON | None, list[JSON], list[JSON]]:
         """The plan (``{"output": JSON, "exercise_ids": [...]}``) or None when withheld, the
-        reasons it is withheld, and the trace of the plan rules that held."""
-        """The plan, from which plan rules hold for this report.
+        reasons it is withheld, and the trace of the plan rules that held.
 
         The plan depends on the report only through that set of rules, so it is built once per
         distinct set and then reused (at most one entry per combination of plan rules, which is

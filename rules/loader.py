@@ -234,9 +234,34 @@ def load_report_fields(path: Path = REPORT_FIELDS_FILE) -> dict[str, dict[str, A
                     fwhere,
                     "a field not asked any more says what replaced it, and only such a field",
                 )
+            if "replaced_by" in spec:
+                _check_replaced_by(spec["replaced_by"], kind, f"{fwhere}.replaced_by")
             fields[name] = dict(spec)
         sections[section_name] = {"description": section["description"], "fields": fields}
+    _check_replacements(sections, where)
     return sections
+
+
+def _check_replaced_by(raw: Any, kind: str, where: str) -> None:
+    replaced = _mapping(raw, where, ("field", "opposite"))
+    if not isinstance(replaced["opposite"], bool) or (replaced["opposite"] and kind != "boolean"):
+        raise RuleDefinitionError(f"{where}.opposite", "true or false; true only for yes/no")
+
+
+def _check_replacements(sections: Mapping[str, Mapping[str, Any]], where: str) -> None:
+    kinds = {
+        f"{section}.{name}": spec["kind"]
+        for section, body in sections.items()
+        for name, spec in body["fields"].items()
+    }
+    for section, body in sections.items():
+        for name, spec in body["fields"].items():
+            new = spec.get("replaced_by", {}).get("field")
+            if new is not None and kinds.get(new) != spec["kind"]:
+                raise RuleDefinitionError(
+                    f"{where}: {section}.{name}.replaced_by",
+                    f"{new!r} is not a {spec['kind']} field",
+                )
 
 
 def _version(raw: Any, where: str) -> str:
@@ -275,7 +300,7 @@ def replacements_for(
         for name, spec in body["fields"].items():
             if "not_asked_from" in spec and key >= version_key(spec["not_asked_from"]):
                 replaced = spec["replaced_by"]
-                found.append((f"{section}.{name}", replaced["field"], bool(replaced["opposite"])))
+                found.append((f"{section}.{name}", replaced["field"], replaced["opposite"]))
     return tuple(found)
 
 
@@ -336,7 +361,6 @@ class _VersionLoader:
             cited = {"document": "article", "section": section["heading"], "paragraph": paragraph}
             if quoted:
                 cited["quote"] = _text(raw["quote"], f"{where}.quote")
-                self.quotes.append((raw["article"], paragraph, cited["quote"], where))
             return cited
         if "guideline" in raw:
             _mapping(raw, where, ("guideline", *(("recommendation",) if quoted else ())))
@@ -424,7 +448,6 @@ class _VersionLoader:
         self.all_rule_ids: dict[str, str] = {}
         self.cited_paragraphs: set[tuple[str, int]] = set()
         self.cited_guidelines: set[str] = set()
-        self.quotes: list[tuple[str, int, str, str]] = []
         self._load_ruleset()
         self._load_parameters()
 
@@ -445,11 +468,17 @@ class _VersionLoader:
             {
                 **after_triage.fields,
                 "assessment.stop_stretching": {"kind": "boolean", "values": None},
+                # False while a stop rule is undecided (an answer that could stop is missing).
+                "assessment.stop_decided": {"kind": "boolean", "values": None},
             }
         )
         # Advice is decided last and may read the exercise plan.
         after_plan = FieldCatalogue(
-            {**after_stop.fields, "assessment.has_plan": {"kind": "boolean", "values": None}}
+            {
+                **after_stop.fields,
+                "assessment.has_plan": {"kind": "boolean", "values": None},
+                "assessment.plan_status": {"kind": "choice", "values": list(PLAN_STATUSES)},
+            }
         )
 
         self.time_frames = self._load_time_frames()
@@ -472,11 +501,6 @@ class _VersionLoader:
         plan = self._load_prescription(after_stop, exercises)
         questions = questions_for(self.report_sections, self.version)
         replacements = replacements_for(self.report_sections, self.version)
-        for old, new, _ in replacements:
-            if new not in report_fields or report_fields[new]["kind"] != report_fields[old]["kind"]:
-                raise RuleDefinitionError(
-                    f"report_fields.yaml: {old}.replaced_by", f"{new!r} is not a field of its kind"
-                )
         documents = {
             "article": {
                 "title": self.article_title,
@@ -558,7 +582,7 @@ class _VersionLoader:
         later = {
             "time_frames": [frame.output for frame in self.time_frames.values()],
             "contradictions": [c.rule.definition for c in contradictions],
-            "presuppositions": [{"name": name, **p} for name, p in presuppositions.items()],
+            "presuppositions": [{"name": name, **p} for name, p in (presuppositions or {}).items()],
         }
         return {
             **{key: value for key, value in later.items() if value},
@@ -751,7 +775,7 @@ class _VersionLoader:
         frames: dict[str, TimeFrame] = {}
         for rank, item in enumerate(_list(raw, self.where(f))):
             where = self.where(f, item.get("id", rank) if isinstance(item, dict) else rank)
-            _mapping(item, where, ("id", "levels", "text", "source"))
+            _mapping(item, where, ("id", "levels", "when", "text", "source"))
             frame_id = _code(item["id"], f"{where}.id")
             if frame_id in frames:
                 raise RuleDefinitionError(where, f"duplicate time frame {frame_id!r}")
@@ -763,14 +787,15 @@ class _VersionLoader:
                 or len(set(levels)) != len(levels)
             ):
                 raise RuleDefinitionError(f"{where}.levels", f"a list of levels from {LEVELS[1:]}")
+            when, when_used = self.template(item["when"], f"{where}.when")
             text, used = self.template(item["text"], f"{where}.text")
             source = self.source(item["source"], f"{where}.source")
             frames[frame_id] = TimeFrame(
                 frame_id,
                 rank,
                 tuple(levels),
-                {"code": frame_id, "text": text, "source": source},
-                used,
+                {"code": frame_id, "when": when, "text": text, "source": source},
+                {**when_used, **used},
             )
         if not frames:
             raise RuleDefinitionError(self.where(f), "no time frame defined")
@@ -801,7 +826,9 @@ class _VersionLoader:
         found = []
         for i, item in enumerate(_list(raw, self.where(f))):
             where = self.where(f, item.get("id", i) if isinstance(item, dict) else i)
-            _mapping(item, where, ("id", "when", "read_as", "confirm", "question", "why", "source"))
+            _mapping(
+                item, where, ("id", "when", "confirm", "question", "why", "source"), ("read_as",)
+            )
             rule_id = _rule_id(item["id"], where)
             if not rule_id.startswith("contradiction."):
                 raise RuleDefinitionError(
@@ -815,7 +842,12 @@ class _VersionLoader:
                 raise RuleDefinitionError(
                     f"{where}.confirm", "asks to confirm none of the answers that contradict"
                 )
-            read_as = self._read_as(item["read_as"], f"{where}.read_as", catalogue, when)
+            # Without read_as, the rules already act on the worrying answer of the pair.
+            read_as = (
+                self._read_as(item["read_as"], f"{where}.read_as", catalogue, when)
+                if "read_as" in item
+                else ()
+            )
             question, used = self.template(item["question"], f"{where}.question")
             why, why_used = self.template(item["why"], f"{where}.why")
             source = self.source(item["source"], f"{where}.source")
@@ -825,7 +857,12 @@ class _VersionLoader:
                 when,
                 source,
                 {**used, **why_used},
-                {"read_as": item["read_as"], "confirm": confirm, "question": question, "why": why},
+                {
+                    "read_as": item.get("read_as"),
+                    "confirm": confirm,
+                    "question": question,
+                    "why": why,
+                },
                 item["when"],
                 where=where,
             )

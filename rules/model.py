@@ -89,7 +89,9 @@ class Contradiction:
     def safer(self, flat: dict[str, Any]) -> None:
         """Apply the safer reading of the contradicting answers to ``flat``, in place."""
         for path, kind, what in self.read_as:
-            flat[path] = what if kind == "value" else flat.get(what)
+            value = what if kind == "value" else flat.get(what)
+            if value is not None:  # never write "unanswered" as if it were an answer
+                flat[path] = value
 
 
 @dataclass(frozen=True, slots=True)

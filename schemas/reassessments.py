@@ -109,6 +109,10 @@ class AssessmentDifferenceSchema(Schema):
 
     level = _nested(LevelChangeSchema, "The triage level, and which way it moved.")
     stop_stretching = _nested(FlagChangeSchema, "Whether to stop stretching.")
+    time_frame = _nested(
+        CodeChangeSchema,
+        "How soon care is needed (a time frame code; null before rules 2.0.0 or with no red flag).",
+    )
     complete = _nested(FlagChangeSchema, "Whether every red-flag question was answered.")
     red_flags = _nested(CodeSetChangeSchema, "Red flags (codes) that now fire or no longer do.")
     causes = _nested(CodeSetChangeSchema, "Likely causes (condition codes) gained or lost.")
@@ -118,7 +122,10 @@ class AssessmentDifferenceSchema(Schema):
     recommendations = _nested(CodeSetChangeSchema, "Advice (codes) now given or no longer given.")
     triage_changed = fields.Boolean(
         required=True,
-        metadata={"description": "The triage level, the red flags or stop stretching differ."},
+        metadata={
+            "description": "The triage level, the red flags, stop stretching or the time frame "
+            "differ, or the triage is no longer complete."
+        },
     )
     changed = fields.Boolean(
         required=True,

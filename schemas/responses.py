@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from rules import LEVELS
+from rules import LEVELS, load_library
 from rules.loader import CATEGORIES, PHASES
 from rules.model import PLAN_STATUSES
 
@@ -19,7 +19,14 @@ LEVEL = validate.OneOf(LEVELS)
 LIKELIHOODS = ("high", "moderate", "low")
 INTENSITIES = ("normal", "reduced", "pain_free")
 PRIORITIES = ("contradiction", "red_flag", "stop_stretching", "likely_causes")
-TIME_FRAMES = ("now", "today", "within_24_hours", "within_48_hours", "within_two_weeks", "routine")
+# Every time frame a loaded rules version defines, in the order of the newest.
+TIME_FRAMES = tuple(
+    dict.fromkeys(
+        frame.id
+        for evaluator in reversed(list(load_library()))
+        for frame in evaluator.ruleset.time_frames
+    )
+)
 
 
 def _s(description: str, **kwargs) -> fields.String:
@@ -91,7 +98,8 @@ class TimeFrameSchema(Schema):
         "(book an appointment).",
         validate=validate.OneOf(TIME_FRAMES),
     )
-    text = _s("How soon, and where, in plain language.")
+    when = _s('How soon, in a few words ("today", "within 24 hours").')
+    text = _s("What to do and where, in plain language.")
     source = _source()
 
 

@@ -41,7 +41,7 @@ def missing_controls(hazard: dict, known_rules: set[str], known_cases: set[str])
     for test in controls.get("tests", []):
         path, _, name = test.partition("::")
         file = ROOT / path
-        if not file.is_file() or name not in functions_in(file):
+        if not file.is_file() or not name.startswith("test_") or name not in functions_in(file):
             missing.append(f"test {test}")
     missing += [f"case {c!r}" for c in controls.get("cases", []) if c not in known_cases]
     return missing

@@ -75,13 +75,11 @@ def triage_level_text(level_text: Mapping[str, str], triage: Mapping[str, Any]) 
     """The level in words for one assessment. From rules 2.0.0 on each red flag has its own
     time frame, and the text says that one ("Urgent: see a clinician today") rather than the
     level's outer limit, so a record never reads "within 24 hours" beside a flag saying "today"
-    or "within 14 days". The time frame's own text starts with when ("Within 24 hours: ...")."""
+    or "within 14 days"."""
     level = triage["level"]
-    frame = triage.get("time_frame")
-    when, colon, _ = (frame or {}).get("text", "").partition(":")
-    if not colon or level not in ("urgent", "see_professional"):
+    when = (triage.get("time_frame") or {}).get("when")
+    if not when or level not in ("urgent", "see_professional"):
         return level_text[level]
-    when = when.strip().lower()
     if level == "urgent":
         return f"Urgent: see a clinician {when}"
     return f"See a doctor or physical therapist {when}"
@@ -293,9 +291,11 @@ def care_plan(
         notes += [f"Plan status: {reason['reason']}" for reason in plan["status_reasons"]]
         if triage is not None and not triage["complete"]:
             # An open safety screen: the plan may change once the questions are answered, so
-            # an EHR must not take it as one to follow now.
+            # an EHR must not take it as one to follow now. From rules 2.0.0 the plan's own
+            # status (awaiting_safety_answers) says so, with its reason among the notes above.
             status = "draft"
-            notes.append(NOT_YET_NOTE)
+            if plan["status"] != "awaiting_safety_answers":
+                notes.append(NOT_YET_NOTE)
         notes += [f"Stop rule: {rule['text']}" for rule in plan.get("safety", ())]
     stop_reasons = prescription.get("stop_reasons") or (triage or {}).get("stop_reasons") or []
     notes += [f"Stop stretching: {reason['reason']}" for reason in stop_reasons]
@@ -354,11 +354,15 @@ def _red_flag_basis(red_flag: Mapping[str, Any]) -> str:
 
 
 def unanswered_red_flag_questions(assessment: Mapping[str, Any]) -> list[str]:
-    return [
-        item["question"]
-        for item in assessment["missing_information"]
-        if item["priority"] in ("contradiction", "red_flag")
-    ]
+    """The questions that leave the triage incomplete: contradictions to confirm, then open
+    red-flag questions; each once (a contradiction asks one question of several fields)."""
+    return list(
+        dict.fromkeys(
+            item["question"]
+            for item in assessment["missing_information"]
+            if item["priority"] in ("contradiction", "red_flag")
+        )
+    )
 
 
 def risk_assessment(head: RecordHead, assessment: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,9 +374,16 @@ def risk_assessment(head: RecordHead, assessment: Mapping[str, Any]) -> dict[str
     rationale += [f"Stop stretching: {reason['reason']}" for reason in triage["stop_reasons"]]
     if not triage["complete"]:
         rationale.append(
-            "Incomplete: some red-flag questions were not answered, or two answers contradict "
-            "each other (read the safer way), so a more urgent level cannot be ruled out. To "
-            "ask: " + " ".join(unanswered_red_flag_questions(assessment))
+            (
+                "Incomplete: some red-flag questions were not answered, or two answers "
+                "contradict each other (read the safer way), so a more urgent level cannot be "
+                "ruled out. To ask: "
+                if any(m["priority"] == "contradiction" for m in assessment["missing_information"])
+                # Rules 1.0.0 has no contradictions: its records read as they always did.
+                else "Incomplete: some red-flag questions were not answered, so a more urgent "
+                "level cannot be ruled out. Not answered: "
+            )
+            + " ".join(unanswered_red_flag_questions(assessment))
         )
     text = triage_level_text(head.level_text, triage)
     prediction = {

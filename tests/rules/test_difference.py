@@ -63,6 +63,7 @@ def test_identical_assessments_differ_in_nothing():
     assert assessment_difference(one, copy.deepcopy(one)) == {
         "level": {"from": "see_professional", "to": "see_professional", "direction": "unchanged"},
         "stop_stretching": {"from": True, "to": True},
+        "time_frame": {"from": None, "to": None},
         "complete": {"from": True, "to": True},
         "red_flags": NOTHING,
         "causes": NOTHING,
@@ -119,6 +120,20 @@ def test_stop_stretching_alone_changes_the_triage():
     difference = assessment_difference(assessment(stop=False), assessment(stop=True))
     assert difference["stop_stretching"] == {"from": False, "to": True}
     assert difference["triage_changed"] is difference["changed"] is True
+
+
+def test_a_new_time_frame_or_an_incomplete_triage_changes_the_triage():
+    today = {"code": "today", "when": "today", "text": "Today.", "source": {}}
+    weeks = {**today, "code": "within_two_weeks"}
+    before, after = assessment("urgent"), assessment("urgent")
+    before["triage"]["time_frame"], after["triage"]["time_frame"] = today, weeks
+    difference = assessment_difference(before, after)
+    assert difference["time_frame"] == {"from": "today", "to": "within_two_weeks"}
+    assert difference["triage_changed"] is True
+    opened = assessment("urgent")
+    opened["triage"]["complete"] = False
+    assert assessment_difference(assessment("urgent"), opened)["triage_changed"] is True
+    assert assessment_difference(opened, assessment("urgent"))["triage_changed"] is False
 
 
 def test_causes_and_the_leading_one():

@@ -31,6 +31,7 @@ from rules.conditions import (
     IsFalse,
     IsTrue,
     Not,
+    NotTrue,
     OneOf,
     compile_condition,
     flatten,
@@ -202,7 +203,7 @@ def firing_answers(condition) -> list[dict]:
     path = condition.field.path
     if isinstance(condition, IsTrue):
         return [{path: True}]
-    if isinstance(condition, IsFalse):
+    if isinstance(condition, IsFalse | NotTrue):
         return [{path: False}]
     if isinstance(condition, Equals):
         return [{path: condition.value}]

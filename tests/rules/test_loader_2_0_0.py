@@ -212,3 +212,24 @@ def test_every_guideline_citation_of_the_default_rules_names_its_recommendation(
     assert len(cited) > 30
     missing = [s["document"] for s in cited if not s.get("recommendation")]
     assert not missing, sorted(set(missing))
+
+
+@pytest.mark.parametrize(
+    ("replaced_by", "problem"),
+    [
+        ({"field": "pain.persists_at_rest", "opposite": "maybe"}, r"opposite: true or false"),
+        ({"field": "pain.persists_at_rest"}, r"missing key\(s\): opposite"),
+        ({"field": "pain.duration_days", "opposite": True}, r"is not a boolean field"),
+        ("pain.persists_at_rest", r"expected a mapping"),
+    ],
+    ids=["not a boolean", "missing opposite", "another kind", "not a mapping"],
+)
+def test_a_malformed_replacement_stops_the_load_naming_the_field(tmp_path, replaced_by, problem):
+    from rules.loader import REPORT_FIELDS_FILE
+
+    sections = read(REPORT_FIELDS_FILE.parent, REPORT_FIELDS_FILE.name)
+    sections["pain"]["fields"]["subsides_with_rest"]["replaced_by"] = replaced_by
+    write(tmp_path, "report_fields.yaml", sections)
+    with pytest.raises(RuleDefinitionError, match=problem) as raised:
+        load_report_fields(tmp_path / "report_fields.yaml")
+    assert "subsides_with_rest" in str(raised.value)

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rules import LEVELS, load_library, load_report_fields
-from rules.conditions import Condition, IsFalse, IsTrue, NotTrue
+from rules.conditions import Condition, IsFalse, IsTrue, Not, NotTrue
 from tests.rules.test_clinical_cases import ADVICE_TOPICS, CASES, STRETCHES
 
 SECTIONS = load_report_fields()
@@ -48,7 +48,11 @@ PROPERTY = settings(
 # hold time, which is worse when shorter. Age and the other choices have no worrying direction.
 WORRYING_NO = {"pain.subsides_with_rest", "stretching.warmed_up"}
 SHORTER_IS_WORSE = {"stretching.hold_seconds"}
-NO_DIRECTION = {"profile.age"}
+# pain.exercise_induced_calf_pain tells two causes of calf pain apart: "yes" raises the
+# arterial flag and explains calf pain that would otherwise count as a possible clot, so adding
+# it may lower an urgent clot to a see-professional arterial problem (by design: a swollen or
+# tender calf still counts as a clot). It has no single worrying direction.
+NO_DIRECTION = {"profile.age", "pain.exercise_induced_calf_pain"}
 
 CLOT_FLAGS = {
     "possible_deep_vein_thrombosis",
@@ -60,6 +64,13 @@ ARTERIAL_FLAGS = {
     "exercise_induced_calf_pain",
     "pulsating_lump_behind_knee",
 }
+# Advice that tells the person to exercise now (not how to, once they may).
+ENCOURAGING = {
+    "gradual_progression",
+    "keep_consistent",
+    "strength_training",
+    "balance_front_and_back_of_thigh",
+}
 STOP_WORDING = re.compile(r"\bstop stretching\b", re.IGNORECASE)
 # How soon to get care (not how long the pain has lasted): only a time frame's text says it.
 TIME_WORDING = re.compile(
@@ -68,7 +79,9 @@ TIME_WORDING = re.compile(
     re.IGNORECASE,
 )
 # A question about an ability turns "no" into the worrying answer ("Can you stand on it?").
-ABILITY_QUESTION = re.compile(r"^(can|could|are you able to) you?\s*(stand|walk|take|bear|put)")
+ABILITY_QUESTION = re.compile(
+    r"^(?:can you|could you|are you able to)\s+(?:stand|walk|take|bear|put)"
+)
 
 
 def _value(spec) -> st.SearchStrategy:
@@ -237,11 +250,14 @@ def contradictions_in(report, result) -> list[str]:
         found.append(f"{sorted(pressure)} where the arterial supply may be the problem")
     if "compression" in given and (fired | open_flags) & CLOT_FLAGS:
         found.append("compression where a clot is possible")
-    if level == "emergency" and given - {"emergency_care_now", "posture_and_movement"}:
-        extra = given - {"emergency_care_now"}
-        found.append(f"advice beside an emergency: {sorted(extra)}")
+    if level == "emergency" and given - {"emergency_care_now"}:
+        found.append(f"advice beside an emergency: {sorted(given - {'emergency_care_now'})}")
     if given & {"strength_training", "get_technique_checked"} and result["exercise_plan"] is None:
         found.append("exercise advice with no plan")
+    encouraging = given & ENCOURAGING
+    status = (result["exercise_plan"] or {}).get("status")
+    if encouraging and status not in ("ready", "pending_professional_review"):
+        found.append(f"{sorted(encouraging)} with a plan not to be started ({status})")
     frame = triage.get("time_frame")
     frame_text = frame["text"] if frame else ""
     for rec in result["recommendations"]:
@@ -252,52 +268,54 @@ def contradictions_in(report, result) -> list[str]:
     return found
 
 
-def check_presuppositions_hold(result) -> None:
-    """Every presupposition an advice item declares holds in the same answer."""
-    ctx = {
-        "assessment.has_plan": result["exercise_plan"] is not None,
-        "assessment.plan_exercises": [
-            item["exercise_id"] for item in (result["exercise_plan"] or {"items": []})["items"]
-        ],
-        "assessment.stop_stretching": result["triage"]["stop_stretching"],
-        "assessment.level": result["triage"]["level"],
-        "assessment.red_flags": [f["code"] for f in result["triage"]["red_flags"]],
-        "assessment.open_red_flags": sorted(_open_flags(result)),
+def check_presuppositions_hold(report, result) -> None:
+    """Every presupposition an advice item declares holds in the same answer, evaluated from
+    the answer and the report (not from the evaluator's own context)."""
+    plan = result["exercise_plan"]
+    flat = {
+        f"{section}.{name}": value
+        for section, body in report.items()
+        for name, value in body.items()
     }
+    flat.update(
+        {
+            "assessment.has_plan": plan is not None,
+            "assessment.plan_exercises": [
+                i["exercise_id"] for i in (plan or {"items": []})["items"]
+            ],
+            "assessment.stop_stretching": result["triage"]["stop_stretching"],
+            "assessment.level": result["triage"]["level"],
+            "assessment.red_flags": [f["code"] for f in result["triage"]["red_flags"]],
+            "assessment.open_red_flags": sorted(_open_flags(result)),
+        }
+    )
+    if plan is not None:
+        flat["assessment.plan_status"] = plan["status"]
     compiled = _presupposition_conditions()
+    given = {r["code"] for r in result["recommendations"]}
     for rec in RULESET.recommendations:
-        if rec.output["code"] not in {r["code"] for r in result["recommendations"]}:
-            continue
-        for name in rec.rule.definition.get("presupposes", ()):
-            condition = compiled[name]
-            flat = {**ctx, **_report_fields(result)}
-            assert condition.evaluate(flat) is not False, (rec.output["code"], name)
-
-
-_REPORT_BY_ANSWER: dict[int, dict] = {}
-
-
-def _report_fields(result) -> dict:
-    return _REPORT_BY_ANSWER.get(id(result), {})
+        if rec.output["code"] in given:
+            for name in rec.rule.definition.get("presupposes", ()):
+                assert compiled[name].evaluate(flat) is True, (rec.output["code"], name)
 
 
 def _presupposition_conditions() -> dict[str, Condition]:
     from rules.conditions import FieldCatalogue, compile_condition
+    from rules.model import PLAN_STATUSES
 
     fields = {
         path: {"kind": spec["kind"], "values": spec.get("values")} for path, spec in FIELDS.items()
     }
+    codes = [f.code for f in RULESET.red_flags]
     fields.update(
         {
             "assessment.has_plan": {"kind": "boolean", "values": None},
             "assessment.stop_stretching": {"kind": "boolean", "values": None},
             "assessment.plan_exercises": {"kind": "list", "values": list(RULESET.exercises)},
+            "assessment.plan_status": {"kind": "choice", "values": list(PLAN_STATUSES)},
             "assessment.level": {"kind": "choice", "values": list(LEVELS)},
-            "assessment.red_flags": {"kind": "list", "values": [f.code for f in RULESET.red_flags]},
-            "assessment.open_red_flags": {
-                "kind": "list",
-                "values": [f.code for f in RULESET.red_flags],
-            },
+            "assessment.red_flags": {"kind": "list", "values": codes},
+            "assessment.open_red_flags": {"kind": "list", "values": codes},
         }
     )
     catalogue = FieldCatalogue(fields)
@@ -311,15 +329,7 @@ def _presupposition_conditions() -> dict[str, Condition]:
 def _check_advice(report) -> None:
     result = DEFAULT.assess(report)
     assert contradictions_in(report, result) == []
-    _REPORT_BY_ANSWER[id(result)] = {
-        f"{section}.{name}": value
-        for section, body in report.items()
-        for name, value in body.items()
-    }
-    try:
-        check_presuppositions_hold(result)
-    finally:
-        _REPORT_BY_ANSWER.pop(id(result), None)
+    check_presuppositions_hold(report, result)
 
 
 @given(reports())
@@ -366,6 +376,12 @@ def test_every_red_flag_has_a_time_frame_for_its_level_and_says_no_time_itself()
         )
 
 
+def _nodes(condition: Condition):
+    yield condition
+    for child in condition.children():
+        yield from _nodes(child)
+
+
 def _leaves(condition: Condition):
     children = condition.children()
     if not children:
@@ -376,17 +392,33 @@ def _leaves(condition: Condition):
 
 def test_every_yes_no_red_flag_question_is_asked_so_that_yes_is_the_worrying_answer():
     asked = RULESET.questions
+    raising: set[str] = set()  # asked yes/no questions whose "yes" fires a red flag
+    for flag in RULESET.red_flags:
+        assert not any(isinstance(n, Not) for n in _nodes(flag.rule.when)), (
+            f"{flag.rule.id}: a red flag never fires on a negation"
+        )
     for flag in RULESET.red_flags:
         for leaf in _leaves(flag.rule.when):
             if isinstance(leaf, IsTrue | IsFalse | NotTrue) and leaf.field.path in asked:
-                assert isinstance(leaf, IsTrue), (
-                    f"{flag.rule.id} reads {leaf.field.path} with {type(leaf).__name__}: the "
-                    "worrying answer to a red-flag question is yes"
+                # No red flag fires on a "no"; not_true (a "yes" that explains a symptom away,
+                # unanswered counting as no) is allowed for a question another flag reads as yes.
+                assert not isinstance(leaf, IsFalse), (
+                    f"{flag.rule.id} fires on a no to {leaf.field.path}: the worrying answer to "
+                    "a red-flag question is yes"
                 )
+                if isinstance(leaf, IsTrue):
+                    raising.add(leaf.field.path)
                 question = asked[leaf.field.path].question
                 assert question.endswith("?"), question
                 assert "answer true" not in question.lower(), question
                 assert not ABILITY_QUESTION.search(question.lower()), question
+    read_as_not_true = {
+        leaf.field.path
+        for flag in RULESET.red_flags
+        for leaf in _leaves(flag.rule.when)
+        if isinstance(leaf, NotTrue)
+    }
+    assert read_as_not_true <= raising
 
 
 def test_the_wording_check_catches_the_question_rules_1_0_0_asked(library):

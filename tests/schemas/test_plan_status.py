@@ -33,11 +33,17 @@ def test_the_json_plan_and_the_care_plan_agree(case):
     status = plan["status"] if plan else None
     resource = care_plan(HEAD, prescription_from_assessment(assessment), [])
     assert resource["status"] == FHIR_STATUS[status]
-    not_yet = any(note["text"] == NOT_YET_NOTE for note in resource.get("note", ()))
+    notes = [note["text"] for note in resource.get("note", ())]
+    not_yet = any("Not to be started yet" in text for text in notes)
     assert not_yet is (status == "awaiting_safety_answers"), (status, assessment["triage"])
-    # The JSON says "not yet" exactly when the triage is incomplete.
+    assert NOT_YET_NOTE not in notes  # said once, by the plan's own status reason
+    # The JSON says "not yet" exactly when a red-flag or stop question is open or answers
+    # contradict each other.
+    open_stop = any(m["priority"] == "stop_stretching" for m in assessment["missing_information"])
     if plan is not None:
-        assert (status == "awaiting_safety_answers") is (not assessment["triage"]["complete"])
+        assert (status == "awaiting_safety_answers") is (
+            not assessment["triage"]["complete"] or open_stop
+        )
 
 
 def test_every_json_status_has_a_fhir_reading():

@@ -556,6 +556,10 @@ def test_rules_1_0_0_records_keep_the_urgent_time_limit_of_their_version(app, cl
     text = risk["prediction"][0]["outcome"]["text"]
     assert f"within {hours} hours at the latest" in text
     assert "sooner where a red flag says so" in text
+    assert record["triage"]["complete"] is False
+    rationale = risk["prediction"][0]["rationale"]
+    assert "Not answered:" in rationale  # as 1.0.0 records always read
+    assert "contradict" not in rationale
 
 
 def test_a_rules_version_without_the_urgent_time_limit_stops_the_start_up_naming_it():

@@ -90,11 +90,19 @@ def independent_difference(before: dict, after: dict) -> dict:
         codes(plan(before)["items"], "exercise_id"), codes(plan(after)["items"], "exercise_id")
     )
     stop = {"from": before["triage"]["stop_stretching"], "to": after["triage"]["stop_stretching"]}
+
+    def frame(one):
+        found = one["triage"].get("time_frame")
+        return found["code"] if found else None
+
+    complete = {"from": before["triage"]["complete"], "to": after["triage"]["complete"]}
     triage_changed = bool(
         level_from != level_to
         or red_flags["added"]
         or red_flags["removed"]
         or stop["from"] != stop["to"]
+        or frame(before) != frame(after)
+        or (complete["from"] and not complete["to"])
     )
     return {
         "level": {
@@ -103,7 +111,8 @@ def independent_difference(before: dict, after: dict) -> dict:
             "direction": "raised" if rank > 0 else "lowered" if rank < 0 else "unchanged",
         },
         "stop_stretching": stop,
-        "complete": {"from": before["triage"]["complete"], "to": after["triage"]["complete"]},
+        "time_frame": {"from": frame(before), "to": frame(after)},
+        "complete": complete,
         "red_flags": red_flags,
         "causes": causes,
         "leading_cause": {"from": lead(before), "to": lead(after)},
