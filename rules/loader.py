@@ -550,42 +550,28 @@ class _VersionLoader:
             documents=documents,
             digest=self._digest(),
             document=self._document(
-                red_flags,
-                stop_rules,
-                causes,
-                recommendations,
-                exercises,
-                plan,
-                documents,
-                contradictions,
-                presuppositions or {},
-            ),
+                red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+            )
+            | self._later_document(contradictions, presuppositions),
             cited_paragraphs=frozenset(self.cited_paragraphs),
         )
 
-    def _document(
-        self,
-        red_flags,
-        stop_rules,
-        causes,
-        recommendations,
-        exercises,
-        plan,
-        documents,
-        contradictions=(),
-        presuppositions=None,
-    ) -> dict[str, Any]:
-        """The rule set as served by GET /v1/rules/{version}: every rule with its condition,
-        parameters and source, exactly as loaded."""
-        # What only rules 2.0.0 and later have is served only when present, so that an older
-        # version's document stays as it was released.
+    def _later_document(self, contradictions, presuppositions) -> dict[str, Any]:
+        """What only rules 2.0.0 and later have, served only when present, so that an older
+        version's document stays as it was released."""
         later = {
             "time_frames": [frame.output for frame in self.time_frames.values()],
             "contradictions": [c.rule.definition for c in contradictions],
-            "presuppositions": [{"name": name, **p} for name, p in (presuppositions or {}).items()],
+            "presuppositions": [{"name": name, **p} for name, p in presuppositions.items()],
         }
+        return {key: value for key, value in later.items() if value}
+
+    def _document(
+        self, red_flags, stop_rules, causes, recommendations, exercises, plan, documents
+    ) -> dict[str, Any]:
+        """The rule set as served by GET /v1/rules/{version}: every rule with its condition,
+        parameters and source, exactly as loaded."""
         return {
-            **{key: value for key, value in later.items() if value},
             "version": self.version,
             "released": self.released,
             "summary": self.summary,

@@ -143,15 +143,21 @@ def test_a_reworded_question_keeps_its_old_wording_for_older_versions():
 # --- citations say what they cite -----------------------------------------------------------------
 
 
-def _sources(node: Any):
+def _mappings(node: Any, keep):
+    """Every mapping inside ``node`` (depth first) for which ``keep`` holds."""
     if isinstance(node, dict):
-        if node.get("document") == "article" and "paragraph" in node:
+        if keep(node):
             yield node
         for value in node.values():
-            yield from _sources(value)
+            yield from _mappings(value, keep)
     elif isinstance(node, list):
         for value in node:
-            yield from _sources(value)
+            yield from _mappings(value, keep)
+
+
+def _sources(node: Any):
+    """The article citations in ``node``."""
+    return _mappings(node, lambda m: m.get("document") == "article" and "paragraph" in m)
 
 
 def _paragraphs(text: str) -> dict[tuple[str, int], str]:
@@ -197,18 +203,9 @@ def test_a_quote_that_is_not_in_its_paragraph_is_found():
 
 
 def test_every_guideline_citation_of_the_default_rules_names_its_recommendation(library):
-    def guideline_sources(node):
-        if isinstance(node, dict):
-            if "url" in node and "document" in node:
-                yield node
-            for value in node.values():
-                yield from guideline_sources(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from guideline_sources(value)
-
     document = library.get().ruleset.document
-    cited = [s for s in guideline_sources({k: v for k, v in document.items() if k != "documents"})]
+    rules = {key: value for key, value in document.items() if key != "documents"}
+    cited = list(_mappings(rules, lambda m: "url" in m and "document" in m))
     assert len(cited) > 30
     missing = [s["document"] for s in cited if not s.get("recommendation")]
     assert not missing, sorted(set(missing))
