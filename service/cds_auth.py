@@ -173,5 +173,7 @@ class TokenVerifier:
             raise CdsAuthenticationError("The token lives longer than five minutes.")
         if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:
             raise CdsAuthenticationError("The token's jti must be a string of 1-255 characters.")
-        expires = datetime.fromtimestamp(claims["exp"], UTC)
-        return CdsCaller(client, claims["jti"]), expires
+        # The token is accepted until exp plus the leeway, so its use must be remembered at
+        # least that long: forgetting it at exp would let it be replayed for the leeway.
+        accepted_until = datetime.fromtimestamp(claims["exp"] + self._leeway, UTC)
+        return CdsCaller(client, claims["jti"]), accepted_until

@@ -29,8 +29,9 @@ class CdsStore:
 
     @translate_unavailable
     def use_token(self, issuer: str, jti: str, expires_at: datetime) -> bool:
-        """Record a token id as used; False if it was used before (a replay). Ids of expired
-        tokens are forgotten: an expired token is refused for its expiry anyway."""
+        """Record a token id as used; False if it was used before (a replay). ``expires_at``
+        is when the token stops being accepted (its exp plus the verifier's leeway): only ids
+        past that moment are forgotten, since such a token is refused for its expiry anyway."""
         now = datetime.now(UTC)
         try:
             with self._storage.transaction() as connection:

@@ -534,6 +534,39 @@ def test_a_replayed_token_is_a_401(cds, questionnaire):
     assert "used before" in replay.get_json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "expired_seconds_ago",
+    [-120, -1, 0, 1, 10, 20, 28],
+    ids=lambda s: f"exp {s} s ago",
+)
+def test_a_used_token_cannot_be_replayed_at_any_moment_of_its_leeway(
+    cds, cds_app, questionnaire, expired_seconds_ago
+):
+    """A token is accepted until exp plus the leeway (30 s); its use is remembered as long, so
+    a replay is refused whether it comes before exp or inside the leeway after it."""
+    leeway = cds_app.config["CDS_TOKEN_LEEWAY_SECONDS"]
+    assert expired_seconds_ago < leeway - 1  # still accepted once, with a second to spare
+    now = int(time.time())
+    exp = now - expired_seconds_ago
+    token = ES384.token(iat=exp - 200, exp=exp)
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    assert call(cds, body, token).status_code == 200
+    other = hook_request(patient_id="pat-replayed")  # any body: the token is what is replayed
+    replay = call(cds, other, token)
+    assert replay.status_code == 401
+    assert "used before" in replay.get_json()["detail"]
+
+
+def test_a_token_past_its_leeway_is_refused_as_expired(cds, cds_app, questionnaire):
+    leeway = cds_app.config["CDS_TOKEN_LEEWAY_SECONDS"]
+    exp = int(time.time()) - leeway - 2
+    token = ES384.token(iat=exp - 200, exp=exp)
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    response = call(cds, body, token)
+    assert response.status_code == 401
+    assert "expired" in response.get_json()["detail"]
+
+
 def test_without_configured_clients_every_call_is_a_401(client):
     app_client = client  # an app with no CDS client configured
     response = app_client.post(f"/cds-services/{SERVICE}", json=hook_request(),
