@@ -27,7 +27,12 @@ from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.fhir.outcome import operation_outcome
 from schemas.responses import ProblemSchema
 from service.observability import observe_database_error
-from service.storage import IdempotencyKeyReused, PartOfAssessment, StorageUnavailable
+from service.storage import (
+    IdempotencyKeyErased,
+    IdempotencyKeyReused,
+    PartOfAssessment,
+    StorageUnavailable,
+)
 from service.storage.records import AssessmentNotFound, InvalidCursor
 
 log = logging.getLogger("popliteal")
@@ -38,6 +43,7 @@ UNKNOWN_VERSION_PROBLEM = "urn:popliteal:problem:unknown-rules-version"
 UNKNOWN_CODE_PROBLEM = "urn:popliteal:problem:unknown-code"
 STORAGE_UNAVAILABLE_PROBLEM = "urn:popliteal:problem:storage-unavailable"
 IDEMPOTENCY_KEY_REUSED_PROBLEM = "urn:popliteal:problem:idempotency-key-reused"
+IDEMPOTENCY_KEY_ERASED_PROBLEM = "urn:popliteal:problem:idempotency-key-erased"
 RATE_LIMITED_PROBLEM = "urn:popliteal:problem:rate-limited"
 
 _DETAILS = {
@@ -47,6 +53,10 @@ _DETAILS = {
     405: "This address does not accept this method; see the Allow header.",
     413: "The request body is larger than this service accepts.",
     409: "The request conflicts with the state of the resource.",
+    410: (
+        "The Idempotency-Key belonged to a record that has been erased; nothing was stored. "
+        "Send a new key to store a new record."
+    ),
     415: "Send the body as JSON with Content-Type: application/json.",
     422: "The request is well-formed JSON but some fields are invalid; see errors.",
     429: "Too many requests for this API key; retry after the Retry-After header's seconds.",
@@ -362,6 +372,17 @@ def register_error_handlers(app: Flask) -> None:
             type_=IDEMPOTENCY_KEY_REUSED_PROBLEM,
             title="Idempotency-Key reused",
             errors={"Idempotency-Key": ["Already used with a different request."]},
+        )
+
+    @app.errorhandler(IdempotencyKeyErased)
+    def idempotency_key_erased(error: IdempotencyKeyErased):
+        return problem(
+            410,
+            "The record this Idempotency-Key stored has been erased, so a retry will not store "
+            "it again. Nothing was stored. To store a new record, send a new key.",
+            type_=IDEMPOTENCY_KEY_ERASED_PROBLEM,
+            title="Record erased",
+            errors={"Idempotency-Key": ["Its record has been erased."]},
         )
 
     @app.errorhandler(MalformedIdempotencyKey)

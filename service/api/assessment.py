@@ -81,7 +81,8 @@ IDEMPOTENCY_PARAMETER = {
     "description": (
         "Makes a retry safe: the same key with the same body returns the first result (201, "
         "with Idempotent-Replayed: true) without storing a second record; the same key with "
-        "another body is a 422. Keys are per tenant and kept as long as the record."
+        "another body is a 422; the key of an erased record is a 410 (nothing stored again). "
+        "Keys are per tenant."
     ),
     "example": "5f1c7d3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f",
 }
@@ -183,7 +184,7 @@ def assess_report(report: dict) -> tuple[dict, dict]:
 
 @blp.route("/assess", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
+    problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS),
     blp.doc(
         requestBody=_report_body_doc(
             "AssessRequest",
@@ -268,7 +269,7 @@ def escalation_check():
 
 @blp.route("/exercise-prescriptions", methods=["POST"])
 @documented(
-    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
+    problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS),
     blp.doc(
         requestBody={
             "required": True,

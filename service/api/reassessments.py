@@ -124,7 +124,7 @@ def reassessment(
     headers=LOCATION_HEADERS,
 )
 @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
-@problem_responses(blp, 400, 404, 409, 413, 415, 422, *V1_ERRORS)
+@problem_responses(blp, 400, 404, 409, 410, 413, 415, 422, *V1_ERRORS)
 def reassess(body, assessment_id):
     """Reassess a stored assessment under another rules version
 

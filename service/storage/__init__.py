@@ -10,6 +10,7 @@ from __future__ import annotations
 from service.storage.database import Storage, StorageUnavailable
 from service.storage.keys import ApiKeyInfo, Principal
 from service.storage.records import (
+    IdempotencyKeyErased,
     IdempotencyKeyReused,
     NewRecord,
     PartOfAssessment,
@@ -20,6 +21,7 @@ from service.storage.records import (
 
 __all__ = [
     "ApiKeyInfo",
+    "IdempotencyKeyErased",
     "IdempotencyKeyReused",
     "NewRecord",
     "PartOfAssessment",

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from service.storage.database import translate_unavailable
-from service.storage.tables import erasures, records
+from service.storage.keys import hash_key
+from service.storage.tables import erased_idempotency_keys, erasures, records
 
 if TYPE_CHECKING:
     from service.storage.database import Storage
@@ -33,6 +34,11 @@ KINDS = (ASSESSMENT, EXERCISE_PRESCRIPTION)
 
 class IdempotencyKeyReused(Exception):
     """The Idempotency-Key was first used with another request (method, path or body)."""
+
+
+class IdempotencyKeyErased(Exception):
+    """The Idempotency-Key belonged to a record that was erased: a retry must not store the
+    erased data again."""
 
 
 class PartOfAssessment(Exception):
@@ -245,6 +251,8 @@ class RecordStore:
         for attempt in range(2):
             try:
                 with self._storage.transaction() as connection:
+                    if idempotency_key is not None:
+                        _refuse_erased_key(connection, tenant_id, idempotency_key)
                     # One statement for all the rows: one round trip.
                     connection.execute(sa.insert(records), rows)
                 break
@@ -425,6 +433,7 @@ class RecordStore:
             if row.assessment_id is not None:
                 raise PartOfAssessment(row.assessment_id)
             derived = _derived_from(connection, tenant_id, record_id)
+            _remember_erased_keys(connection, tenant_id, [record_id, *derived])
             for chunk in _chunks(derived):
                 connection.execute(
                     sa.delete(records).where(
@@ -479,3 +488,33 @@ def _derived_from(connection, tenant_id: int, record_id: str) -> list[str]:
         seen.update(frontier)
         found += frontier
     return found
+
+
+def _refuse_erased_key(connection, tenant_id: int, key: str) -> None:
+    erased = connection.execute(
+        sa.select(erased_idempotency_keys.c.erased_at).where(
+            erased_idempotency_keys.c.tenant_id == tenant_id,
+            erased_idempotency_keys.c.key_hash == hash_key(key),
+        )
+    ).first()
+    if erased is not None:
+        raise IdempotencyKeyErased()
+
+
+def _remember_erased_keys(connection, tenant_id: int, record_ids: list[str]) -> None:
+    """Keep the hashes of the Idempotency-Keys of records about to be erased."""
+    keys: list[str] = []
+    for chunk in _chunks(record_ids):
+        keys += connection.execute(
+            sa.select(records.c.idempotency_key).where(
+                records.c.tenant_id == tenant_id,
+                records.c.id.in_(chunk),
+                records.c.idempotency_key.is_not(None),
+            )
+        ).scalars()
+    if keys:
+        now = datetime.now(UTC)
+        connection.execute(
+            sa.insert(erased_idempotency_keys),
+            [{"tenant_id": tenant_id, "key_hash": hash_key(key), "erased_at": now} for key in keys],
+        )

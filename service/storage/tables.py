@@ -144,6 +144,17 @@ erasures = Table(
     Column("erased_at", UTCDateTime, nullable=False),
 )
 
+# The Idempotency-Keys of erased records, as hashes (a key says nothing of the record, but it is
+# the client's text): a retry with such a key is refused as erased instead of storing the
+# erased data again.
+erased_idempotency_keys = Table(
+    "erased_idempotency_keys",
+    metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id"), primary_key=True),
+    Column("key_hash", String(64), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
+
 # CDS Hooks: the ids (jti) of client tokens already used, kept until the token expires, so a
 # captured token cannot be replayed; and what clinicians did with the cards.
 cds_token_uses = Table(

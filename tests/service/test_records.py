@@ -393,6 +393,42 @@ def test_the_same_key_with_another_body_is_a_422_and_writes_nothing(stored_app, 
     assert len(rows(stored_app, tenant_id=tenant.principal.tenant_id)) == 2
 
 
+def test_a_retry_with_the_key_of_an_erased_record_is_a_410_and_stores_nothing(
+    stored_app, new_tenant
+):
+    tenant = new_tenant()
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = assess(tenant, headers=key, subject=SUBJECT)
+    assert first.status_code == 201
+    erased = tenant.client.delete(first.headers["Location"])
+    assert erased.status_code == 204
+    for body_is_the_same in (True, False):
+        report = REPORT if body_is_the_same else examples.POSSIBLE_DVT
+        retry = assess(tenant, report, headers=key, subject=SUBJECT)
+        assert retry.status_code == 410
+        assert retry.mimetype == "application/problem+json"
+        assert retry.get_json()["type"].endswith("idempotency-key-erased")
+    other = tenant.client.post("/v1/exercise-prescriptions", json={"report": REPORT}, headers=key)
+    assert other.status_code == 410
+    assert rows(stored_app, tenant_id=tenant.principal.tenant_id) == []
+    # Another tenant's same key is its own.
+    assert assess(new_tenant(), headers=key).status_code == 201
+
+
+def test_the_key_of_a_record_erased_with_its_original_is_a_410(stored_app, new_tenant):
+    tenant = new_tenant()
+    original = assess(tenant).get_json()
+    key = {"Idempotency-Key": "prescription-from-it"}
+    made = tenant.client.post(
+        "/v1/exercise-prescriptions", json={"assessment_id": original["id"]}, headers=key
+    )
+    assert made.status_code == 201
+    assert tenant.client.delete(f"/v1/assessments/{original['id']}").status_code == 204
+    again = tenant.client.post("/v1/exercise-prescriptions", json={"report": REPORT}, headers=key)
+    assert again.status_code == 410
+    assert rows(stored_app, tenant_id=tenant.principal.tenant_id) == []
+
+
 def test_keys_belong_to_a_tenant(new_tenant):
     one, other = new_tenant(), new_tenant()
     key = {"Idempotency-Key": "shared-looking-key"}
