@@ -9,6 +9,7 @@ most punctuation are refused, so a name typed into the value is refused too.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from marshmallow import (
     Schema,
@@ -61,6 +62,14 @@ def _check(predicate, message: str):
             raise ValidationError(message)
 
     return validator
+
+
+def in_utc_range(value: datetime) -> None:
+    """A time that exists in UTC (0001-01-01T00:00+14:00 does not: it is before year 1)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("This time is out of range once converted to UTC.") from None
 
 
 class SubjectSchema(StrictSchema):
@@ -130,10 +139,12 @@ class RecordListQuerySchema(Schema):
         },
     )
     created_after = fields.AwareDateTime(
-        metadata={"description": "Only records created at or after this time (ISO 8601, zone)."}
+        validate=in_utc_range,
+        metadata={"description": "Only records created at or after this time (ISO 8601, zone)."},
     )
     created_before = fields.AwareDateTime(
-        metadata={"description": "Only records created before this time (ISO 8601, zone)."}
+        validate=in_utc_range,
+        metadata={"description": "Only records created before this time (ISO 8601, zone)."},
     )
     limit = fields.Integer(
         load_default=20,

@@ -169,6 +169,12 @@ class TokenVerifier:
             raise CdsAuthenticationError("The token's signature does not verify.") from None
         except jwt.PyJWTError as error:
             raise CdsAuthenticationError(f"The token is not valid: {error}.") from None
+        except (TypeError, ValueError):
+            # PyJWT raises these when the alg names a key type other than the key's (an RSA
+            # algorithm with an EC key): a forged or broken token, never a server error.
+            raise CdsAuthenticationError(
+                "The token's alg does not fit the key its kid names."
+            ) from None
         if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS + self._leeway:
             raise CdsAuthenticationError("The token lives longer than five minutes.")
         if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:

@@ -193,8 +193,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(created)
         if when.tzinfo is None or not isinstance(record_id, str):
             raise ValueError
-        return when, record_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        return when.astimezone(UTC), record_id  # a time before year 1 in UTC overflows here
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise InvalidCursor("This cursor was not issued by this service.") from None
 
 

@@ -557,6 +557,18 @@ def test_a_used_token_cannot_be_replayed_at_any_moment_of_its_leeway(
     assert "used before" in replay.get_json()["detail"]
 
 
+def test_a_token_whose_alg_does_not_fit_the_key_its_kid_names_is_a_401(cds, questionnaire):
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "client-app", "aud": ENDPOINT, "iat": now,
+              "exp": now + 60, "jti": str(uuid.uuid4())}  # fmt: skip
+    # Signed RS384 with the RSA key, but naming the client's EC key.
+    token = jwt.encode(claims, RS384.private, algorithm="RS384", headers={"kid": ES384.kid})
+    body = hook_request(prefetch={"intake": intake_for(questionnaire, examples.MINIMAL)})
+    response = call(cds, body, token)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+
+
 def test_a_token_past_its_leeway_is_refused_as_expired(cds, cds_app, questionnaire):
     leeway = cds_app.config["CDS_TOKEN_LEEWAY_SECONDS"]
     exp = int(time.time()) - leeway - 2

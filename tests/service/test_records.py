@@ -4,6 +4,7 @@ tenants that never see each other's records."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -560,3 +561,19 @@ def test_an_assessment_erased_while_a_prescription_is_made_from_it_is_a_422(
         "assessment_id": ["No assessment of yours has this id."]
     }
     assert rows(stored_app, tenant_id=tenant.principal.tenant_id) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "created_after=0001-01-01T00:00:00%2B14:00",
+        "created_before=0001-01-01T00:00:00%2B00:01",
+        "cursor="
+        + base64.urlsafe_b64encode(b'["0001-01-01T00:00:00+14:00","x"]').decode().rstrip("="),
+    ],
+    ids=["created_after before year one in UTC", "created_before likewise", "a cursor likewise"],
+)
+def test_a_time_out_of_range_in_utc_is_a_4xx_not_a_500(new_tenant, query):
+    response = new_tenant().client.get(f"/v1/assessments?{query}")
+    assert response.status_code in (400, 422), response.get_json()
+    assert response.mimetype == "application/problem+json"
