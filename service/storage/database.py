@@ -114,6 +114,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # a committed record survives a power cut.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten with zeros, so an erased record leaves nothing in the
+    # database file's free pages (some SQLite builds do this by default; not all).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -151,6 +154,16 @@ class Storage:
     def reading(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             yield connection
+
+    def scrub_after_erasure(self) -> None:
+        """After an erasure has committed: on SQLite, copy the write-ahead log into the
+        database (whose freed pages secure_delete has zeroed) and truncate it, so the erased
+        rows do not stay in the log file. PostgreSQL keeps dead row versions until VACUUM
+        (see the README's Erasure section); nothing is done for it here."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def upgrade(self, revision: str = "head") -> None:
         with self._migration_engine() as engine:

@@ -22,7 +22,7 @@ from sqlalchemy import exc
 
 from service.storage.database import translate_unavailable
 from service.storage.keys import hash_key
-from service.storage.tables import erased_idempotency_keys, erasures, records
+from service.storage.tables import cds_feedback, erased_idempotency_keys, erasures, records
 
 if TYPE_CHECKING:
     from service.storage.database import Storage
@@ -434,6 +434,7 @@ class RecordStore:
                 raise PartOfAssessment(row.assessment_id)
             derived = _derived_from(connection, tenant_id, record_id)
             _remember_erased_keys(connection, tenant_id, [record_id, *derived])
+            _erase_feedback(connection, tenant_id, [record_id, *derived])
             for chunk in _chunks(derived):
                 connection.execute(
                     sa.delete(records).where(
@@ -455,6 +456,7 @@ class RecordStore:
                     erased_at=datetime.now(UTC),
                 )
             )
+        self._storage.scrub_after_erasure()
         return True
 
 
@@ -517,4 +519,15 @@ def _remember_erased_keys(connection, tenant_id: int, record_ids: list[str]) -> 
         connection.execute(
             sa.insert(erased_idempotency_keys),
             [{"tenant_id": tenant_id, "key_hash": hash_key(key), "erased_at": now} for key in keys],
+        )
+
+
+def _erase_feedback(connection, tenant_id: int, record_ids: list[str]) -> None:
+    """CDS feedback on the cards of erased records: a card's id is its assessment's id, and
+    feedback can carry a clinician's comment about the patient."""
+    for chunk in _chunks(record_ids):
+        connection.execute(
+            sa.delete(cds_feedback).where(
+                cds_feedback.c.tenant_id == tenant_id, cds_feedback.c.card_id.in_(chunk)
+            )
         )
