@@ -37,6 +37,7 @@ from service.hygiene import install_cors, install_security_headers, parse_origin
 from service.limits import install_rate_limits
 from service.logs import REQUEST_ID
 from service.observability import install_request_observation
+from service.pseudonyms import Pseudonymizer
 from service.storage import Storage
 
 JSON_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
@@ -73,6 +74,17 @@ def create_app(config: type[Config] | None = None) -> Flask:
         app.config["CDS_TOKEN_LEEWAY_SECONDS"],
     )
 
+    pseudonymizer = None
+    if cds_verifier.configured:
+        secret = app.config["CDS_SUBJECT_SECRET"]
+        try:
+            pseudonymizer = Pseudonymizer(secret or "")
+        except ValueError as error:
+            raise RuntimeError(
+                f"POPLITEAL_CDS_SUBJECT_SECRET: CDS clients are configured, so {error} (patients' "
+                "identifiers are stored only as keyed hashes)"
+            ) from None
+
     # The intake Questionnaire and its response reader are built once, here.
     response_reader()
 
@@ -82,6 +94,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
         "api": api,
         "storage": storage,
         "cds_verifier": cds_verifier,
+        "pseudonymizer": pseudonymizer,
     }
     register_error_handlers(app)
     register_commands(app)

@@ -79,6 +79,9 @@ class Config:
     # service calls answer 401 (discovery still works).
     CDS_BASE_URL = (os.environ.get("POPLITEAL_CDS_BASE_URL") or "").rstrip("/") or None
     CDS_CLIENTS_FILE = os.environ.get("POPLITEAL_CDS_CLIENTS") or None
+    # The per-deployment secret (32 characters or more) that turns a CDS patient's real
+    # identifiers into the pseudonyms stored with its records. Required with CDS clients.
+    CDS_SUBJECT_SECRET = os.environ.get("POPLITEAL_CDS_SUBJECT_SECRET") or None
     # Clock skew tolerated on a token's exp and iat, in seconds.
     CDS_TOKEN_LEEWAY_SECONDS = _number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
 

@@ -242,7 +242,8 @@ def _authored(response: dict[str, Any]) -> datetime:
 
 def _subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subject]:
     """Who the patient is for our records, most specific first: the response's own subject
-    identifier, the Patient's identifiers, and the patient's id on the client's FHIR server."""
+    identifier, the Patient's identifiers, and the patient's id on the client's FHIR server,
+    each as its keyed-hash pseudonym (service.pseudonyms)."""
     found: list[Subject] = []
     if intake and isinstance(intake.get("subject"), dict):
         identifier = intake["subject"].get("identifier")
@@ -255,8 +256,9 @@ def _subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subje
         found.append(
             Subject(f"{body['fhirServer'].rstrip('/')}/Patient", body["context"]["patientId"])
         )
-    subjects = [s for s in found if s is not None]
-    return list(dict.fromkeys(subjects))
+    # Only pseudonyms leave this function: the real identifiers are never stored or logged.
+    pseudonymous = current_app.extensions["popliteal"]["pseudonymizer"].subject
+    return list(dict.fromkeys(pseudonymous(s) for s in found if s is not None))
 
 
 def _subject(identifier: dict[str, Any]) -> Subject | None:

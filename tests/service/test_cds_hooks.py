@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rules import load_library
@@ -25,6 +26,7 @@ from service.api.cds_hooks import _summary
 from service.fhir import level_text
 from service.records import timestamp
 from service.storage.records import ASSESSMENT
+from service.storage.tables import records
 from tests.conftest import app_config
 from tests.service.fhir_client import answer_questionnaire, answers_from_report, validate
 
@@ -64,6 +66,7 @@ class Signer:
                           headers={"kid": self.kid, "typ": "JWT"})  # fmt: skip
 
 
+SUBJECT_SECRET = "a-test-deployment-secret-of-at-least-32-chars"
 ES384 = Signer("ES384", "ehr-es384")
 RS384 = Signer("RS384", "ehr-rs384")
 STRANGER = Signer("ES384", "ehr-es384")  # same kid, a key the service does not trust
@@ -111,6 +114,7 @@ def cds_app(tmp_path_factory, sqlite_database):
             DATABASE_URL=sqlite_database,
             CDS_BASE_URL=BASE_URL,
             CDS_CLIENTS_FILE=str(folder / "clients.json"),
+            CDS_SUBJECT_SECRET=SUBJECT_SECRET,
         )
     )
     app.extensions["popliteal"]["storage"].upgrade()
@@ -661,6 +665,52 @@ def test_an_unreadable_jwk_set_file_stops_the_start_up_naming_it(tmp_path, sqlit
     clients = {"clients": [{"issuer": ISSUER, "tenant": "t", "jwks_file": "jwks.json"}]}
     (tmp_path / "clients.json").write_text(json.dumps(clients))
     config = app_config(DATABASE_URL=sqlite_database, CDS_BASE_URL=BASE_URL,
-                        CDS_CLIENTS_FILE=str(tmp_path / "clients.json"))  # fmt: skip
+                        CDS_CLIENTS_FILE=str(tmp_path / "clients.json"),
+                        CDS_SUBJECT_SECRET=SUBJECT_SECRET)  # fmt: skip
     with pytest.raises(RuntimeError, match=r"jwks\.json"):
         create_app(config)
+
+
+@pytest.mark.parametrize("secret", [None, "too-short"])
+def test_cds_clients_without_a_long_subject_secret_stop_the_start_up_naming_it(
+    tmp_path, sqlite_database, secret
+):
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [ES384.jwk]}))
+    clients = {"clients": [{"issuer": ISSUER, "tenant": "t", "jwks_file": "jwks.json"}]}
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    config = app_config(DATABASE_URL=sqlite_database, CDS_BASE_URL=BASE_URL,
+                        CDS_CLIENTS_FILE=str(tmp_path / "clients.json"),
+                        CDS_SUBJECT_SECRET=secret)  # fmt: skip
+    with pytest.raises(RuntimeError, match="POPLITEAL_CDS_SUBJECT_SECRET"):
+        create_app(config)
+
+
+def test_a_patients_real_identifiers_are_never_stored_only_their_keyed_hash(
+    cds, cds_app, questionnaire
+):
+    ssn = f"078-05-{uuid.uuid4().int % 10000:04d}"
+    named = f"SMITH-JOHN-{uuid.uuid4().hex[:8]}"
+    identifiers = [
+        {"system": "http://hl7.org/fhir/sid/us-ssn", "value": ssn},
+        {"system": "https://hospital.test/names", "value": named},
+    ]
+    person = {"resourceType": "Patient", "id": "pat-ssn", "identifier": identifiers}
+    intake = intake_for(questionnaire, examples.MINIMAL, patient_id="pat-ssn")
+    first = call(cds, hook_request("pat-ssn", {"intake": intake, "patient": person}))
+    assert first.status_code == 200
+    storage = cds_app.extensions["popliteal"]["storage"]
+    with storage.reading() as connection:
+        stored = connection.execute(
+            sa.select(records.c.subject_system, records.c.subject_value)
+        ).all()
+    everything = repr(stored) + first.get_data(as_text=True)
+    assert ssn not in everything
+    assert named not in everything
+    assert "pat-ssn" not in repr(stored)  # the FHIR server's patient id is a pseudonym too
+    assert {row.subject_system for row in stored if row.subject_system} == {
+        "urn:popliteal:cds-patient"
+    }
+    # The same patient is found again by the same pseudonym, without an intake.
+    again = call(cds, hook_request("pat-ssn", {"patient": person, "intake": None}))
+    assert again.status_code == 200
+    assert again.get_json()["cards"][0]["uuid"] == first.get_json()["cards"][0]["uuid"]
