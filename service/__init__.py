@@ -69,7 +69,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
     # CDS clients are read at start-up: a defective clients file stops the service here.
     cds_verifier = TokenVerifier(
-        load_clients(app.config["CDS_CLIENTS_FILE"]),
+        load_clients(app.config["CDS_CLIENTS_FILE"], app.config["CDS_ALLOW_LOCAL_JWKS"]),
         app.config["CDS_BASE_URL"],
         app.config["CDS_TOKEN_LEEWAY_SECONDS"],
     )

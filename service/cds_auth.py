@@ -10,12 +10,14 @@ the check holds across workers).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -45,7 +47,38 @@ class CdsCaller:
     jti: str
 
 
-def load_clients(path: str | None) -> dict[str, CdsClient]:
+def jwks_url_problem(url: str, allow_local: bool = False) -> str | None:
+    """Why a JWK Set address is refused, or None. The address is parsed, not prefix-matched
+    (http://localhost.evil.example/ is not local), must be https, and may not name a loopback,
+    link-local or private address (the service must not be made to call its own network)
+    unless ``allow_local`` (for tests, which serve keys on loopback over http)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if not host:
+        return "has no host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    local = (
+        host == "localhost"
+        or host.endswith(".localhost")
+        or (
+            address is not None
+            and (address.is_loopback or address.is_link_local or address.is_private)
+        )
+    )
+    if local:
+        return None if allow_local else "names a local or private address"
+    if parts.scheme != "https":
+        return "must be https"
+    return None
+
+
+def load_clients(path: str | None, allow_local_jwks: bool = False) -> dict[str, CdsClient]:
     """The trusted clients by issuer. A defective file stops the start-up, naming it."""
     if not path:
         return {}
@@ -76,8 +109,10 @@ def load_clients(path: str | None) -> dict[str, CdsClient]:
             jwks_file = Path(entry["jwks_file"])
             if not jwks_file.is_absolute():
                 jwks_file = file.parent / jwks_file
-        elif not entry["jwks_url"].startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise RuntimeError(f"{where}: jwks_url must be https")
+        else:
+            problem = jwks_url_problem(entry["jwks_url"], allow_local_jwks)
+            if problem:
+                raise RuntimeError(f"{where}: jwks_url {problem}")
         if entry["issuer"] in clients:
             raise RuntimeError(f"{where}: issuer {entry['issuer']!r} is listed twice")
         clients[entry["issuer"]] = CdsClient(

@@ -82,6 +82,9 @@ class Config:
     # The per-deployment secret (32 characters or more) that turns a CDS patient's real
     # identifiers into the pseudonyms stored with its records. Required with CDS clients.
     CDS_SUBJECT_SECRET = os.environ.get("POPLITEAL_CDS_SUBJECT_SECRET") or None
+    # A JWK Set URL must be https and may not name a loopback, link-local or private address;
+    # true lifts that for a test bench that serves keys locally.
+    CDS_ALLOW_LOCAL_JWKS = env_flag("POPLITEAL_CDS_ALLOW_LOCAL_JWKS", False)
     # Clock skew tolerated on a token's exp and iat, in seconds.
     CDS_TOKEN_LEEWAY_SECONDS = _number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
 

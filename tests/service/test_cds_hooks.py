@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rules import load_library
 from service import create_app, examples
 from service.api.cds_hooks import _summary
+from service.cds_auth import jwks_url_problem
 from service.fhir import level_text
 from service.records import timestamp
 from service.storage.records import ASSESSMENT
@@ -115,6 +116,7 @@ def cds_app(tmp_path_factory, sqlite_database):
             CDS_BASE_URL=BASE_URL,
             CDS_CLIENTS_FILE=str(folder / "clients.json"),
             CDS_SUBJECT_SECRET=SUBJECT_SECRET,
+            CDS_ALLOW_LOCAL_JWKS=True,  # the test's key server listens on loopback
         )
     )
     app.extensions["popliteal"]["storage"].upgrade()
@@ -714,3 +716,34 @@ def test_a_patients_real_identifiers_are_never_stored_only_their_keyed_hash(
     again = call(cds, hook_request("pat-ssn", {"patient": person, "intake": None}))
     assert again.status_code == 200
     assert again.get_json()["cards"][0]["uuid"] == first.get_json()["cards"][0]["uuid"]
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://ehr.example.org/.well-known/jwks.json", True),
+        ("http://ehr.example.org/jwks.json", False),
+        ("http://localhost.evil.example/jwks.json", False),
+        ("https://127.0.0.1/jwks.json", False),
+        ("https://localhost/jwks.json", False),
+        ("https://10.1.2.3/jwks.json", False),
+        ("https://169.254.169.254/latest/meta-data", False),
+        ("https://[::1]/jwks.json", False),
+        ("not a url", False),
+    ],
+)
+def test_a_jwk_set_address_is_parsed_and_never_local_or_plain_http(url, allowed):
+    assert (jwks_url_problem(url) is None) is allowed
+    if "127.0.0.1" in url or "localhost/" in url:
+        assert jwks_url_problem(url, allow_local=True) is None
+
+
+def test_a_local_jwk_set_address_stops_the_start_up_unless_allowed(tmp_path, sqlite_database):
+    clients = {"clients": [{"issuer": ISSUER, "tenant": "t",
+                            "jwks_url": "http://127.0.0.1:9/jwks.json"}]}  # fmt: skip
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    config = app_config(DATABASE_URL=sqlite_database, CDS_BASE_URL=BASE_URL,
+                        CDS_CLIENTS_FILE=str(tmp_path / "clients.json"),
+                        CDS_SUBJECT_SECRET=SUBJECT_SECRET)  # fmt: skip
+    with pytest.raises(RuntimeError, match="local or private address"):
+        create_app(config)
