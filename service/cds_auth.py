@@ -157,7 +157,7 @@ class TokenVerifier:
                 )
             try:
                 keys = fetcher.get_signing_keys()
-            except jwt.PyJWKClientError as error:
+            except (jwt.PyJWKClientError, jwt.PyJWKSetError) as error:  # unreachable or empty
                 log.warning("cannot fetch the JWK Set of %s: %s", client.issuer, error)
                 raise CdsAuthenticationError("The client's JWK Set cannot be fetched.") from None
         else:

@@ -23,7 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rules import load_library
 from service import create_app, examples
 from service.api.cds_hooks import _summary
-from service.cds_auth import jwks_url_problem
+from service.cds_auth import (
+    CdsAuthenticationError,
+    TokenVerifier,
+    jwks_url_problem,
+    load_clients,
+)
 from service.fhir import level_text
 from service.records import timestamp
 from service.storage.records import ASSESSMENT
@@ -747,3 +752,18 @@ def test_a_local_jwk_set_address_stops_the_start_up_unless_allowed(tmp_path, sql
                         CDS_SUBJECT_SECRET=SUBJECT_SECRET)  # fmt: skip
     with pytest.raises(RuntimeError, match="local or private address"):
         create_app(config)
+
+
+def test_an_empty_jwk_set_at_the_clients_url_is_a_401_not_a_500(tmp_path):
+    server = JwksServer({"keys": []})
+    try:
+        clients = {"clients": [{"issuer": URL_ISSUER, "tenant": "t", "jwks_url": server.url}]}
+        (tmp_path / "clients.json").write_text(json.dumps(clients))
+        verifier = TokenVerifier(
+            load_clients(str(tmp_path / "clients.json"), allow_local_jwks=True), BASE_URL, 30
+        )
+        token = URL_SIGNER.token(issuer=URL_ISSUER, audience=ENDPOINT)
+        with pytest.raises(CdsAuthenticationError, match="JWK Set cannot be fetched"):
+            verifier.verify(token, SERVICE)
+    finally:
+        server.close()
