@@ -322,15 +322,21 @@ def test_the_unedited_copy_loads(copy):
     assert load_ruleset(copy).version == "1.0.0"
 
 
-@pytest.mark.parametrize("defect", DEFECTS, ids=[d.__name__ for d in DEFECTS])
-def test_a_defect_fails_the_load_naming_file_and_key(copy, defect):
-    filename, key, problem = defect(copy)
+def assert_defect_stops_the_load(folder: Path, defect) -> None:
+    """Make ``defect`` in the rule-set copy at ``folder``: loading it must fail, naming the
+    file, the key and the problem the defect returns."""
+    filename, key, problem = defect(folder)
     with pytest.raises(RuleDefinitionError) as raised:
-        load_ruleset(copy)
+        load_ruleset(folder)
     message = str(raised.value)
-    assert f"rules/versions/1.0.0/{filename}" in message, message
+    assert f"rules/versions/{folder.name}/{filename}" in message, message
     assert key in message, f"the key {key!r} is not named: {message}"
     assert re.search(problem, message), message
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=[d.__name__ for d in DEFECTS])
+def test_a_defect_fails_the_load_naming_file_and_key(copy, defect):
+    assert_defect_stops_the_load(copy, defect)
 
 
 def test_a_defect_stops_the_whole_library_at_start_up(copy):

@@ -5,7 +5,6 @@ file and the key; the citations are checked against the article itself."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,13 @@ import pytest
 
 from rules import RuleDefinitionError, load_report_fields
 from rules.loader import VERSIONS_DIR, load_ruleset, questions_for, replacements_for
-from tests.rules.test_loader import ARTICLE, article_sections, read, write
+from tests.rules.test_loader import (
+    ARTICLE,
+    article_sections,
+    assert_defect_stops_the_load,
+    read,
+    write,
+)
 
 CURRENT = VERSIONS_DIR / "2.0.0"
 
@@ -114,13 +119,7 @@ def test_the_unedited_copy_loads(copy):
 
 @pytest.mark.parametrize("defect", DEFECTS, ids=[d.__name__ for d in DEFECTS])
 def test_a_defect_fails_the_load_naming_file_and_key(copy, defect):
-    filename, key, problem = defect(copy)
-    with pytest.raises(RuleDefinitionError) as raised:
-        load_ruleset(copy)
-    message = str(raised.value)
-    assert f"rules/versions/2.0.0/{filename}" in message, message
-    assert key in message, f"the key {key!r} is not named: {message}"
-    assert re.search(problem, message), message
+    assert_defect_stops_the_load(copy, defect)
 
 
 # --- questions per version ------------------------------------------------------------------------

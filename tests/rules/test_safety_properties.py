@@ -19,6 +19,7 @@ printed in full.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 
 from rules import LEVELS, load_library, load_report_fields
 from rules.conditions import Condition, IsFalse, IsTrue, Not, NotTrue
-from tests.rules.test_clinical_cases import ADVICE_TOPICS, CASES, STRETCHES
+from tests.rules.test_clinical_cases import ADVICE_TOPICS, CASES, STRETCHES, _leaves
 
 SECTIONS = load_report_fields()
 FIELDS = {
@@ -299,6 +300,7 @@ def check_presuppositions_hold(report, result) -> None:
                 assert compiled[name].evaluate(flat) is True, (rec.output["code"], name)
 
 
+@cache
 def _presupposition_conditions() -> dict[str, Condition]:
     from rules.conditions import FieldCatalogue, compile_condition
     from rules.model import PLAN_STATUSES
@@ -380,14 +382,6 @@ def _nodes(condition: Condition):
     yield condition
     for child in condition.children():
         yield from _nodes(child)
-
-
-def _leaves(condition: Condition):
-    children = condition.children()
-    if not children:
-        yield condition
-    for child in children:
-        yield from _leaves(child)
 
 
 def test_every_yes_no_red_flag_question_is_asked_so_that_yes_is_the_worrying_answer():
