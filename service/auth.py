@@ -19,6 +19,7 @@ from flask import Flask, g, request
 from service.http import RATE_LIMITED_PROBLEM, bearer_token, problem
 from service.observability import observe_rate_limit
 from service.storage import Principal, StorageUnavailable
+from service.storage.key_format import KeyChecker, KeyShape, is_legacy_shaped
 from service.storage.keys import ApiKeyStore, hash_key
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,15 @@ MAX_CACHED_KEYS = 10_000
 
 
 class KeyVerifier:
-    """Verifies keys against the database, remembering good ones for a few seconds.
+    """Verifies keys: offline first (their shape and check), then against the database,
+    remembering answers for a few seconds.
 
-    A revoked key stops working once its entry is older than ``fresh_seconds``. While the
-    database is unreachable, a key verified within ``stale_seconds`` is still accepted, so
-    that the stateless red-flag screen stays available to known clients; nothing can be
-    revoked during such an outage anyway, since revoking needs the database.
+    A malformed key, or one whose check fails, is refused with no lookup. A revoked key stops
+    working once its entry is older than ``fresh_seconds`` (a refused one is remembered as
+    long, so a revoked key sent in a loop costs one lookup per interval). While the database
+    is unreachable, a key verified within ``stale_seconds`` is still accepted, so that the
+    stateless red-flag screen stays available to known clients; nothing can be revoked during
+    such an outage anyway, since revoking needs the database.
     """
 
     def __init__(
@@ -49,8 +53,11 @@ class KeyVerifier:
         self._fresh = fresh_seconds
         self._stale = stale_seconds
         self._clock = clock
-        self._verified: dict[str, tuple[float, Principal]] = {}
+        self._verified: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        # Read from the database once, when first needed (the service starts without it).
+        self._checker: KeyChecker | None = None
+        self._legacy_keys_exist = False
 
     def cached(self, key: str) -> Principal | None:
         """The principal for a key verified within the fresh time, without asking anyone."""
@@ -59,6 +66,27 @@ class KeyVerifier:
             return entry[1]
         return None
 
+    def _load_checker(self) -> KeyChecker:
+        if self._checker is None:
+            self._checker, self._legacy_keys_exist = self._keys.key_checker()
+        return self._checker
+
+    def looks_up_legacy_keys(self) -> bool:
+        """Whether a legacy-shaped key is looked up (some legacy key exists) rather than refused;
+        assumed so while the database cannot say."""
+        try:
+            self._load_checker()
+        except StorageUnavailable:
+            return True
+        return self._legacy_keys_exist
+
+    def shape(self, key: str) -> KeyShape:
+        """Judged offline; needs the database once per process, for the check's secret."""
+        shape = self._load_checker().shape(key)
+        if shape is KeyShape.LEGACY and not self._legacy_keys_exist:
+            return KeyShape.REFUSED  # no legacy key to find: nothing to look up
+        return shape
+
     def verify(self, key: str) -> Principal | None:
         digest = hash_key(key)
         now = self._clock()
@@ -66,27 +94,28 @@ class KeyVerifier:
         if entry is not None and now - entry[0] < self._fresh:
             return entry[1]
         try:
+            if self.shape(key) is KeyShape.REFUSED:
+                return None
             principal = self._keys.authenticate(key)
         except StorageUnavailable:
-            if entry is not None and now - entry[0] < self._stale:
+            if entry is not None and entry[1] is not None and now - entry[0] < self._stale:
                 return entry[1]
             raise
         with self._lock:
-            if principal is None:
-                self._verified.pop(digest, None)
-            else:
-                if len(self._verified) >= MAX_CACHED_KEYS:
-                    self._verified.clear()
-                self._verified[digest] = (now, principal)
+            if len(self._verified) >= MAX_CACHED_KEYS:
+                self._verified.clear()
+            self._verified[digest] = (now, principal)
         return principal
 
 
 class FailedAuthenticationBudget:
     """How many requests with a missing or wrong key one address may send.
 
-    Every unknown key costs a database lookup; without this, anyone could make the database
-    work at the speed they send requests. Counted where the rate limits are (memory or Redis);
-    if Redis is away, in this process's memory instead.
+    Only legacy keys (see ``service.storage.key_format``) can make the service look up a key
+    it has not checked, so only they spend and heed this budget: a checked key is never
+    refused for what others sent from its address. Counted where the rate limits are: with
+    Redis, once for every worker and machine; in memory, per worker process (each of N workers
+    allows the whole budget); if Redis is away, in this process's memory until it is back.
     """
 
     def __init__(self, limit: str, storage_uri: str, storage_options: dict) -> None:
@@ -137,41 +166,43 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
         else None
     )
 
-    def refused(address: str, response):
-        if budget is not None:
-            budget.spend(address)
-        return response
+    def unauthorised(detail: str | None = None, error: str | None = None):
+        challenge = f'{CHALLENGE}, error="{error}"' if error else CHALLENGE
+        return problem(401, detail, headers={"WWW-Authenticate": challenge})
 
     @app.before_request
     def require_api_key():
         # CORS preflights carry no credentials by design.
         if not request.path.startswith(PROTECTED_PREFIX) or request.method == "OPTIONS":
             return None
-        address = request.remote_addr or "unknown"
         key = bearer_token()
-        # A key verified moments ago is served whatever others from its address sent.
-        principal = verifier.cached(key) if key else None
-        if principal is None and budget is not None and budget.exhausted(address):
+        if not key:
+            return unauthorised()
+        principal = verifier.cached(key)
+        # Only a legacy key can cost a lookup of a key nobody checked: it alone is budgeted.
+        budgeted = (
+            budget is not None
+            and principal is None
+            and is_legacy_shaped(key)
+            and verifier.looks_up_legacy_keys()
+        )
+        address = request.remote_addr or "unknown"
+        if budgeted and budget.exhausted(address):
             observe_rate_limit("failed_authentication")
             return problem(
                 429,
-                "Too many requests with a missing or wrong API key from this address; retry "
-                "after the Retry-After header's seconds.",
+                "Too many requests with a wrong API key from this address; retry after the "
+                "Retry-After header's seconds.",
                 type_=RATE_LIMITED_PROBLEM,
                 headers={"Retry-After": str(budget.retry_after(address))},
             )
         if principal is None:
-            if not key:
-                return refused(address, problem(401, headers={"WWW-Authenticate": CHALLENGE}))
             principal = verifier.verify(key)
         if principal is None:
-            return refused(
-                address,
-                problem(
-                    401,
-                    "This API key is not valid, or it has been revoked.",
-                    headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'},
-                ),
+            if budgeted:
+                budget.spend(address)
+            return unauthorised(
+                "This API key is not valid, or it has been revoked.", "invalid_token"
             )
         g.principal = principal
         return None

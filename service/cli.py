@@ -68,12 +68,14 @@ def keys_create(tenant: str, label: str) -> None:
 @keys.command("list")
 @click.option("--tenant", default=None, help="Only this tenant's keys.")
 def keys_list(tenant: str | None) -> None:
-    """List keys (id, tenant, prefix, label, created, revoked); never the keys themselves."""
+    """List keys (id, tenant, prefix, label, created, revoked, and "legacy" for a key made
+    before keys carried a check: replace it); never the keys themselves."""
     for info in _storage().keys.list(tenant):
         revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "-"
         click.echo(
             f"{info.id}\t{info.tenant}\t{info.prefix}…\t{info.label or '-'}\t"
             f"{info.created_at.isoformat(timespec='seconds')}\trevoked: {revoked}"
+            + ("" if info.checked else "\tlegacy")
         )
 
 

@@ -125,6 +125,35 @@ class Tenant:
     client: FlaskClient
 
 
+def plant_legacy_key(storage: Storage, tenant: str) -> tuple[str, int]:
+    """A key as keys were made before they carried a check (``plt_`` + 43 characters), stored
+    the way such keys are (a deployment upgraded from then still has them), and its id. Only
+    the columns keys had then are written, so it works at every schema revision."""
+    from datetime import UTC, datetime
+
+    from service.storage.keys import ensure_tenant, hash_key
+    from service.storage.tables import api_keys
+
+    old_api_keys = sa.table(
+        "api_keys", *(sa.column(c.name, c.type) for c in api_keys.columns if c.name != "checked")
+    )
+    key = "plt_" + secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    with storage.transaction() as connection:
+        key_id = connection.execute(
+            sa.insert(old_api_keys)
+            .values(
+                tenant_id=ensure_tenant(connection, tenant, now),
+                key_hash=hash_key(key),
+                prefix=key[:12],
+                label="legacy",
+                created_at=now,
+            )
+            .returning(old_api_keys.c.id)
+        ).scalar_one()
+    return key, key_id
+
+
 def tenant_factory(app: Flask):
     def make(name: str | None = None) -> Tenant:
         name = name or f"tenant-{secrets.token_hex(4)}"
@@ -259,16 +288,21 @@ def gunicorn_server(
     keys: int = 1,
     workers: int = 2,
     output: Path | int | None = None,
+    legacy_key: bool = False,
     **settings: str,
 ) -> Iterator[Gunicorn]:
     """gunicorn as the README starts it (gunicorn_command, gunicorn_env with ``settings``) on
     ``database``, migrated here, with ``keys`` API keys of ``tenant``; yielded once /readyz
     answers 200 and stopped afterwards. ``output`` takes the server's output: a file (stdout
-    and stderr), subprocess.DEVNULL (stdout), or None to leave it with the test's."""
+    and stderr), subprocess.DEVNULL (stdout), or None to leave it with the test's.
+    ``legacy_key`` also stores a legacy (unchecked) key, so that legacy-shaped keys are looked
+    up and budgeted as in a deployment that still has one."""
     storage = Storage(database)
     try:
         storage.upgrade()
         created = [storage.keys.create(tenant, label="tests")[0] for _ in range(keys)]
+        if legacy_key:
+            plant_legacy_key(storage, tenant)
     finally:
         storage.dispose()
     port = free_port()

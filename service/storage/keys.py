@@ -1,24 +1,25 @@
-"""API keys: random bearer tokens that belong to a tenant, stored only as a hash."""
+"""API keys: random bearer tokens that belong to a tenant, stored only as a hash.
+
+Their shape and offline check are in ``service.storage.key_format``.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from service.storage.database import translate_unavailable
-from service.storage.tables import api_keys, tenants
+from service.storage.database import StorageUnavailable, translate_unavailable
+from service.storage.key_format import KEY_PREFIX, KeyChecker
+from service.storage.tables import api_keys, deployment_secrets, tenants
 
 if TYPE_CHECKING:
     from service.storage.database import Storage
 
-KEY_PREFIX = "plt_"
-# 32 random bytes: 256 bits, beyond any guessing.
-KEY_RANDOM_BYTES = 32
+KEY_CHECK_ROW = "api_key_check"
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
 DEVELOPMENT_TENANT = "development"
 
@@ -44,6 +45,7 @@ class ApiKeyInfo:
     label: str
     created_at: datetime
     revoked_at: datetime | None
+    checked: bool  # False: made before keys carried a check (replace it)
 
 
 def ensure_tenant(connection, tenant: str, now: datetime) -> int:
@@ -65,9 +67,9 @@ class ApiKeyStore:
     @translate_unavailable
     def create(self, tenant: str, label: str = "") -> tuple[str, ApiKeyInfo]:
         """A new key for the tenant (created if new). The key itself is returned only here."""
-        key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
         now = datetime.now(UTC)
         with self._storage.transaction() as connection:
+            key = KeyChecker(_key_check_secret(connection)).new_key()
             tenant_id = ensure_tenant(connection, tenant, now)
             key_id = connection.execute(
                 sa.insert(api_keys)
@@ -77,10 +79,11 @@ class ApiKeyStore:
                     prefix=key[:SHOWN_PREFIX_LENGTH],
                     label=label,
                     created_at=now,
+                    checked=True,
                 )
                 .returning(api_keys.c.id)
             ).scalar_one()
-        return key, ApiKeyInfo(key_id, tenant, key[:SHOWN_PREFIX_LENGTH], label, now, None)
+        return key, ApiKeyInfo(key_id, tenant, key[:SHOWN_PREFIX_LENGTH], label, now, None, True)
 
     @translate_unavailable
     def list(self, tenant: str | None = None) -> list[ApiKeyInfo]:
@@ -92,6 +95,7 @@ class ApiKeyStore:
                 api_keys.c.label,
                 api_keys.c.created_at,
                 api_keys.c.revoked_at,
+                api_keys.c.checked,
             )
             .join(tenants, tenants.c.id == api_keys.c.tenant_id)
             .order_by(api_keys.c.id)
@@ -100,6 +104,18 @@ class ApiKeyStore:
             query = query.where(tenants.c.name == tenant)
         with self._storage.reading() as connection:
             return [ApiKeyInfo(*row) for row in connection.execute(query)]
+
+    @translate_unavailable
+    def key_checker(self) -> tuple[KeyChecker, bool]:
+        """The offline key check, and whether any unrevoked legacy (unchecked) key exists."""
+        with self._storage.reading() as connection:
+            secret = _key_check_secret(connection)
+            legacy = connection.execute(
+                sa.select(api_keys.c.id)
+                .where(api_keys.c.checked.is_(False), api_keys.c.revoked_at.is_(None))
+                .limit(1)
+            ).first()
+        return KeyChecker(secret), legacy is not None
 
     @translate_unavailable
     def revoke(self, key_id: int) -> bool:
@@ -145,3 +161,12 @@ class ApiKeyStore:
             return None
         key, _ = self.create(DEVELOPMENT_TENANT, label="created at first start")
         return key
+
+
+def _key_check_secret(connection) -> str:
+    secret = connection.execute(
+        sa.select(deployment_secrets.c.value).where(deployment_secrets.c.name == KEY_CHECK_ROW)
+    ).scalar_one_or_none()
+    if secret is None:  # the schema is behind: answered like any unmigrated database
+        raise StorageUnavailable("the database has no key-check secret: run the migrations")
+    return secret

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -79,6 +81,18 @@ api_keys = Table(
     Column("label", String(100), nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # False for keys made before keys carried a check (service.storage.key_format): only those
+    # make the service look up a key it could not check offline.
+    Column("checked", Boolean, nullable=False, server_default=false()),
+)
+
+# Per-deployment secrets the service makes for itself on its first migration (today the key
+# that checks API keys offline). Not credentials: see service.storage.key_format.
+deployment_secrets = Table(
+    "deployment_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
 )
 
 records = Table(

@@ -3,8 +3,10 @@ stored as a hash, and revocable from the command line."""
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import re
+import secrets
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from service import create_app, examples
 from service.auth import KeyVerifier
 from service.storage import StorageUnavailable
+from service.storage.key_format import KeyChecker, KeyShape
 from service.storage.tables import api_keys
 from tests.conftest import app_config, tenant_factory
 
@@ -104,7 +107,8 @@ def test_keys_are_random_long_and_stored_only_as_a_hash(app):
     made = [storage.keys.create("entropy-check")[0] for _ in range(20)]
     assert len(set(made)) == 20
     for key in made:
-        assert re.fullmatch(r"plt_[A-Za-z0-9_-]{43}", key)  # 32 random bytes, base64url
+        # 32 random bytes and an 8-byte check, base64url
+        assert re.fullmatch(r"plt_[A-Za-z0-9_-]{54}", key)
     with storage.reading() as connection:
         stored = connection.execute(sa.select(api_keys)).all()
     everything = repr(stored)
@@ -166,13 +170,18 @@ def test_the_first_start_makes_one_development_key(tmp_path):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
     first = runner.invoke(args=["keys", "ensure-dev"])
-    key = re.search(r"plt_[A-Za-z0-9_-]{43}", first.output).group(0)
+    key = re.search(r"plt_[A-Za-z0-9_-]{54}", first.output).group(0)
     assert "shown only this once" in first.output
     second = runner.invoke(args=["keys", "ensure-dev"])
     assert "plt_" not in second.output  # a key exists: none made, none shown
     response = app.test_client().get("/v1/assessments", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
     app.extensions["popliteal"]["storage"].dispose()
+
+
+CHECKER = KeyChecker("a key-check secret for the verifier's cache tests")
+KNOWN_KEY = CHECKER.new_key()
+UNKNOWN_KEY = CHECKER.new_key()
 
 
 class FakeKeys:
@@ -183,6 +192,11 @@ class FakeKeys:
         self.principal = principal
         self.calls = 0
         self.down = False
+
+    def key_checker(self):
+        if self.down:
+            raise StorageUnavailable("OperationalError")
+        return CHECKER, False
 
     def authenticate(self, key):
         self.calls += 1
@@ -195,18 +209,126 @@ def test_a_verified_key_is_cached_briefly_and_survives_a_database_outage_for_a_w
     now = [0.0]
     keys = FakeKeys(tenant.principal)
     verifier = KeyVerifier(keys, fresh_seconds=10, stale_seconds=60, clock=lambda: now[0])
-    assert verifier.verify("k") == tenant.principal
+    assert verifier.verify(KNOWN_KEY) == tenant.principal
     now[0] = 9.9
-    assert verifier.verify("k") == tenant.principal
+    assert verifier.verify(KNOWN_KEY) == tenant.principal
     assert keys.calls == 1  # within the fresh time: no query
     now[0] = 10.0
-    verifier.verify("k")
+    verifier.verify(KNOWN_KEY)
     assert keys.calls == 2  # fresh time over: asked again, so a revocation takes effect
     keys.down = True
     now[0] = 69.9
-    assert verifier.verify("k") == tenant.principal  # stale but known: still served
+    assert verifier.verify(KNOWN_KEY) == tenant.principal  # stale but known: still served
     now[0] = 70.0
     with pytest.raises(StorageUnavailable):
-        verifier.verify("k")
+        verifier.verify(KNOWN_KEY)
     with pytest.raises(StorageUnavailable):
-        verifier.verify("never-seen")  # an unknown key is never let through on faith
+        verifier.verify(UNKNOWN_KEY)  # an unknown key is never let through on faith
+    assert verifier.verify("plt_forged") is None  # a malformed one needs nobody to refuse it
+
+
+# -- Self-checking keys: forged keys cost nothing and lock nobody out ---------------------------
+
+
+def forged_keys(real_key: str) -> list[str]:
+    """Keys an intruder can make: random, of every length, and of the right shape with a check
+    that does not hold (one character of the real key changed, anywhere)."""
+    swapped = [
+        real_key[:i] + ("A" if real_key[i] != "A" else "B") + real_key[i + 1 :]
+        for i in range(len("plt_"), len(real_key))
+    ]
+    return [
+        "plt_",
+        "plt_" + "x" * 43,  # shaped like a legacy key, where no legacy key exists
+        "plt_" + "x" * 54,
+        "plt_" + secrets.token_urlsafe(40)[:54],
+        "sk_live_" + secrets.token_hex(24),
+        real_key + "x",
+        *swapped,
+    ]
+
+
+@pytest.fixture
+def guarded_app(tmp_path):
+    """Rate limits and a small wrong-key budget on, and no key cache (every request with a
+    real key is looked up), on a database of its own."""
+    app = create_app(
+        app_config(
+            DATABASE_URL=f"sqlite:///{tmp_path / 'guarded.sqlite3'}",
+            RATELIMIT_ENABLED=True,
+            AUTH_FAILURE_LIMIT="2 per minute",
+            # The per-address request rate limit is not what is tested here.
+            RATELIMIT_APPLICATION="10000 per minute",
+            API_KEY_CACHE_SECONDS=0,
+        )
+    )
+    app.extensions["popliteal"]["storage"].upgrade()
+    yield app
+    app.extensions["popliteal"]["storage"].dispose()
+
+
+def test_forged_keys_are_refused_offline_and_never_lock_out_a_valid_key(guarded_app, monkeypatch):
+    tenant = tenant_factory(guarded_app)()
+    keys = guarded_app.extensions["popliteal"]["storage"].keys
+    lookups = []
+    original = keys.authenticate
+    monkeypatch.setattr(keys, "authenticate", lambda key: lookups.append(key) or original(key))
+    shared = guarded_app.test_client()  # one address: a NAT, a hospital proxy
+    forgeries = forged_keys(tenant.key) * 3
+    answers = collections.Counter(
+        shared.get("/v1/conditions", headers={"Authorization": f"Bearer {key}"}).status_code
+        for key in forgeries
+    )
+    assert answers == {401: len(forgeries)}  # never 429: nothing was spent
+    assert lookups == []  # not one forged key reached the database
+    for _ in range(3):
+        served = shared.get("/v1/conditions", headers={"Authorization": f"Bearer {tenant.key}"})
+        assert served.status_code == 200
+    assert lookups == [tenant.key] * 3  # the real key, looked up each time (no cache here)
+
+
+def test_a_revoked_key_sent_in_a_loop_costs_one_lookup_per_cache_interval(tmp_path, monkeypatch):
+    app = create_app(
+        app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'r.sqlite3'}", API_KEY_CACHE_SECONDS=60)
+    )
+    storage = app.extensions["popliteal"]["storage"]
+    storage.upgrade()
+    key, info = storage.keys.create("revoked-loop")
+    storage.keys.revoke(info.id)
+    lookups = []
+    original = storage.keys.authenticate
+    monkeypatch.setattr(
+        storage.keys, "authenticate", lambda key: lookups.append(key) or original(key)
+    )
+    client = app.test_client()
+    statuses = {
+        client.get("/v1/conditions", headers={"Authorization": f"Bearer {key}"}).status_code
+        for _ in range(20)
+    }
+    assert statuses == {401}
+    assert len(lookups) == 1
+    storage.dispose()
+
+
+def test_a_key_checks_only_under_the_secret_it_was_made_with():
+    made = KeyChecker("first deployment's secret")
+    other = KeyChecker("second deployment's secret")
+    for _ in range(50):
+        key = made.new_key()
+        assert made.shape(key) is KeyShape.CHECKED
+        assert other.shape(key) is KeyShape.REFUSED
+        for forged in forged_keys(key):
+            assert made.shape(forged) is not KeyShape.CHECKED
+
+
+def test_a_database_without_its_key_check_secret_is_unavailable_not_open(tmp_path):
+    """The secret is made by migration 0006; a database behind it refuses to check keys (503),
+    it never lets a key through unchecked."""
+    app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'behind.sqlite3'}"))
+    storage = app.extensions["popliteal"]["storage"]
+    storage.upgrade("0005")
+    key = "plt_" + "x" * 54
+    response = app.test_client().get("/v1/conditions", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    storage.dispose()

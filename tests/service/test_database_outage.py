@@ -78,6 +78,7 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(out
     stored = client.get("/v1/assessments").get_json()["items"][0]["links"]["self"]
     assert app.test_client().get("/readyz").status_code == 200
     assert stored_rows(checker, tenant) == 2
+    never_used_key, _ = app.extensions["popliteal"]["storage"].keys.create("outage-newcomer")
 
     proxy.stop()
     started = time.monotonic()
@@ -86,11 +87,16 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(out
     assert_unavailable(client.get(stored))
     assert_unavailable(client.get("/v1/assessments"))
     assert_unavailable(client.delete(stored))
-    # An unknown key cannot be checked while the database is away: 503, never let through.
+    # A well-formed key this process never verified cannot be looked up while the database is
+    # away: 503, never let through on faith. A malformed one needs no database: 401.
     stranger = app.test_client().post(
-        "/v1/escalation-check", json=REPORT, headers={"Authorization": "Bearer plt_unknown"}
+        "/v1/escalation-check", json=REPORT, headers={"Authorization": f"Bearer {never_used_key}"}
     )
     assert_unavailable(stranger)
+    forged = app.test_client().post(
+        "/v1/escalation-check", json=REPORT, headers={"Authorization": "Bearer plt_unknown"}
+    )
+    assert forged.status_code == 401
     # The red-flag screen needs no database: a key verified before the outage still gets it.
     screen = client.post("/v1/escalation-check", json=examples.POSSIBLE_DVT)
     assert screen.status_code == 200

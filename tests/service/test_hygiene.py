@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from service import create_app, examples
 from service.hygiene import parse_origins
 from service.storage import Storage, StorageUnavailable
-from tests.conftest import app_config, gunicorn_server, tenant_factory
+from tests.conftest import app_config, gunicorn_server, plant_legacy_key, tenant_factory
 
 APP_ORIGIN = "https://app.fitness.example"
 
@@ -168,23 +168,26 @@ def test_the_origin_list_reads_a_comma_separated_list():
 
 @pytest.mark.parametrize(("hops", "second_client_refused"), [(0, True), (1, False)])
 def test_the_wrong_key_budget_counts_the_forwarded_address_only_behind_a_trusted_proxy(
-    sqlite_database, hops, second_client_refused
+    tmp_path, hops, second_client_refused
 ):
     """Two clients behind one proxy: with the proxy trusted, each has its own budget."""
     app = create_app(
         app_config(
-            DATABASE_URL=sqlite_database,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'proxy.sqlite3'}",
             RATELIMIT_ENABLED=True,
             AUTH_FAILURE_LIMIT="2 per minute",
             PROXY_HOPS=hops,
         )
     )
+    app.extensions["popliteal"]["storage"].upgrade()
+    plant_legacy_key(app.extensions["popliteal"]["storage"], "legacy-proxy-tenant")
     client = app.test_client()
+    legacy_shaped = "plt_" + "w" * 43  # only legacy-shaped keys can cost a lookup: budgeted
 
     def wrong_key(address: str) -> int:
         return client.get(
             "/v1/conditions",
-            headers={"Authorization": "Bearer plt_wrong", "X-Forwarded-For": address},
+            headers={"Authorization": f"Bearer {legacy_shaped}", "X-Forwarded-For": address},
         ).status_code
 
     assert [wrong_key("203.0.113.7") for _ in range(3)] == [401, 401, 429]

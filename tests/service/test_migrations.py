@@ -11,9 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from service.storage import NewRecord, Storage
+from service.storage.key_format import KeyShape
+from service.storage.keys import hash_key
 from service.storage.records import ASSESSMENT
 from service.storage.tables import metadata, records
-from tests.conftest import scratch_postgres_database
+from tests.conftest import plant_legacy_key, scratch_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -104,7 +106,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
     assessment's plan survive it, both ways (PostgreSQL alters the table in place)."""
     storage = Storage(empty_database)
     storage.upgrade("0003")
-    _, info = storage.keys.create("migrations")
+    _, api_key_id = plant_legacy_key(storage, "migrations")
     tenant_id = storage.keys.tenant_id("migrations")
     # The records table as 0003 has it: every column but the new one.
     old_records = sa.table(
@@ -123,7 +125,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
         for record_id, plan_id in ((assessment, plan), (other, other_plan)):
             connection.execute(
                 sa.insert(old_records).values(
-                    _record_row(record_id, tenant_id, plan_id=plan_id, api_key_id=info.id)
+                    _record_row(record_id, tenant_id, plan_id=plan_id, api_key_id=api_key_id)
                 )
             )
             connection.execute(
@@ -152,7 +154,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
     assert stored() == before
     reassessment = storage.records.create(
         tenant_id=tenant_id,
-        api_key_id=info.id,
+        api_key_id=api_key_id,
         request_id="migrations",
         new_records=[
             NewRecord(ASSESSMENT, "1.0.0", {"pain": {"intensity": 2}}, {}, reassessment_of=other)
@@ -168,4 +170,30 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
     storage.upgrade()
     assert differences(storage) == []
     assert storage.records.get(tenant_id, ASSESSMENT, reassessment.id).reassessment_of is None
+    storage.dispose()
+
+
+def test_keys_made_before_self_checking_keys_keep_working_and_are_marked_legacy(empty_database):
+    """0006 adds the key-check secret: keys made before it are kept, listed as unchecked (to be
+    replaced), and still authenticate; keys made after it survive a downgrade."""
+    storage = Storage(empty_database)
+    storage.upgrade("0005")
+    legacy_key, legacy_id = plant_legacy_key(storage, "migrations")
+    storage.upgrade()
+    checker, legacy_keys_exist = storage.keys.key_checker()
+    assert legacy_keys_exist
+    assert checker.shape(legacy_key) is KeyShape.LEGACY
+    assert storage.keys.authenticate(legacy_key).key_id == legacy_id
+    new_key, new_info = storage.keys.create("migrations")
+    assert checker.shape(new_key) is KeyShape.CHECKED
+    assert {info.id: info.checked for info in storage.keys.list("migrations")} == {
+        legacy_id: False,
+        new_info.id: True,
+    }
+    storage.keys.revoke(legacy_id)
+    assert storage.keys.key_checker()[1] is False  # no unrevoked legacy key is left
+    storage.downgrade("0005")
+    with storage.reading() as connection:
+        hashes = set(connection.execute(sa.text("SELECT key_hash FROM api_keys")).scalars())
+    assert hash_key(new_key) in hashes
     storage.dispose()

@@ -280,6 +280,7 @@ def measured_server(tmp_path_factory):
         PROMETHEUS_MULTIPROC_DIR=str(samples),
         RATELIMIT_APPLICATION="10 per minute",
         POPLITEAL_AUTH_FAILURE_LIMIT="3 per minute",
+        legacy_key=True,  # so that legacy-shaped wrong keys are looked up, and budgeted
     ) as server:
         yield server.url, f"http://127.0.0.1:{metrics_port}", server.keys, samples
 
@@ -338,7 +339,7 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
         _post(base, "/v1/escalation-check", reports[0], flood_key)[0] for _ in range(30)
     )
     wrong_key = collections.Counter(
-        _post(base, "/v1/escalation-check", reports[0], "plt_wrong")[0] for _ in range(10)
+        _post(base, "/v1/escalation-check", reports[0], "plt_" + "w" * 43)[0] for _ in range(10)
     )
     assert flood[429] > 0
     assert wrong_key[429] > 0

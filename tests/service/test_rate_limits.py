@@ -16,7 +16,14 @@ import pytest
 import redis
 
 from service import create_app, examples
-from tests.conftest import app_config, free_port, require_server, tenant_factory
+from service.auth import FailedAuthenticationBudget
+from tests.conftest import (
+    app_config,
+    free_port,
+    plant_legacy_key,
+    require_server,
+    tenant_factory,
+)
 
 LIMIT = 3
 BODY = examples.MINIMAL
@@ -181,8 +188,6 @@ def test_when_redis_goes_away_the_service_keeps_answering_and_limiting(
     # Never a 500: the process counts on its own (from zero) and still enforces the limit.
     assert after == [200] * LIMIT + [429]
     assert "falling back to in-memory storage" in caplog.text
-    # The wrong-key budget, kept in the same Redis, also went local, and said so once.
-    assert caplog.text.count("counting failed keys per process") == 1
     assert check(make()).status_code == 200  # another key has its own budget
 
     # Redis returns (empty: it keeps nothing on disk); the limiter goes back to it.
@@ -203,24 +208,49 @@ def test_when_redis_goes_away_the_service_keeps_answering_and_limiting(
 
 
 @pytest.mark.redis
-def test_an_address_sending_wrong_keys_is_stopped_before_the_database_is_asked(
-    sqlite_database, storage_uri, monkeypatch
+def test_the_wrong_key_budget_counts_in_this_process_while_redis_is_away(private_redis, caplog):
+    budget = FailedAuthenticationBudget("2 per minute", private_redis.url, {})
+    address = f"198.51.100.{secrets.randbelow(250) + 1}"
+    budget.spend(address)
+    assert not budget.exhausted(address)
+    private_redis.kill()
+    with caplog.at_level(logging.WARNING):
+        budget.spend(address)
+        budget.spend(address)
+        # Counted afresh in this process: never a 500, and still enforced.
+        assert budget.exhausted(address)
+        assert 0 < budget.retry_after(address) <= 60
+    assert caplog.text.count("counting failed keys per process") == 1  # said once
+    private_redis.start()
+
+
+def _legacy_shaped(n: int) -> str:
+    return f"plt_guess{n}".ljust(47, "x")
+
+
+@pytest.mark.redis
+def test_an_address_sending_wrong_legacy_keys_is_stopped_before_the_database_is_asked(
+    tmp_path, storage_uri, monkeypatch
 ):
+    """Where legacy (unchecked) keys still exist, a legacy-shaped key cannot be judged offline;
+    the per-address budget bounds the lookups such keys cost, and no other key heeds it."""
     app = create_app(
         app_config(
-            DATABASE_URL=sqlite_database,
+            DATABASE_URL=f"sqlite:///{tmp_path / 'legacy.sqlite3'}",
             RATELIMIT_ENABLED=True,
             RATELIMIT_STORAGE_URI=storage_uri,
             AUTH_FAILURE_LIMIT=f"{LIMIT} per minute",
             API_KEY_CACHE_SECONDS=10,  # as in production
         )
     )
+    app.extensions["popliteal"]["storage"].upgrade()
     tenant = tenant_factory(app)()
+    legacy_key, _ = plant_legacy_key(app.extensions["popliteal"]["storage"], tenant.name)
     address = f"192.0.2.{secrets.randbelow(250) + 1}"  # a run of its own in a shared Redis
     intruder = app.test_client()
     intruder.environ_base["REMOTE_ADDR"] = address
     guesses = [
-        intruder.get("/v1/assessments", headers={"Authorization": f"Bearer plt_guess{n}"})
+        intruder.get("/v1/assessments", headers={"Authorization": f"Bearer {_legacy_shaped(n)}"})
         for n in range(LIMIT)
     ]
     assert [guess.status_code for guess in guesses] == [401] * LIMIT
@@ -229,12 +259,21 @@ def test_an_address_sending_wrong_keys_is_stopped_before_the_database_is_asked(
     keys = app.extensions["popliteal"]["storage"].keys
     original = keys.authenticate
     monkeypatch.setattr(keys, "authenticate", lambda key: lookups.append(key) or original(key))
-    stopped = intruder.get("/v1/assessments", headers={"Authorization": "Bearer plt_guess"})
+    stopped = intruder.get(
+        "/v1/assessments", headers={"Authorization": f"Bearer {_legacy_shaped(-1)}"}
+    )
     assert stopped.status_code == 429
     assert stopped.get_json()["type"] == "urn:popliteal:problem:rate-limited"
     assert 0 < int(stopped.headers["Retry-After"]) <= 60
-    assert intruder.get("/v1/assessments").status_code == 429  # no key at all: the same
+    assert intruder.get("/v1/assessments").status_code == 401  # no key: nothing to look up
+    checked_forgery = tenant.key[:-3] + ("AAA" if tenant.key[-3:] != "AAA" else "BBB")
+    forged = intruder.get("/v1/assessments", headers={"Authorization": f"Bearer {checked_forgery}"})
+    assert forged.status_code == 401  # its check fails: refused offline, not budgeted
     assert lookups == []  # refused without a database lookup
+    # The legacy key itself, from the same address, once its lookup is due: refused too (the
+    # reason to replace legacy keys, which the keys listing marks).
+    legacy = intruder.get("/v1/assessments", headers={"Authorization": f"Bearer {legacy_key}"})
+    assert legacy.status_code == 429
 
     # Another address is not affected; nor is a key from this address verified moments ago
     # (behind one NAT address, an intruder must not lock out the clients already working).
