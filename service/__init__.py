@@ -20,7 +20,7 @@ from schemas.report import (
     SymptomReportSchema,
     strict_schema_names,
 )
-from service.auth import install_api_key_check
+from service.auth import failed_authentication_budget, install_api_key_check
 from service.cds_auth import TokenVerifier, load_clients
 from service.cli import register_commands
 from service.config import Config, config_from_environment
@@ -94,6 +94,9 @@ def create_app(config: type[Config] | None = None) -> Flask:
         "api": api,
         "storage": storage,
         "cds_verifier": cds_verifier,
+        # Failed CDS authentications per address: past it, only keys already fetched are
+        # used and failures answer 429 (a valid token is still accepted).
+        "cds_budget": failed_authentication_budget(app.config, "popliteal-cds-failures"),
         "pseudonymizer": pseudonymizer,
     }
     register_error_handlers(app)

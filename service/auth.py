@@ -118,8 +118,15 @@ class FailedAuthenticationBudget:
     allows the whole budget); if Redis is away, in this process's memory until it is back.
     """
 
-    def __init__(self, limit: str, storage_uri: str, storage_options: dict) -> None:
+    def __init__(
+        self,
+        limit: str,
+        storage_uri: str,
+        storage_options: dict,
+        namespace: str = "popliteal-auth-failures",
+    ) -> None:
         self.limit = limits.parse(limit)
+        self._namespace = namespace
         self._shared = limits.strategies.FixedWindowRateLimiter(
             limits.storage.storage_from_string(storage_uri, **storage_options)
             if not storage_uri.startswith("memory")
@@ -130,12 +137,12 @@ class FailedAuthenticationBudget:
 
     def _call(self, method: str, address: str):
         try:
-            result = getattr(self._shared, method)(self.limit, "popliteal-auth-failures", address)
+            result = getattr(self._shared, method)(self.limit, self._namespace, address)
         except Exception:  # the shared store is away: count here rather than fail the request
             if not self._shared_away:
                 log.warning("rate-limit storage unreachable; counting failed keys per process")
                 self._shared_away = True
-            return getattr(self._local, method)(self.limit, "popliteal-auth-failures", address)
+            return getattr(self._local, method)(self.limit, self._namespace, address)
         if self._shared_away:
             log.info("rate-limit storage back; counting failed keys there again")
             self._shared_away = False
@@ -152,19 +159,25 @@ class FailedAuthenticationBudget:
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
+def failed_authentication_budget(
+    config: dict, namespace: str = "popliteal-auth-failures"
+) -> FailedAuthenticationBudget | None:
+    """The per-address budget of failed authentications, where rate limits are on."""
+    if not config["RATELIMIT_ENABLED"]:
+        return None
+    return FailedAuthenticationBudget(
+        config["AUTH_FAILURE_LIMIT"],
+        config["RATELIMIT_STORAGE_URI"],
+        config["RATELIMIT_STORAGE_OPTIONS"],
+        namespace,
+    )
+
+
 def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
     verifier = KeyVerifier(
         keys, app.config["API_KEY_CACHE_SECONDS"], app.config["API_KEY_STALE_SECONDS"]
     )
-    budget = (
-        FailedAuthenticationBudget(
-            app.config["AUTH_FAILURE_LIMIT"],
-            app.config["RATELIMIT_STORAGE_URI"],
-            app.config["RATELIMIT_STORAGE_OPTIONS"],
-        )
-        if app.config["RATELIMIT_ENABLED"]
-        else None
-    )
+    budget = failed_authentication_budget(app.config)
 
     def unauthorised(detail: str | None = None, error: str | None = None):
         challenge = f'{CHALLENGE}, error="{error}"' if error else CHALLENGE

@@ -2,7 +2,8 @@
 Clients").
 
 A client is trusted when its issuer is on the configured allow-list. Its token must be signed
-with ES384 or RS384 by a key from that client's JWK Set (a file, or a URL fetched and cached),
+with ES384 or RS384 by a key from that client's JWK Set (a file, or a URL fetched in the
+background and cached: service.jwks),
 name this service endpoint as its audience, be at most five minutes from expiry when issued,
 and carry a jti that was never used before (kept in the database until the token expires, so
 the check holds across workers).
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-log = logging.getLogger(__name__)
+from service.jwks import JwkSetUnavailable, RemoteJwkSet
 
 ALGORITHMS = ("ES384", "RS384")
 # CDS Hooks 2.0, "Trusting CDS Clients" (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients):
@@ -126,7 +126,12 @@ class TokenVerifier:
         self._clients = clients
         self._base_url = base_url
         self._leeway = leeway
-        self._url_fetchers: dict[str, jwt.PyJWKClient] = {}
+        # One fetcher per URL, made here so that forged tokens cannot add entries.
+        self._remote_sets = {
+            client.jwks_url: RemoteJwkSet(client.jwks_url)
+            for client in clients.values()
+            if client.jwks_url
+        }
         # Key files are read here, at start-up, not per call: an unreadable one stops the
         # service naming it. A rotated key file takes a restart (a URL is re-fetched).
         self._file_keys: dict[str, list[jwt.PyJWK]] = {}
@@ -148,18 +153,14 @@ class TokenVerifier:
     def audience(self, service_id: str) -> str:
         return f"{self._base_url}/cds-services/{service_id}"
 
-    def _key(self, client: CdsClient, kid: str | None) -> Any:
+    def _key(self, client: CdsClient, kid: str | None, may_fetch: bool) -> Any:
         if client.jwks_url:
-            fetcher = self._url_fetchers.get(client.jwks_url)
-            if fetcher is None:
-                fetcher = self._url_fetchers[client.jwks_url] = jwt.PyJWKClient(
-                    client.jwks_url, cache_jwk_set=True, lifespan=300, timeout=5
-                )
             try:
-                keys = fetcher.get_signing_keys()
-            except (jwt.PyJWKClientError, jwt.PyJWKSetError) as error:  # unreachable or empty
-                log.warning("cannot fetch the JWK Set of %s: %s", client.issuer, error)
-                raise CdsAuthenticationError("The client's JWK Set cannot be fetched.") from None
+                keys = self._remote_sets[client.jwks_url].keys(kid, may_fetch=may_fetch)
+            except JwkSetUnavailable:
+                raise CdsAuthenticationError(
+                    "The client's JWK Set cannot be fetched now; retry shortly."
+                ) from None
         else:
             keys = self._file_keys[client.issuer]
         matching = [key for key in keys if kid is None or key.key_id == kid]
@@ -167,8 +168,11 @@ class TokenVerifier:
             raise CdsAuthenticationError("No single key of the client's JWK Set has this kid.")
         return matching[0].key
 
-    def verify(self, token: str, service_id: str) -> tuple[CdsCaller, datetime]:
-        """The caller, and when the token expires (to keep its jti until then)."""
+    def verify(
+        self, token: str, service_id: str, may_fetch: bool = True
+    ) -> tuple[CdsCaller, datetime]:
+        """The caller, and when the token expires (to keep its jti until then). With
+        ``may_fetch=False`` only JWK Sets already fetched are used."""
         if not self.configured:
             raise CdsAuthenticationError("No CDS client is configured for this service.")
         try:
@@ -183,7 +187,7 @@ class TokenVerifier:
         client = self._clients.get(unverified.get("iss"))
         if client is None:
             raise CdsAuthenticationError("The token's issuer is not a trusted CDS client.")
-        key = self._key(client, header.get("kid"))
+        key = self._key(client, header.get("kid"), may_fetch)
         try:
             claims = jwt.decode(
                 token,

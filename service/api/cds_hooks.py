@@ -25,8 +25,15 @@ from service import examples
 from service.api.assessment import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.cds_auth import CdsAuthenticationError, CdsCaller
 from service.fhir import care_plan_for, level_text, response_reader
-from service.http import Blueprint, bearer_token, flatten_errors, json_response, problem
-from service.observability import observe_assessment
+from service.http import (
+    RATE_LIMITED_PROBLEM,
+    Blueprint,
+    bearer_token,
+    flatten_errors,
+    json_response,
+    problem,
+)
+from service.observability import observe_assessment, observe_rate_limit
 from service.records import (
     assessment_path,
     assessment_records,
@@ -111,6 +118,27 @@ def _refused(error: CdsAuthenticationError):
     )
 
 
+class CdsFailureBudgetSpent(Exception):
+    """Too many failed authentications from one address: a token that verifies with keys
+    already fetched is still accepted; others answer 429, and fetch nothing."""
+
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(retry_after)
+
+
+@blp.errorhandler(CdsFailureBudgetSpent)
+def _over_budget(error: CdsFailureBudgetSpent):
+    observe_rate_limit("failed_authentication")
+    return problem(
+        429,
+        "Too many requests with a missing or invalid token from this address; retry after the "
+        "Retry-After header's seconds.",
+        type_=RATE_LIMITED_PROBLEM,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
 @blp.errorhandler(HookRequestError)
 def _malformed(error: HookRequestError):
     return problem(400, error.detail, errors=error.errors)
@@ -121,15 +149,31 @@ def _verifier():
 
 
 def _authenticate(service_id: str) -> CdsCaller:
-    token = bearer_token()
-    if not token:
-        raise CdsAuthenticationError("Send the CDS client's JWT: Authorization: Bearer <jwt>.")
-    caller, expires = _verifier().verify(token, service_id)
-    if not storage().cds.use_token(caller.client.issuer, caller.jti, expires):
-        raise CdsAuthenticationError("This token (jti) has been used before.")
+    budget = current_app.extensions["popliteal"]["cds_budget"]
+    address = request.remote_addr or "unknown"
+    over_budget = budget is not None and budget.exhausted(address)
+    try:
+        caller = _verify(service_id, may_fetch=not over_budget)
+    except CdsAuthenticationError:
+        if budget is None:
+            raise
+        budget.spend(address)
+        if over_budget:
+            raise CdsFailureBudgetSpent(budget.retry_after(address)) from None
+        raise
     tenant_id = storage().cds.tenant_id(caller.client.tenant)
     # Records made by a CDS client belong to its tenant; no API key is involved.
     g.principal = Principal(key_id=None, tenant_id=tenant_id, tenant=caller.client.tenant)
+    return caller
+
+
+def _verify(service_id: str, may_fetch: bool) -> CdsCaller:
+    token = bearer_token()
+    if not token:
+        raise CdsAuthenticationError("Send the CDS client's JWT: Authorization: Bearer <jwt>.")
+    caller, expires = _verifier().verify(token, service_id, may_fetch)
+    if not storage().cds.use_token(caller.client.issuer, caller.jti, expires):
+        raise CdsAuthenticationError("This token (jti) has been used before.")
     return caller
 
 

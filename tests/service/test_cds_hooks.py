@@ -30,6 +30,7 @@ from service.cds_auth import (
     load_clients,
 )
 from service.fhir import level_text
+from service.jwks import JwkSetUnavailable, RemoteJwkSet
 from service.records import timestamp
 from service.storage.records import ASSESSMENT
 from service.storage.tables import records
@@ -79,14 +80,19 @@ STRANGER = Signer("ES384", "ehr-es384")  # same kid, a key the service does not 
 
 
 class JwksServer:
-    """A real HTTP server on loopback publishing a JWK Set, as an EHR does."""
+    """A real HTTP server on loopback publishing a JWK Set, as an EHR does; it can also be
+    slow or failing, and counts the requests it gets."""
 
-    def __init__(self, jwks: dict):
+    def __init__(self, jwks: dict, status: int = 200, delay: float = 0.0):
         body = json.dumps(jwks).encode()
+        self.requests = 0
+        server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                self.send_response(200)
+                server.requests += 1
+                time.sleep(delay)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(body)
@@ -765,5 +771,144 @@ def test_an_empty_jwk_set_at_the_clients_url_is_a_401_not_a_500(tmp_path):
         token = URL_SIGNER.token(issuer=URL_ISSUER, audience=ENDPOINT)
         with pytest.raises(CdsAuthenticationError, match="JWK Set cannot be fetched"):
             verifier.verify(token, SERVICE)
+    finally:
+        server.close()
+
+
+# -- JWK Sets are fetched off the request path; failures are remembered ------------------------
+
+
+def _url_client_app(tmp_path, server_url, **settings):
+    clients = {"clients": [{"issuer": URL_ISSUER, "tenant": "by-url", "jwks_url": server_url}]}
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    app = create_app(
+        app_config(
+            DATABASE_URL=f"sqlite:///{tmp_path / 'cds-url.sqlite3'}",
+            CDS_BASE_URL=BASE_URL,
+            CDS_CLIENTS_FILE=str(tmp_path / "clients.json"),
+            CDS_SUBJECT_SECRET=SUBJECT_SECRET,
+            CDS_ALLOW_LOCAL_JWKS=True,
+            **settings,
+        )
+    )
+    app.extensions["popliteal"]["storage"].upgrade()
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "delay"), [(500, 0.0), (200, 6.0)], ids=["failing key server", "slow key server"]
+)
+def test_tokens_naming_a_client_whose_key_server_fails_are_refused_fast_and_fetch_once(
+    tmp_path, status, delay
+):
+    """A failed fetch is remembered (with a back-off), so forged tokens naming the client
+    cannot make the service call out at their pace, nor wait on a slow key server each."""
+    server = JwksServer({"keys": [URL_SIGNER.jwk]} if status == 200 else {}, status, delay)
+    try:
+        client = _url_client_app(tmp_path, server.url).test_client()
+        body = hook_request()
+        timings = []
+        for _ in range(6):
+            started = time.monotonic()
+            response = call(client, body, URL_SIGNER.token(issuer=URL_ISSUER))
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 401
+            assert "JWK Set cannot be fetched" in response.get_json()["detail"]
+        assert server.requests == 1
+        assert timings[0] < 4  # the first waits for the fetch, boundedly (2 s)
+        assert max(timings[1:]) < 1.5  # the rest never wait (a fetch takes 3 s or fails)
+    finally:
+        server.close()
+
+
+class FakeFetch:
+    def __init__(self, keys):
+        self.keys, self.calls, self.failing = keys, 0, False
+
+    def __call__(self, url, timeout):
+        self.calls += 1
+        if self.failing:
+            raise OSError("unreachable")
+        return self.keys
+
+
+def _settled(jwk_set):
+    deadline = time.monotonic() + 5
+    while jwk_set._running is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_a_jwk_set_is_refreshed_when_due_backs_off_on_failure_and_serves_stale_keys_a_while():
+    now = [0.0]
+    keys = jwt.PyJWKSet.from_dict({"keys": [URL_SIGNER.jwk]}).keys
+    fetch = FakeFetch(keys)
+    jwk_set = RemoteJwkSet(
+        "https://keys.test/jwks.json",
+        lifespan=300,
+        max_stale=3600,
+        min_refresh=60,
+        max_backoff=300,
+        clock=lambda: now[0],
+        fetch=fetch,
+    )
+    assert jwk_set.keys(URL_SIGNER.kid) == keys
+    assert fetch.calls == 1
+    now[0] = 299
+    jwk_set.keys(URL_SIGNER.kid)
+    assert fetch.calls == 1  # fresh: nothing fetched
+    jwk_set.keys("an-unknown-kid")
+    _settled(jwk_set)
+    assert fetch.calls == 2  # an unknown kid asks for a refresh (a key rotation)...
+    now[0] = 330
+    jwk_set.keys("an-unknown-kid")
+    assert fetch.calls == 2  # ...at most once a minute
+    fetch.failing = True
+    now[0] = 600  # due: the refresh fails, the keys stay usable
+    assert jwk_set.keys(URL_SIGNER.kid) == keys
+    _settled(jwk_set)
+    attempts = fetch.calls
+    for second in range(601, 605):  # within the back-off (5 s): no new attempt
+        now[0] = second
+        jwk_set.keys(URL_SIGNER.kid)
+    assert fetch.calls == attempts
+    now[0] = 606
+    jwk_set.keys(URL_SIGNER.kid)
+    _settled(jwk_set)
+    assert fetch.calls == attempts + 1  # then one, and the back-off doubles
+    now[0] = 612
+    jwk_set.keys(URL_SIGNER.kid)
+    assert fetch.calls == attempts + 1
+    now[0] = 299 + 300 + 3600 + 1  # past lifespan + max_stale: no longer trusted
+    with pytest.raises(JwkSetUnavailable):
+        jwk_set.keys(URL_SIGNER.kid, may_fetch=False)
+    assert fetch.calls == attempts + 1  # may_fetch=False starts nothing
+
+
+def test_an_address_over_its_cds_failure_budget_gets_429_but_a_valid_token_still_passes(
+    tmp_path,
+):
+    server = JwksServer({"keys": [URL_SIGNER.jwk]})
+    try:
+        app = _url_client_app(tmp_path, server.url, RATELIMIT_ENABLED=True,
+                              AUTH_FAILURE_LIMIT="3 per minute")  # fmt: skip
+        client = app.test_client()
+        body = hook_request()
+        forged = STRANGER.token(issuer=URL_ISSUER, audience=ENDPOINT)
+        assert [call(client, body, forged).status_code for _ in range(3)] == [401] * 3
+        over = call(client, body, forged)
+        assert over.status_code == 429
+        assert over.get_json()["type"] == "urn:popliteal:problem:rate-limited"
+        assert 0 < int(over.headers["Retry-After"]) <= 60
+        fetched = server.requests
+        unknown_kid = jwt.encode(
+            {"iss": URL_ISSUER, "aud": ENDPOINT, "iat": int(time.time()),
+             "exp": int(time.time()) + 60, "jti": str(uuid.uuid4())},
+            STRANGER.private, algorithm="ES384", headers={"kid": "rotated-maybe"},
+        )  # fmt: skip
+        assert call(client, body, unknown_kid).status_code == 429
+        assert server.requests == fetched  # over budget: no fetch for an unknown kid
+        # A valid token from the same address is never refused for what others sent.
+        valid = call(client, body, URL_SIGNER.token(issuer=URL_ISSUER))
+        assert valid.status_code in (200, 412), valid.get_json()
     finally:
         server.close()
