@@ -33,8 +33,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    # Swagger UI's files are served by this service (from the swagger-ui-bundle package), so
-    # /docs works with no internet access.
+    # Swagger UI's files (5.x, from the flask-swagger-ui package: service/docs.py) are served by
+    # this service, so /docs works with no internet access.
     OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
     OPENAPI_SWAGGER_UI_CONFIG = {
         "tryItOutEnabled": False,
@@ -42,6 +42,9 @@ class Config:
         "defaultModelsExpandDepth": 0,
         # The key entered under "Authorize" survives a page reload.
         "persistAuthorization": True,
+        # No validator badge: Swagger UI would otherwise send the spec's URL to
+        # validator.swagger.io and load an image from there.
+        "validatorUrl": None,
     }
     # The largest valid report is a few kilobytes; anything over this is refused with 413.
     MAX_CONTENT_LENGTH = int(os.environ.get("POPLITEAL_MAX_BODY_BYTES", 64 * 1024))

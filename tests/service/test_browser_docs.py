@@ -23,6 +23,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from service.docs import MINIMUM_SWAGGER_UI
+
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,6 +105,9 @@ def test_try_it_out_on_assess_shows_a_triage_level(browser, live_server):
     )
     # Swagger UI's assets and the spec came from this server: /docs works offline.
     assert _off_machine(browser, origin) == []
+    # The Swagger UI running in the page is the pinned one or newer (it reports its version).
+    running = browser.execute_script("return window.versions.swaggerUI.version")
+    assert tuple(int(part) for part in running.split(".")) >= MINIMUM_SWAGGER_UI, running
 
     # Authorize: the bearer scheme's dialog takes the key, as a new user would paste it.
     browser.find_element(By.CSS_SELECTOR, ".auth-wrapper .authorize").click()

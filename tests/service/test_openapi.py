@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from service.docs import MINIMUM_SWAGGER_UI, swagger_ui_version
+
 SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 EXPORT_COMMAND = "flask --app service.wsgi openapi write --format=json openapi/openapi.json"
+# What flask-smorest's /docs page loads, all from this service.
+SWAGGER_UI_ASSETS = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css")
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +120,39 @@ def test_swagger_ui_loads_only_local_assets(client):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     urls = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert urls, "no asset found in the page"
+    assert sorted(urls) == [f"/docs/assets/{name}" for name in SWAGGER_UI_ASSETS]
     for url in urls:
-        assert url.startswith("/docs/assets/"), url
         asset = client.get(url)
         assert asset.status_code == 200, url
         assert len(asset.data) > 1000, url
     assert '"/openapi.json"' in html
+    # No address of another host anywhere in the page: not as an asset, not in Swagger UI's
+    # configuration (the validator badge, which would call validator.swagger.io, is off).
+    assert re.findall(r"\b(?:https?|wss?|ftp):|=\s*[\"']//", html, flags=re.IGNORECASE) == []
+    assert '"validatorUrl": null' in html
+
+
+def test_the_served_swagger_ui_is_not_older_than_the_pinned_minimum(anonymous_client):
+    bundle = anonymous_client.get("/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200
+    served = swagger_ui_version(bundle.get_data(as_text=True))
+    assert served >= MINIMUM_SWAGGER_UI, (
+        f"/docs serves Swagger UI {'.'.join(map(str, served))}, older than the minimum "
+        f"{'.'.join(map(str, MINIMUM_SWAGGER_UI))} (service/docs.py): upgrade flask-swagger-ui"
+    )
+
+
+def test_the_swagger_ui_version_is_read_from_the_bundle_and_an_old_one_is_too_old():
+    # As Swagger UI 4.15.5's (swagger-ui-bundle 1.1.0's) minified bundle declares itself.
+    old_bundle = (
+        'const{GIT_DIRTY:mn,GIT_COMMIT:gn,PACKAGE_VERSION:vn,BUILD_TIME:yn}={PACKAGE_VERSION:"4.15.5",'
+        'GIT_COMMIT:"gc858a26",GIT_DIRTY:!0,BUILD_TIME:"Wed, 09 Nov 2022 06:53:00 GMT"};'
+    )
+    assert swagger_ui_version(old_bundle) == (4, 15, 5)
+    assert swagger_ui_version(old_bundle) < MINIMUM_SWAGGER_UI
+    assert swagger_ui_version('{PACKAGE_VERSION:"5.100.2",GIT_COMMIT:"g0"}') == (5, 100, 2)
+    with pytest.raises(ValueError, match="no PACKAGE_VERSION"):
+        swagger_ui_version("window.SwaggerUIBundle = function () {};")
 
 
 def test_every_v1_operation_needs_a_key_and_documents_what_that_can_answer(spec):
