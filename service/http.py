@@ -8,19 +8,24 @@ this module knows about HTTP.
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Request as FlaskRequest
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from sqlalchemy.exc import SQLAlchemyError
 from webargs import core
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import get_input_stream
 
 from rules import UnknownCode, UnknownRulesVersion
 from schemas.fhir import FHIR_MEDIA_TYPE
@@ -212,6 +217,77 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+UNREADABLE_BODY = (
+    "The request body could not be read: its chunked transfer coding is malformed (a chunk "
+    "size that is not hexadecimal, a chunk without its CRLF, no last chunk) or it ended early."
+)
+
+
+def _unreadable(error: Exception) -> bool:
+    """Whether reading the body failed because of what the client sent (or did not send).
+
+    The development server signals a bad chunk or a disconnect with OSError; gunicorn raises
+    NoMoreData (an OSError) or a ParseException such as InvalidChunkSize. A ParseException
+    can only come from gunicorn's own wsgi.input, so gunicorn's module is already loaded
+    whenever one is raised: it is looked up, never imported here."""
+    if isinstance(error, OSError):
+        return True
+    gunicorn_errors = sys.modules.get("gunicorn.http.errors")
+    return gunicorn_errors is not None and isinstance(error, gunicorn_errors.ParseException)
+
+
+class StreamedBody(io.RawIOBase):
+    """A body without Content-Length (Transfer-Encoding: chunked), as the server decodes it,
+    refused with a 413 once it is longer than ``limit`` and with a 400 when it cannot be read.
+
+    werkzeug would read such a body only up to MAX_CONTENT_LENGTH and stop there without
+    looking further, handing the app the first ``limit`` bytes of a longer body as if they
+    were all of it; and it turns only an OSError or ValueError of the server's input into a 400,
+    so gunicorn's InvalidChunkSize and ChunkMissingTerminator were 500s."""
+
+    def __init__(self, stream, limit: int | None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._limit = limit
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = len(buffer)
+        if self._limit is not None:
+            # One byte past the limit is enough to know that the body is too large.
+            size = min(size, self._limit + 1 - self._read)
+        try:
+            data = self._stream.read(size)
+        except Exception as error:
+            if not _unreadable(error):
+                raise
+            raise BadRequest(UNREADABLE_BODY) from None
+        got = len(data)
+        buffer[:got] = data
+        self._read += got
+        if self._limit is not None and self._read > self._limit:
+            raise RequestEntityTooLarge()
+        return got
+
+
+class Request(FlaskRequest):
+    """Flask's request, with a chunked body held to the same limit as any other."""
+
+    @cached_property
+    def stream(self):
+        if self.shallow:
+            raise RuntimeError("This request was created with shallow=True: no body to read.")
+        # A Content-Length body is werkzeug's: refused at once when over the limit, and read
+        # to its length. Without one, the server must say it ends the body (gunicorn and the
+        # development server do, for chunked bodies); otherwise werkzeug reads nothing.
+        if self.content_length is None and "wsgi.input_terminated" in self.environ:
+            return StreamedBody(self.environ["wsgi.input"], self.max_content_length)
+        return get_input_stream(self.environ, max_content_length=self.max_content_length)
+
+
 class JSONParser(FlaskParser):
     """Parses request bodies with orjson: strict JSON (no NaN), nesting capped at 1024 levels,
     and any malformed body (bad syntax, bad UTF-8, too deep) is a 400 rather than a crash."""
@@ -290,9 +366,14 @@ RULES_RESPONSE_HEADERS = {
 
 
 class PoplitealApi(Api):
-    """flask-smorest's Api with problem+json errors."""
+    """flask-smorest's Api with problem+json errors, on an app whose requests are ``Request``."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def init_app(self, app, *, spec_kwargs=None):
+        # Every body is read through Request.stream, whichever view or parser reads it.
+        app.request_class = Request
+        super().init_app(app, spec_kwargs=spec_kwargs)
 
     def handle_http_exception(self, error: HTTPException):
         data = getattr(error, "data", None) or {}
