@@ -211,6 +211,10 @@ _COMMON_ERRORS = {
     "404": _problem_doc("No such CDS service (or, for feedback, no such card)."),
     "413": _problem_doc("The body is larger than the service accepts."),
     "415": _problem_doc("The body is not application/json."),
+    "429": _problem_doc(
+        "Too many failed authentications from this address (a token that verifies is still "
+        "accepted); retry after Retry-After."
+    ),
     "503": _problem_doc("The database is unreachable; retry."),
 }
 _SECURITY = [{"cdsClientJwt": []}]
