@@ -1,5 +1,5 @@
 """Load-and-fault harness: does the service hold under saturation, lost workers, reloads, a long
-run and a database restart, without losing a record it said it kept?
+run, a database restart and slow clients, without losing a record it said it kept?
 
     ./scripts/harness            # the full run (about 8 minutes)
     ./scripts/harness --short    # the same checks in about a minute (CI runs this)
@@ -12,7 +12,9 @@ Everything runs on this machine, on loopback, and stops when the run ends:
   unless --workers), rate limits off: the harness measures the service, not a tenant's budget;
 - a load generator in this process: one thread per connection, each POSTing symptom reports to
   /v1/assess (stored) with an Idempotency-Key, and retrying the same key after a cut
-  connection or a 503 (honouring Retry-After), as a careful client would.
+  connection or a 503 (honouring Retry-After), as a careful client would;
+- for the slow-clients phase, nginx (``nginx``, also looked for in /usr/sbin) with the
+  repository's configuration; without it the phase is skipped, and fails in CI (CI=true).
 
 Phases (each prints its figures; the run exits 1 if any check fails):
 1. saturation: 16, then 32, then 64 connections, a third of the time each: zero 5xx, latency
@@ -23,6 +25,12 @@ Phases (each prints its figures; the run exits 1 if any check fails):
    must grow by less than 10 %.
 4. PostgreSQL restart: the server is stopped and started again mid-run: /readyz must drop to
    503 and come back to 200, no answer may be a 500.
+5. slow clients: the repository's nginx (deploy/nginx/nginx.conf, only its listen ports,
+   upstream address and /tmp paths changed) in front of the service; 200 connections send a
+   request's header a byte a second and never finish it, while one normal client's requests
+   through nginx must keep their latency (every one answered, p99 under
+   max(10 x its baseline p99, 0.5 s)). For contrast, a figure only: the same kind of clients
+   sent straight at gunicorn for a few seconds hold every sync worker.
 After each phase, the database is read directly: every record the service answered 201 for
 must be there ("lost" is the number that is not), and no Idempotency-Key may have made two.
 """
@@ -35,6 +43,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,8 +77,8 @@ STEPS = (16, 32, 64)
 # database on each call, so it notices at its next poll, 0.1 s apart).
 OUTAGE_NOTICE_LIMIT_S = 10.0
 
-FULL = {"saturation": 60.0, "faults": 30.0, "soak": 300.0, "database": 30.0}
-SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0}
+FULL = {"saturation": 60.0, "faults": 30.0, "soak": 300.0, "database": 30.0, "slow_clients": 60.0}
+SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0, "slow_clients": 10.0}
 # How long a client keeps retrying one request after the load stops, so that every key's fate
 # is known before the database is read.
 SETTLE_SECONDS = 30.0
@@ -678,11 +687,406 @@ def database_restart(context: Context, seconds: float) -> Verdict:
     return Verdict("PostgreSQL restart", figures, failures)
 
 
+# -- Slow clients, through the repository's nginx ----------------------------------------------
+
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+SLOW_CONNECTIONS = 200
+# Every slow connection sends one more byte of its unfinished header this often.
+SLOW_BYTE_INTERVAL_S = 1.0
+# During the slow clients, a legitimate request's p99 may be this many times its baseline p99,
+# or this much, whichever is larger: machine noise passes, a stalled worker (tens of seconds)
+# does not. A request not answered within LEGITIMATE_TIMEOUT_S fails the phase on its own.
+SLOW_LATENCY_FACTOR = 10.0
+SLOW_LATENCY_ALLOWANCE_S = 0.5
+LEGITIMATE_TIMEOUT_S = 5.0
+# The contrast, straight at gunicorn (a figure, not a check): so many slow connections per
+# worker, for so long, each legitimate request given up after DIRECT_TIMEOUT_S.
+DIRECT_PER_WORKER = 2
+DIRECT_SECONDS = 3.0
+DIRECT_TIMEOUT_S = 1.0
+
+
+def nginx_binary() -> str | None:
+    # Debian installs it in sbin, which a non-root PATH may leave out.
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    return shutil.which("nginx", path=search)
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    output = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stderr
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", output)
+    return tuple(map(int, found.groups())) if found else (0, 0, 0)
+
+
+def nginx_config(text: str, folder: Path, port: int, status_port: int, upstream: int) -> str:
+    """deploy/nginx/nginx.conf with only what ties it to compose changed: its /tmp paths (pid,
+    temporary files) move to ``folder``, it listens on loopback ports of the harness's, and the
+    upstream is the harness's gunicorn (``resolve`` goes with Docker's DNS name: an address
+    has nothing to re-resolve, and nginx before 1.27.3 does not know it). Timeouts, buffering,
+    limits and everything else are the file's own."""
+    substitutions = (
+        (r"(?<=\s)/tmp/", f"{folder}/"),
+        (r"\blisten 8080\b", f"listen 127.0.0.1:{port}"),
+        (r"\blisten 127\.0\.0\.1:8081\b", f"listen 127.0.0.1:{status_port}"),
+        (r"\bserver api:8000\b[^;]*;", f"server 127.0.0.1:{upstream};"),
+    )
+    for pattern, replacement in substitutions:
+        text, found = re.subn(pattern, replacement, text)
+        if not found:
+            raise RuntimeError(
+                f"{NGINX_CONF} has nothing matching {pattern!r}: bench/harness.py adapts it "
+                "to run on loopback and needs to follow the change"
+            )
+    return text
+
+
+class Nginx:
+    """The repository's nginx configuration, run by the harness in a folder of its own."""
+
+    def __init__(self, folder: Path, binary: str, upstream_port: int) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="nginx-", dir=folder))
+        self.folder.chmod(0o755)  # run as root, nginx's workers are another user
+        self.port = free_port()
+        self.status_port = free_port()
+        self.log = self.folder / "nginx.log"
+        self.version = nginx_version(binary)
+        # Its own start-up messages to stderr too (-e, nginx 1.19.5 and later), not to the
+        # error log path it was built with.
+        early_log = ["-e", "stderr"] if self.version >= (1, 19, 5) else []
+        config = self.folder / "nginx.conf"
+        config.write_text(
+            nginx_config(
+                NGINX_CONF.read_text(), self.folder, self.port, self.status_port, upstream_port
+            )
+        )
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [binary, "-p", str(self.folder), "-c", str(config), *early_log,
+                 "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: nothing of it outlives the run
+            )  # fmt: skip
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.log_tail()}")
+            if status_of(f"http://127.0.0.1:{self.status_port}/healthz", 1) == 200:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nginx was not ready within {seconds} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        return " | ".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGTERM), then SIGKILL to whatever of its group is left."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+class SlowClients:
+    """``count`` connections that each send the start of a request, then one more byte of an
+    unfinished header every SLOW_BYTE_INTERVAL_S, and never finish it. A connection the server
+    closes (nginx: client_header_timeout) is opened again at once. One thread drives them all;
+    leaving the ``with`` closes every socket."""
+
+    START = (
+        b"POST /v1/assess HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Slow: "
+    )
+
+    def __init__(self, port: int, count: int) -> None:
+        self.port = port
+        self.count = count
+        self.sockets: list[socket.socket | None] = [None] * count
+        self.opened = 0
+        self.closed_by_server = 0
+        self.bytes_sent = 0
+        self.errors: Counter = Counter()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SlowClients:
+        try:
+            for index in range(self.count):
+                self._open(index)
+        except BaseException:
+            self._close_all()
+            raise
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+        self._close_all()
+
+    @property
+    def held(self) -> int:
+        return sum(s is not None for s in self.sockets)
+
+    def _open(self, index: int) -> None:
+        connection = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        try:
+            connection.sendall(self.START)
+        except OSError:
+            connection.close()
+            raise
+        connection.setblocking(False)
+        self.sockets[index] = connection
+        self.opened += 1
+
+    def _close(self, index: int) -> None:
+        connection, self.sockets[index] = self.sockets[index], None
+        if connection is not None:
+            connection.close()
+
+    def _close_all(self) -> None:
+        for index in range(self.count):
+            self._close(index)
+
+    def _run(self) -> None:
+        # Staggered: each connection has its own moment in the second.
+        started = time.monotonic()
+        due = [started + SLOW_BYTE_INTERVAL_S * i / self.count for i in range(self.count)]
+        while not self._stopping.wait(0.05):
+            now = time.monotonic()
+            for index in range(self.count):
+                if now < due[index]:
+                    continue
+                due[index] = now + SLOW_BYTE_INTERVAL_S
+                try:
+                    self._step(index)
+                except OSError as error:
+                    self.errors[type(error).__name__] += 1
+                    self._close(index)
+
+    def _step(self, index: int) -> None:
+        connection = self.sockets[index]
+        if connection is not None:
+            try:
+                connection.recv(4096)  # an answer or the end: either way the server let go
+            except BlockingIOError:  # nothing yet: it still waits for the rest of the header
+                connection.send(b"a")
+                self.bytes_sent += 1
+                return
+            except ConnectionResetError:
+                pass
+            self.closed_by_server += 1
+            self._close(index)
+        self._open(index)
+
+
+def legitimate_requests(
+    port: int,
+    api_key: str,
+    count: int,
+    *,
+    pace: float = 0.0,
+    until: float = float("inf"),
+    timeout: float = LEGITIMATE_TIMEOUT_S,
+) -> Tally:
+    """One normal client, one request at a time, each on a new connection: the red-flag screen
+    (200) and a stored assessment with an Idempotency-Key (201) in turn, ``pace`` seconds apart
+    (start to start), until ``count`` are sent or the clock passes ``until``. Nothing is retried:
+    a request that gets no answer within ``timeout`` is counted in ``cuts``."""
+    screens = [
+        json.dumps(example["value"]).encode() for example in examples.REPORT_EXAMPLES.values()
+    ]
+    reports = report_bodies()
+    tally = Tally()
+    started = time.monotonic()
+    for n in range(count):
+        time.sleep(max(0.0, started + n * pace - time.monotonic()))
+        if time.monotonic() > until:
+            break
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        key = None
+        if n % 2:
+            key = headers["Idempotency-Key"] = str(uuid.uuid4())
+            tally.sent.add(key)
+            path, body = "/v1/assess", reports[n // 2 % len(reports)]
+        else:
+            path, body = "/v1/escalation-check", screens[n // 2 % len(screens)]
+        tally.attempts += 1
+        begun = time.perf_counter()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            tally.cuts[type(error).__name__] += 1
+            continue
+        finally:
+            connection.close()
+        tally.latencies.append(time.perf_counter() - begun)
+        tally.statuses[response.status] += 1
+        if key and response.status == 201:
+            tally.committed[key] = json.loads(payload)["id"]
+    return tally
+
+
+def legitimate_figures(tally: Tally) -> dict:
+    return {
+        "requests": tally.attempts,
+        "statuses": dict(sorted(tally.statuses.items())),
+        "unanswered": dict(tally.cuts),
+        **percentiles(tally.latencies),
+    }
+
+
+def direct_contrast(server: Gunicorn, api_key: str) -> dict:
+    """The same kind of slow clients sent straight at gunicorn, briefly: DIRECT_PER_WORKER per
+    worker, while the normal client gives each request DIRECT_TIMEOUT_S. Figures only; what is
+    checked is that the service answers again once they are gone."""
+    connections = DIRECT_PER_WORKER * server.worker_count
+    begun = time.monotonic()
+    with SlowClients(server.port, connections) as slow:
+        time.sleep(0.2)  # accepted: every sync worker now waits on one
+        tally = legitimate_requests(
+            server.port,
+            api_key,
+            1000,
+            until=begun + DIRECT_SECONDS - DIRECT_TIMEOUT_S,
+            timeout=DIRECT_TIMEOUT_S,
+        )
+        closed_by_gunicorn = slow.closed_by_server
+    released = time.monotonic()
+    recovered = None
+    while recovered is None and time.monotonic() < released + 30:
+        if status_of(f"{server.base}/readyz", 2) == 200:
+            recovered = time.monotonic() - released
+        else:
+            time.sleep(0.1)
+    figures = {
+        "slow_connections": connections,
+        "seconds": round(released - begun, 1),
+        "request_timeout_s": DIRECT_TIMEOUT_S,
+        "requests": tally.attempts,
+        "answered": len(tally.latencies),
+        "not_answered_in_time": sum(tally.cuts.values()),
+        "closed_by_gunicorn": closed_by_gunicorn,
+        "readyz_after_release_s": round(recovered, 2) if recovered is not None else None,
+    }
+    failures = []
+    if recovered is None:
+        failures.append("the service did not answer again once the direct slow clients left")
+    return {"figures": figures, "failures": failures}
+
+
+def slow_clients(context: Context, seconds: float) -> Verdict:
+    binary = nginx_binary()
+    if binary is None:
+        reason = "nginx is not installed (Debian: apt-get install nginx)"
+        if os.environ.get("CI") == "true":
+            return Verdict("slow clients", {}, [reason])
+        return Verdict("slow clients", {"skipped": reason}, [])
+    started = time.monotonic()
+    # As many legitimate requests before (one after the other) as during (one every 0.2 s).
+    count = max(40, int(seconds * 5))
+    with context.service() as server:
+        nginx = Nginx(context.folder, binary, server.port)
+        try:
+            # A warm-up, not counted: every worker has answered a few requests.
+            legitimate_requests(nginx.port, context.api_key, 4 * server.worker_count)
+            baseline = legitimate_requests(nginx.port, context.api_key, count)
+            with SlowClients(nginx.port, SLOW_CONNECTIONS) as slow:
+                # Every connection has sent its partial header; the trickle has begun.
+                time.sleep(0.5 * SLOW_BYTE_INTERVAL_S)
+                held = slow.held
+                during = legitimate_requests(
+                    nginx.port,
+                    context.api_key,
+                    count,
+                    pace=seconds / count,
+                    until=time.monotonic() + seconds + LEGITIMATE_TIMEOUT_S,
+                )
+                attack = {
+                    "connections": SLOW_CONNECTIONS,
+                    "held_when_measuring_began": held,
+                    "held_at_end": slow.held,
+                    "opened": slow.opened,
+                    "closed_by_nginx": slow.closed_by_server,
+                    "header_bytes_trickled": slow.bytes_sent,
+                    "errors": dict(slow.errors),
+                }
+            nginx_alive = nginx.process.poll() is None
+            version = nginx.version
+            nginx_log = nginx.log_tail()
+        finally:
+            nginx.stop()
+        errors_logged = server.logged_errors()
+        through_nginx_seconds = time.monotonic() - started
+        direct = direct_contrast(server, context.api_key)
+        workers = server.worker_count
+
+    both = Tally()
+    both.merge(baseline)
+    both.merge(during)
+    records = check_records(context.engine, both)
+    base, now = percentiles(baseline.latencies), percentiles(during.latencies)
+    bound_ms = max(SLOW_LATENCY_FACTOR * base.get("p99_ms", 0.0), SLOW_LATENCY_ALLOWANCE_S * 1000)
+    figures = {
+        "workers": workers,
+        "nginx_version": ".".join(map(str, version)),
+        "slow_clients": attack,
+        "baseline_through_nginx": legitimate_figures(baseline),
+        "during_through_nginx": legitimate_figures(during),
+        "p99_bound_ms": round(bound_ms, 1),
+        "nginx_alive_after": nginx_alive,
+        "errors_logged": errors_logged,
+        **{key: records[key] for key in ("committed", "lost", "duplicated")},
+        "direct_to_gunicorn": direct["figures"],
+        "seconds_through_nginx": round(through_nginx_seconds, 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    failures = []
+    for name, tally in (("baseline", baseline), ("with the slow clients", during)):
+        if tally.attempts < count:
+            failures.append(f"{name}: only {tally.attempts} of {count} requests were sent")
+        if tally.cuts:
+            failures.append(f"{name}: requests not answered: {dict(tally.cuts)}")
+        wrong = {s: n for s, n in tally.statuses.items() if s not in (200, 201)}
+        if wrong:
+            failures.append(f"{name}: answers other than 200 and 201: {wrong}")
+    if held < SLOW_CONNECTIONS:
+        failures.append(f"only {held} of {SLOW_CONNECTIONS} slow connections were held")
+    if now and now["p99_ms"] > bound_ms:
+        failures.append(
+            f"p99 through nginx went from {base.get('p99_ms')} ms to {now['p99_ms']} ms "
+            f"with the slow clients (bound {bound_ms:.0f} ms)"
+        )
+    elif not now:
+        failures.append("with the slow clients, too few requests were answered to measure")
+    if records["lost"] or records["duplicated"]:
+        failures.append(f"records: {records['lost']} lost, {records['duplicated']} duplicated")
+    if errors_logged:
+        failures.append(f"{errors_logged} errors logged")
+    if not nginx_alive:
+        failures.append(f"nginx died: {nginx_log}")
+    failures += direct["failures"]
+    return Verdict("slow clients", figures, failures)
+
+
 PHASES: dict[str, Callable[[Context, float], Verdict]] = {
     "saturation": saturation,
     "faults": worker_loss_and_reload,
     "soak": soak,
     "database": database_restart,
+    "slow_clients": slow_clients,
 }
 
 
@@ -718,7 +1122,11 @@ def main(argv: list[str] | None = None) -> int:
             verdict = PHASES[name](context, durations[name])
             verdicts.append(verdict)
             print(json.dumps(verdict.figures, indent=2, default=str))
-            print("PASS" if not verdict.failures else "FAIL: " + "; ".join(verdict.failures))
+            skipped = verdict.figures.get("skipped")
+            if verdict.failures:
+                print("FAIL: " + "; ".join(verdict.failures))
+            else:
+                print(f"SKIPPED: {skipped}" if skipped else "PASS")
         engine.dispose()
     finally:
         with contextlib.suppress(Exception):
