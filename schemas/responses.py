@@ -631,7 +631,11 @@ class AssessmentPageSchema(Schema):
 
 class ReadinessChecksSchema(Schema):
     rules = _s("loaded when the rules are loaded.")
-    database = _s("ok, or unreachable.", validate=validate.OneOf(("ok", "unreachable")))
+    database = _s(
+        "ok; unreachable (down or timing out); misconfigured (wrong database name, user or "
+        "password: see the logs); or full (its disk was full moments ago).",
+        validate=validate.OneOf(("ok", "unreachable", "misconfigured", "full")),
+    )
     migrations = _s(
         "current, behind (run the migrations), or unknown (database unreachable).",
         validate=validate.OneOf(("current", "behind", "unknown")),

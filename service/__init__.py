@@ -34,7 +34,7 @@ from service.http import (
     register_error_handlers,
 )
 from service.hygiene import install_cors, install_security_headers, parse_origins
-from service.limits import install_rate_limits
+from service.limits import check_rate_limits, install_rate_limits
 from service.logs import REQUEST_ID
 from service.observability import install_request_observation
 from service.pseudonyms import Pseudonymizer
@@ -50,6 +50,21 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
     # Configuration mistakes stop the service at start-up, naming the setting.
     cors_origins = parse_origins(app.config["CORS_ORIGINS"])
+    check_rate_limits(app.config)
+    database_url = app.config["DATABASE_URL"]
+    if database_url is not None and not database_url.strip():
+        raise RuntimeError(
+            "DATABASE_URL is set but empty: set it to the database's URL (e.g. "
+            "postgresql+psycopg://user:password@host:5432/popliteal), or unset it for the "
+            "embedded SQLite file"
+        )
+    if app.config["CDS_CLIENTS_FILE"] and not app.config["CDS_BASE_URL"]:
+        raise RuntimeError(
+            "POPLITEAL_CDS_CLIENTS is set but POPLITEAL_CDS_BASE_URL is not: every CDS call "
+            "would be refused, since a token's aud must be "
+            "{POPLITEAL_CDS_BASE_URL}/cds-services/{id}. Set POPLITEAL_CDS_BASE_URL to this "
+            "service's public URL, or unset POPLITEAL_CDS_CLIENTS"
+        )
     if app.config["PROXY_HOPS"]:
         # Behind nginx or an ingress: the client's address (for the wrong-key budget) and
         # scheme come from the proxy's X-Forwarded-* headers, trusted for this many hops only.
@@ -63,7 +78,7 @@ def create_app(config: type[Config] | None = None) -> Flask:
 
     # Connections open lazily, in each worker process, on first use.
     storage = Storage(
-        app.config["DATABASE_URL"] or _embedded_database_url(app),
+        database_url or _embedded_database_url(app),
         statement_timeout_ms=app.config["DB_STATEMENT_TIMEOUT_MS"],
     )
 

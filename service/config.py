@@ -53,7 +53,8 @@ class Config:
 
     # Storage. Unset: an embedded SQLite file in the instance folder, created on first use.
     # Production: a PostgreSQL URL, e.g. postgresql+psycopg://user:password@host:5432/popliteal.
-    DATABASE_URL = os.environ.get("DATABASE_URL") or None
+    # Set but empty is a mistake (a secret that did not arrive), refused at start-up.
+    DATABASE_URL = os.environ.get("DATABASE_URL")
     # Off: POST /v1/assess and /v1/exercise-prescriptions answer 200 and write nothing.
     STORE_RECORDS = env_flag("POPLITEAL_STORE_RECORDS", True)
     # How long a verified API key is trusted without asking the database again; a revoked key

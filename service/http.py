@@ -38,6 +38,7 @@ from service.storage import (
     PartOfAssessment,
     StorageUnavailable,
 )
+from service.storage.database import SchemaBehind, StorageFull, StorageMisconfigured
 from service.storage.records import AssessmentNotFound, InvalidCursor
 
 log = logging.getLogger("popliteal")
@@ -47,6 +48,8 @@ VALIDATION_PROBLEM = "urn:popliteal:problem:validation-error"
 UNKNOWN_VERSION_PROBLEM = "urn:popliteal:problem:unknown-rules-version"
 UNKNOWN_CODE_PROBLEM = "urn:popliteal:problem:unknown-code"
 STORAGE_UNAVAILABLE_PROBLEM = "urn:popliteal:problem:storage-unavailable"
+SCHEMA_BEHIND_PROBLEM = "urn:popliteal:problem:schema-behind"
+MIGRATE_COMMAND = "flask --app service.wsgi db upgrade"
 IDEMPOTENCY_KEY_REUSED_PROBLEM = "urn:popliteal:problem:idempotency-key-reused"
 IDEMPOTENCY_KEY_ERASED_PROBLEM = "urn:popliteal:problem:idempotency-key-erased"
 RATE_LIMITED_PROBLEM = "urn:popliteal:problem:rate-limited"
@@ -435,13 +438,45 @@ def register_error_handlers(app: Flask) -> None:
     def storage_unavailable(error: StorageUnavailable):
         # The process stays up and the pool reconnects by itself when the database returns.
         observe_database_error("unavailable")
-        log.warning("database unreachable on %s %s: %s", request.method, request.path, error)
         retry_after = g.setdefault(RETRY_AFTER, str(app.config["STORAGE_RETRY_AFTER_SECONDS"]))
+        headers = {"Retry-After": retry_after}
+        where = f"{request.method} {request.path}"
+        if isinstance(error, SchemaBehind):
+            # A deployment fault, not an outage: the operators must act. No stack trace.
+            log.error(
+                "database schema behind the code on %s: %s; run `%s`", where, error, MIGRATE_COMMAND
+            )
+            return problem(
+                503,
+                "The service's database is not migrated to this version of the service: its "
+                f"operators must run the migrations (`{MIGRATE_COMMAND}`). Nothing was written; "
+                "retry after the Retry-After header's seconds.",
+                type_=SCHEMA_BEHIND_PROBLEM,
+                title="Database schema behind",
+                headers=headers,
+            )
+        if isinstance(error, StorageFull | StorageMisconfigured):
+            storage = app.extensions["popliteal"]["storage"]
+            log.error("database %s on %s: %s: %s", error.reason, where, storage.describe(), error)
+            detail = (
+                "The service's database is out of space. Nothing was written; retry after the "
+                "Retry-After header's seconds."
+                if isinstance(error, StorageFull)
+                else None
+            )
+            return problem(
+                503,
+                detail,
+                type_=STORAGE_UNAVAILABLE_PROBLEM,
+                title="Storage unavailable",
+                headers=headers,
+            )
+        log.warning("database unreachable on %s: %s", where, error)
         return problem(
             503,
             type_=STORAGE_UNAVAILABLE_PROBLEM,
             title="Storage unavailable",
-            headers={"Retry-After": retry_after},
+            headers=headers,
         )
 
     @app.errorhandler(IdempotencyKeyReused)

@@ -8,11 +8,45 @@ refuse a clinical request with a 500.
 
 from __future__ import annotations
 
+import limits
 from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from service.auth import PROTECTED_PREFIX
 from service.http import RETRY_AFTER
+
+# The settings that hold rate-limit strings, each with the environment variable it comes from
+# (Flask-Limiter's own settings have the same names), and whether it holds one limit only.
+LIMIT_SETTINGS = {
+    "RATELIMIT_APPLICATION": ("RATELIMIT_APPLICATION", False),
+    "RATELIMIT_DEFAULT": ("RATELIMIT_DEFAULT", False),
+    "RATELIMIT_IN_MEMORY_FALLBACK": ("RATELIMIT_IN_MEMORY_FALLBACK", False),
+    "RATELIMIT_META": ("RATELIMIT_META", False),
+    "AUTH_FAILURE_LIMIT": ("POPLITEAL_AUTH_FAILURE_LIMIT", True),
+}
+
+
+def check_rate_limits(config) -> None:
+    """Every rate limit set parses, or the service stops here naming the setting.
+
+    Flask-Limiter would start with a mistyped limit (``30 per secnd``), skip it, and log an
+    error on every request: the per-key limits would be silently off. Checked whether or not
+    limits are enabled, so that turning them on later cannot meet a typo."""
+    for name, (setting, single) in LIMIT_SETTINGS.items():
+        value = config.get(name)
+        if value is None or callable(value):
+            continue
+        try:
+            parsed = limits.parse_many(str(value))
+        except ValueError:
+            parsed = []
+        if not parsed or (single and len(parsed) != 1):
+            what = "one rate limit" if single else "rate limits separated by ';'"
+            raise RuntimeError(
+                f"{setting}={value!r} is not {what} such as '30 per minute' or "
+                "'600 per minute;30 per second' (per second, minute, hour or day); to turn rate "
+                "limits off, set RATELIMIT_ENABLED=false"
+            )
 
 
 def _rate_limit_key() -> str:

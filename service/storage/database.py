@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -14,7 +16,6 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -22,13 +23,97 @@ from sqlalchemy.engine import Connection, Engine, make_url
 P = ParamSpec("P")
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class StorageUnavailable(Exception):
-    """The database cannot be reached (down, restarting, refusing connections, timing out)."""
+    """The database cannot be used right now: unreachable (down, restarting, refusing
+    connections, timing out) unless a subclass says more precisely what is wrong."""
+
+    # What readiness and the logs call it.
+    reason = "unreachable"
+
+
+class SchemaBehind(StorageUnavailable):
+    """The database's schema is behind the code: a table, a column or a row the migrations make
+    is missing. Run the migrations (``flask --app service.wsgi db upgrade``)."""
+
+    reason = "schema behind"
+
+
+class StorageFull(StorageUnavailable):
+    """The database's disk (or SQLite's page limit) is full: nothing more can be written."""
+
+    reason = "full"
+
+
+class StorageMisconfigured(StorageUnavailable):
+    """DATABASE_URL names a database that does not exist, or credentials the server refuses:
+    waiting will not help, the configuration must change."""
+
+    reason = "misconfigured"
 
 
 # Errors that say the database is unreachable or overloaded, as opposed to a fault in a query.
 UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
+
+# PostgreSQL's SQLSTATEs that say what is wrong (its manual, Appendix A).
+_SCHEMA_BEHIND_STATES = frozenset(("42P01", "42703"))  # undefined_table, undefined_column
+_FULL_STATES = frozenset(("53100",))  # disk_full
+# invalid_catalog_name (no such database), invalid_authorization_specification, invalid_password
+_MISCONFIGURED_STATES = frozenset(("3D000", "28000", "28P01"))
+# A refused connection carries no SQLSTATE (libpq reports the server's FATAL as text).
+_MISCONFIGURED_MESSAGE = re.compile(
+    r'database ".*" does not exist|role ".*" does not exist|authentication failed'
+    r"|no pg_hba\.conf entry|no password supplied|permission denied for database"
+)
+# SQLite says it in words, with error names since Python 3.11.
+_SQLITE_SCHEMA_BEHIND = re.compile(r"no such table|no such column|has no column named")
+_SQLITE_FULL = ("SQLITE_FULL",)
+_SQLITE_MISCONFIGURED = ("SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
+def _first_line(error: BaseException) -> str:
+    """The database's own words, first line only (later lines quote the statement). Never a
+    parameter: the engine hides them, and these errors are about names, not values."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    # libpq: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  ...'
+    return re.sub(r"\s+", " ", text.rpartition("FATAL:")[2] or text).strip()
+
+
+def diagnose(original: BaseException | None) -> type[StorageUnavailable] | None:
+    """What a driver's error says is wrong, when it says more than "unreachable"."""
+    if original is None:
+        return None
+    state = getattr(original, "sqlstate", None)
+    if state in _SCHEMA_BEHIND_STATES:
+        return SchemaBehind
+    if state in _FULL_STATES:
+        return StorageFull
+    if state in _MISCONFIGURED_STATES:
+        return StorageMisconfigured
+    name = getattr(original, "sqlite_errorname", None)
+    if name is not None:
+        if name.startswith(_SQLITE_FULL):
+            return StorageFull
+        if name.startswith(_SQLITE_MISCONFIGURED):
+            return StorageMisconfigured
+        if _SQLITE_SCHEMA_BEHIND.search(str(original)):
+            return SchemaBehind
+        return None
+    if state is None and _MISCONFIGURED_MESSAGE.search(str(original)):
+        return StorageMisconfigured
+    return None
+
+
+def storage_error(error: exc.SQLAlchemyError) -> StorageUnavailable | None:
+    """The StorageUnavailable a database error means; None for a fault in a query (a bug)."""
+    kind = diagnose(getattr(error, "orig", None))
+    if kind is not None:
+        return kind(_first_line(error.orig))
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return StorageUnavailable(type(error).__name__)
+    return None
 
 
 def translate_unavailable(function: Callable[P, T]) -> Callable[P, T]:
@@ -36,8 +121,11 @@ def translate_unavailable(function: Callable[P, T]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return function(*args, **kwargs)
-        except UNAVAILABLE_ERRORS as error:
-            raise StorageUnavailable(type(error).__name__) from error
+        except (*UNAVAILABLE_ERRORS, exc.ProgrammingError) as error:
+            translated = storage_error(error)
+            if translated is None:
+                raise
+            raise translated from error
 
     return wrapper
 
@@ -120,6 +208,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# Where alembic keeps the database's revision (its default table).
+ALEMBIC_VERSION = sa.table("alembic_version", sa.column("version_num", sa.String))
+
+
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option(
@@ -130,12 +222,22 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     return config
 
 
+# How long readiness reports a full disk after a write failed for want of space. A successful
+# write does not clear it early: space freed by a delete can be taken again at once.
+FULL_REMEMBERED_SECONDS = 30.0
+
+
 class Storage:
     """The database behind the service. Connections are opened lazily, per process."""
 
     def __init__(self, url: str, statement_timeout_ms: int | None = None) -> None:
         self.url = url
         self.engine = create_storage_engine(url, statement_timeout_ms)
+        # Until when readiness says "full" (time.monotonic()); set by any write that failed so.
+        self._full_until = 0.0
+        # The readiness problem last logged, so that a probe every few seconds logs it once.
+        self._logged_problem: str | None = None
+        event.listen(self.engine, "handle_error", self._notice_error)
         # Imported here to keep the module graph flat: both stores take this Storage.
         from service.storage.cds import CdsStore
         from service.storage.keys import ApiKeyStore
@@ -188,17 +290,50 @@ class Storage:
 
     @translate_unavailable
     def current_revisions(self) -> set[str]:
+        # Read directly rather than through alembic's MigrationContext, which logs two INFO
+        # lines each time it is made: once per readiness probe.
         with self.reading() as connection:
-            return set(MigrationContext.configure(connection).get_current_heads())
+            if not sa.inspect(connection).has_table(ALEMBIC_VERSION.name):
+                return set()
+            return set(connection.execute(sa.select(ALEMBIC_VERSION.c.version_num)).scalars())
 
     def readiness(self) -> dict[str, str]:
-        """{"database": "ok" | "unreachable", "migrations": "current" | "behind" | "unknown"}."""
+        """{"database": "ok" | "unreachable" | "misconfigured" | "full",
+        "migrations": "current" | "behind" | "unknown"}.
+
+        "misconfigured": DATABASE_URL names a database or credentials the server refuses (logged
+        as an error, once); "full": a write failed for want of space within the last
+        FULL_REMEMBERED_SECONDS."""
         try:
             current = self.current_revisions()
+        except StorageMisconfigured as error:
+            self._log_problem(f"{self.describe()} is misconfigured: {error}")
+            return {"database": "misconfigured", "migrations": "unknown"}
         except StorageUnavailable:
+            self._logged_problem = None
             return {"database": "unreachable", "migrations": "unknown"}
+        self._logged_problem = None
         expected = self.expected_revisions()
-        return {"database": "ok", "migrations": "current" if current == expected else "behind"}
+        database = "full" if time.monotonic() < self._full_until else "ok"
+        return {"database": database, "migrations": "current" if current == expected else "behind"}
+
+    def describe(self) -> str:
+        """Which database DATABASE_URL names, for the logs: never its password."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite":
+            return f"the SQLite file {url.database or ':memory:'!r}"
+        where = f"{url.host or 'localhost'}:{url.port or 5432}"
+        return f"DATABASE_URL's database {url.database!r} on {where} as user {url.username!r}"
+
+    def _log_problem(self, message: str) -> None:
+        if message != self._logged_problem:
+            log.error("database not ready: %s", message)
+            self._logged_problem = message
+
+    def _notice_error(self, context) -> None:
+        """Every database error on this engine: a full disk is remembered for readiness."""
+        if diagnose(context.original_exception) is StorageFull:
+            self._full_until = time.monotonic() + FULL_REMEMBERED_SECONDS
 
     @property
     def backend(self) -> str:

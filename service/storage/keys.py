@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from service.storage.database import StorageUnavailable, translate_unavailable
+from service.storage.database import SchemaBehind, translate_unavailable
 from service.storage.key_format import KEY_PREFIX, KeyChecker
 from service.storage.tables import api_keys, deployment_secrets, tenants
 
@@ -168,5 +168,5 @@ def _key_check_secret(connection) -> str:
         sa.select(deployment_secrets.c.value).where(deployment_secrets.c.name == KEY_CHECK_ROW)
     ).scalar_one_or_none()
     if secret is None:  # the schema is behind: answered like any unmigrated database
-        raise StorageUnavailable("the database has no key-check secret: run the migrations")
+        raise SchemaBehind("the database has no key-check secret: run the migrations")
     return secret
