@@ -26,6 +26,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+SQLITE_BUSY_TIMEOUT_S = 30
+SCRUB_WAIT_MS = 2000
+
+
 class StorageUnavailable(Exception):
     """The database cannot be used right now: unreachable (down, restarting, refusing
     connections, timing out) unless a subclass says more precisely what is wrong."""
@@ -148,7 +152,7 @@ def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> 
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         # Several gunicorn workers share the file: wait for the write lock rather than fail.
-        options["connect_args"] = {"timeout": 30}
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         engine = sa.create_engine(parsed, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -264,8 +268,20 @@ class Storage:
         (see the README's Erasure section); nothing is done for it here."""
         if self.engine.dialect.name != "sqlite":
             return
+        # A TRUNCATE checkpoint waits for readers (a long listing, a backup) and holds writers
+        # off meanwhile: wait briefly, not the connection's 30 s. If readers outlast it, the
+        # erased rows stay in the log until the next truncating checkpoint (the next erasure).
         with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
+            try:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        if busy:
+            log.warning(
+                "after an erasure the SQLite write-ahead log could not be truncated (readers "
+                "held it); it will be at the next erasure"
+            )
 
     def upgrade(self, revision: str = "head") -> None:
         with self._migration_engine() as engine:

@@ -84,3 +84,30 @@ def test_secure_delete_is_on_for_sqlite(tmp_path):
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}"))
     with app.extensions["popliteal"]["storage"].engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+
+
+def test_a_long_reader_delays_an_erasures_log_truncation_only_briefly(tmp_path, caplog):
+    """The truncating checkpoint waits for readers and holds writers off while it waits: it
+    gives up after a short wait (logged), rather than stalling writes for the busy timeout."""
+    import sqlite3
+    import time
+
+    database = tmp_path / "reader.sqlite3"
+    app = create_app(app_config(DATABASE_URL=f"sqlite:///{database}"))
+    storage = app.extensions["popliteal"]["storage"]
+    storage.upgrade()
+    client = tenant_factory(app)().client
+    stored = client.post("/v1/assess", json=examples.MINIMAL).get_json()["links"]["self"]
+    reader = sqlite3.connect(database)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM records").fetchone()  # holds a read snapshot
+    try:
+        started = time.monotonic()
+        assert client.delete(stored).status_code == 204
+        assert time.monotonic() - started < 10  # not the 30 s busy timeout
+        assert "could not be truncated" in caplog.text
+    finally:
+        reader.rollback()
+        reader.close()
+    assert client.post("/v1/assess", json=examples.MINIMAL).status_code == 201  # writes go on
+    storage.dispose()
