@@ -5,29 +5,36 @@ Health, readiness, the OpenAPI document and the Swagger UI need no key.
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 import time
 from collections.abc import Callable
 
-import limits
-import limits.storage
-import limits.strategies
 from flask import Flask, g, request
 
-from service.http import RATE_LIMITED_PROBLEM, bearer_token, problem
+from service.auth_failures import failed_authentication_budget
 from service.observability import observe_rate_limit
-from service.storage import Principal, StorageUnavailable
-from service.storage.key_format import KeyChecker, KeyShape, is_legacy_shaped
-from service.storage.keys import ApiKeyStore, hash_key
-
-log = logging.getLogger(__name__)
+from service.storage import (
+    ApiKeyStore,
+    KeyChecker,
+    KeyShape,
+    Principal,
+    StorageUnavailable,
+    hash_key,
+    is_legacy_shaped,
+)
+from service.web import RATE_LIMITED_PROBLEM, problem
 
 PROTECTED_PREFIX = "/v1/"
 CHALLENGE = 'Bearer realm="popliteal"'
 # Enough for every key a deployment has; beyond it the cache starts afresh.
 MAX_CACHED_KEYS = 10_000
+
+
+def bearer_token() -> str:
+    """The credential of an ``Authorization: Bearer <credential>`` header; "" for any other
+    scheme, so that a key or token sent another way is never looked at."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
 
 
 class KeyVerifier:
@@ -106,71 +113,6 @@ class KeyVerifier:
                 self._verified.clear()
             self._verified[digest] = (now, principal)
         return principal
-
-
-class FailedAuthenticationBudget:
-    """How many requests with a missing or wrong key one address may send.
-
-    Only legacy keys (see ``service.storage.key_format``) can make the service look up a key
-    it has not checked, so only they spend and heed this budget: a checked key is never
-    refused for what others sent from its address. Counted where the rate limits are: with
-    Redis, once for every worker and machine; in memory, per worker process (each of N workers
-    allows the whole budget); if Redis is away, in this process's memory until it is back.
-    """
-
-    def __init__(
-        self,
-        limit: str,
-        storage_uri: str,
-        storage_options: dict,
-        namespace: str = "popliteal-auth-failures",
-    ) -> None:
-        self.limit = limits.parse(limit)
-        self._namespace = namespace
-        self._shared = limits.strategies.FixedWindowRateLimiter(
-            limits.storage.storage_from_string(storage_uri, **storage_options)
-            if not storage_uri.startswith("memory")
-            else limits.storage.MemoryStorage()
-        )
-        self._local = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
-        self._shared_away = False  # logged once when the shared store goes, once when back
-
-    def _call(self, method: str, address: str):
-        try:
-            result = getattr(self._shared, method)(self.limit, self._namespace, address)
-        except Exception:  # the shared store is away: count here rather than fail the request
-            if not self._shared_away:
-                log.warning("rate-limit storage unreachable; counting failed keys per process")
-                self._shared_away = True
-            return getattr(self._local, method)(self.limit, self._namespace, address)
-        if self._shared_away:
-            log.info("rate-limit storage back; counting failed keys there again")
-            self._shared_away = False
-        return result
-
-    def exhausted(self, address: str) -> bool:
-        return not self._call("test", address)
-
-    def spend(self, address: str) -> None:
-        self._call("hit", address)
-
-    def retry_after(self, address: str) -> int:
-        stats = self._call("get_window_stats", address)
-        return max(1, math.ceil(stats.reset_time - time.time()))
-
-
-def failed_authentication_budget(
-    config: dict, namespace: str = "popliteal-auth-failures"
-) -> FailedAuthenticationBudget | None:
-    """The per-address budget of failed authentications, where rate limits are on."""
-    if not config["RATELIMIT_ENABLED"]:
-        return None
-    return FailedAuthenticationBudget(
-        config["AUTH_FAILURE_LIMIT"],
-        config["RATELIMIT_STORAGE_URI"],
-        config["RATELIMIT_STORAGE_OPTIONS"],
-        namespace,
-    )
 
 
 def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:

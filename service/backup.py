@@ -35,8 +35,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 
-from service.storage import Storage
-from service.storage.database import alembic_config
+from service.storage import Storage, alembic_config
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_DUMP_MAGIC = b"PGDMP"

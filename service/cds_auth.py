@@ -175,24 +175,30 @@ class TokenVerifier:
         ``may_fetch=False`` only JWK Sets already fetched are used."""
         if not self.configured:
             raise CdsAuthenticationError("No CDS client is configured for this service.")
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise CdsAuthenticationError("The bearer token is not a JWT.") from None
-        if header.get("alg") not in ALGORITHMS:
-            raise CdsAuthenticationError(
-                f"The token must be signed with {' or '.join(ALGORITHMS)}."
-            )
+        header, unverified = _unverified(token)
         client = self._clients.get(unverified.get("iss"))
         if client is None:
             raise CdsAuthenticationError("The token's issuer is not a trusted CDS client.")
         key = self._key(client, header.get("kid"), may_fetch)
+        claims = self._verified_claims(token, key, header["alg"], client, service_id)
+        if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS + self._leeway:
+            raise CdsAuthenticationError("The token lives longer than five minutes.")
+        if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:
+            raise CdsAuthenticationError("The token's jti must be a string of 1-255 characters.")
+        # The token is accepted until exp plus the leeway, so its use must be remembered at
+        # least that long: forgetting it at exp would let it be replayed for the leeway.
+        accepted_until = datetime.fromtimestamp(claims["exp"] + self._leeway, UTC)
+        return CdsCaller(client, claims["jti"]), accepted_until
+
+    def _verified_claims(
+        self, token: str, key, algorithm: str, client: CdsClient, service_id: str
+    ) -> dict[str, Any]:
+        """The token's claims, once its signature, audience, issuer and times check out."""
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
-                algorithms=[header["alg"]],
+                algorithms=[algorithm],
                 audience=self.audience(service_id),
                 issuer=client.issuer,
                 leeway=self._leeway,
@@ -214,11 +220,16 @@ class TokenVerifier:
             raise CdsAuthenticationError(
                 "The token's alg does not fit the key its kid names."
             ) from None
-        if claims["exp"] - claims["iat"] > MAX_LIFETIME_SECONDS + self._leeway:
-            raise CdsAuthenticationError("The token lives longer than five minutes.")
-        if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 255:
-            raise CdsAuthenticationError("The token's jti must be a string of 1-255 characters.")
-        # The token is accepted until exp plus the leeway, so its use must be remembered at
-        # least that long: forgetting it at exp would let it be replayed for the leeway.
-        accepted_until = datetime.fromtimestamp(claims["exp"] + self._leeway, UTC)
-        return CdsCaller(client, claims["jti"]), accepted_until
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A JWT's header and claims, read before anything is checked (to find its client and
+    key), with an algorithm this service accepts."""
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise CdsAuthenticationError("The bearer token is not a JWT.") from None
+    if header.get("alg") not in ALGORITHMS:
+        raise CdsAuthenticationError(f"The token must be signed with {' or '.join(ALGORITHMS)}.")
+    return header, unverified

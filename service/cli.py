@@ -13,49 +13,46 @@ flask --app service.wsgi backup restore /backups/popliteal-2026-05-01.backup [--
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 import orjson
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from rules.difference import assessment_difference
 from service.backup import BackupError, Outcome, create_backup, restore_backup
 from service.records import timestamp
-from service.storage import Record, Storage
-from service.storage.records import ASSESSMENT
+from service.state import state
+from service.storage import ASSESSMENT, Record, Storage
 
 db = AppGroup("db", help="Database migrations.")
 keys = AppGroup("keys", help="API keys: create, list, revoke.")
 backup = AppGroup("backup", help="Backups: create one while the service runs, restore one.")
 
 
-def _storage() -> Storage:
-    return current_app.extensions["popliteal"]["storage"]
-
-
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (creates the tables on a new database)."""
-    _storage().upgrade(revision)
-    click.echo(f"Database at {sorted(_storage().current_revisions())} (wanted {revision}).")
+    state().storage.upgrade(revision)
+    click.echo(f"Database at {sorted(state().storage.current_revisions())} (wanted {revision}).")
 
 
 @db.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Revert the migrations down to REVISION ("base" drops every table)."""
-    _storage().downgrade(revision)
-    click.echo(f"Database at {sorted(_storage().current_revisions()) or 'base'}.")
+    state().storage.downgrade(revision)
+    click.echo(f"Database at {sorted(state().storage.current_revisions()) or 'base'}.")
 
 
 @db.command("current")
 def db_current() -> None:
     """Show the database's revision and the one this code expects."""
-    storage = _storage()
+    storage = state().storage
     click.echo(f"database: {sorted(storage.current_revisions()) or 'base (empty)'}")
     click.echo(f"expected: {sorted(storage.expected_revisions())}")
 
@@ -65,7 +62,7 @@ def db_current() -> None:
 @click.option("--label", default="", help="What the key is for (shown in listings).")
 def keys_create(tenant: str, label: str) -> None:
     """Create a key. It is shown once: only its hash is stored."""
-    key, info = _storage().keys.create(tenant.strip(), label)
+    key, info = state().storage.keys.create(tenant.strip(), label)
     click.echo(f"API key {info.id} for tenant {info.tenant!r} (shown once, keep it secret):")
     click.echo(key)
 
@@ -75,7 +72,7 @@ def keys_create(tenant: str, label: str) -> None:
 def keys_list(tenant: str | None) -> None:
     """List keys (id, tenant, prefix, label, created, revoked, and "legacy" for a key made
     before keys carried a check: replace it); never the keys themselves."""
-    for info in _storage().keys.list(tenant):
+    for info in state().storage.keys.list(tenant):
         revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "-"
         click.echo(
             f"{info.id}\t{info.tenant}\t{info.prefix}…\t{info.label or '-'}\t"
@@ -88,7 +85,7 @@ def keys_list(tenant: str | None) -> None:
 @click.argument("key_id", type=int)
 def keys_revoke(key_id: int) -> None:
     """Revoke a key by its id (from keys list). Takes effect within the key cache time."""
-    if not _storage().keys.revoke(key_id):
+    if not state().storage.keys.revoke(key_id):
         raise click.ClickException(f"No active key with id {key_id}.")
     click.echo(f"Key {key_id} revoked.")
 
@@ -96,7 +93,7 @@ def keys_revoke(key_id: int) -> None:
 @keys.command("ensure-dev")
 def keys_ensure_development() -> None:
     """On a database with no keys yet, create one for the 'development' tenant and print it."""
-    key = _storage().keys.ensure_development_key()
+    key = state().storage.keys.ensure_development_key()
     if key is None:
         click.echo("API keys exist already; none created. (flask keys create --tenant NAME)")
         return
@@ -196,16 +193,13 @@ def reassess(
     records read, triage changed, level raised, level lowered, and stored reports the report
     checks no longer accept (listed with their errors, never skipped silently).
     """
-    # Imported here: the routes need the app's modules, which import this one.
-    from service.api.reassessments import StoredReportInvalid, reassess_record
-
-    library = current_app.extensions["popliteal"]["rules"]
+    library = state().rules
     if rules_version not in library.versions:
         raise click.BadParameter(
             f"{rules_version!r} is not an available rules version: {', '.join(library.versions)}.",
             param_hint="--rules-version",
         )
-    storage = _storage()
+    storage = state().storage
     tenant_id = storage.keys.tenant_id(tenant.strip())
     if tenant_id is None:
         raise click.ClickException(f"No tenant named {tenant!r}.")
@@ -214,34 +208,11 @@ def reassess(
     head = {"tenant": tenant.strip(), "rules_version": rules_version, "changed_only": changed_only}
     with click.open_file(output, "w", encoding="utf-8", atomic=output != "-") as out:
         report = (_JsonReport if output_format == "json" else _JsonLinesReport)(out, head)
-        cursor = None
-        while True:
-            page = storage.records.full_page(tenant_id, ASSESSMENT, limit=page_size, cursor=cursor)
-            for record in page.items:
-                counts["records_read"] += 1
-                try:
-                    _, assessment = reassess_record(record, rules_version)
-                except StoredReportInvalid as error:
-                    counts["not_reassessable"] += 1
-                    report.record({**_entry(record, rules_version), "errors": error.errors})
-                    continue
-                difference = assessment_difference(record.response, assessment)
-                if difference["triage_changed"]:
-                    counts["changed"] += 1
-                direction = difference["level"]["direction"]
-                if direction != "unchanged":
-                    counts[f"level_{direction}"] += 1
-                if difference["triage_changed"] or not changed_only:
-                    report.record(
-                        {
-                            **_entry(record, rules_version),
-                            "triage_changed": difference["triage_changed"],
-                            "difference": difference,
-                        }
-                    )
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        for record in _stored_assessments(storage, tenant_id, page_size):
+            entry = _reassessed(record, rules_version, counts)
+            # A report that cannot be reassessed is always listed, never skipped silently.
+            if "errors" in entry or entry["triage_changed"] or not changed_only:
+                report.record(entry)
         summary = dict(counts)
         report.finish(summary)
     click.echo(
@@ -251,6 +222,42 @@ def reassess(
         f"{summary['not_reassessable']} stored reports no longer valid. Nothing was stored.",
         err=True,
     )
+
+
+def _stored_assessments(storage: Storage, tenant_id: int, page_size: int) -> Iterator[Record]:
+    """Every stored assessment of a tenant, a page at a time."""
+    cursor = None
+    while True:
+        page = storage.records.full_page(tenant_id, ASSESSMENT, limit=page_size, cursor=cursor)
+        yield from page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return
+
+
+def _reassessed(record: Record, rules_version: str, counts: Counter) -> dict[str, Any]:
+    """A record's entry in the report, counted: its difference under ``rules_version``, or the
+    errors that keep its stored report from being reassessed (always listed)."""
+    # Imported here: the route modules are imported when an app is made, not with this one.
+    from service.api.reassessments import StoredReportInvalid, reassess_record
+
+    counts["records_read"] += 1
+    try:
+        _, assessment = reassess_record(record, rules_version)
+    except StoredReportInvalid as error:
+        counts["not_reassessable"] += 1
+        return {**_entry(record, rules_version), "errors": error.errors}
+    difference = assessment_difference(record.response, assessment)
+    if difference["triage_changed"]:
+        counts["changed"] += 1
+    direction = difference["level"]["direction"]
+    if direction != "unchanged":
+        counts[f"level_{direction}"] += 1
+    return {
+        **_entry(record, rules_version),
+        "triage_changed": difference["triage_changed"],
+        "difference": difference,
+    }
 
 
 def _describe(outcome: Outcome) -> str:
@@ -269,7 +276,7 @@ def backup_create(destination: Path) -> None:
     the archive's contents) and only then given its name; an existing file is never replaced.
     """
     try:
-        outcome = create_backup(_storage().url, destination)
+        outcome = create_backup(state().storage.url, destination)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
@@ -293,7 +300,7 @@ def backup_restore(source: Path, replace: bool) -> None:
     into place. PostgreSQL: pg_restore --no-owner in one transaction (--clean --if-exists over
     existing tables). Then says whether the migrations are current.
     """
-    storage = _storage()
+    storage = state().storage
     storage.dispose()  # this process's own connections are not "in use"
     try:
         outcome = restore_backup(storage.url, source, replace=replace)

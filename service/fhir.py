@@ -11,7 +11,7 @@ import orjson
 from flask import g, request
 from marshmallow import ValidationError
 
-from rules import load_library
+from rules import RulesLibrary
 from rules.terminology import report_field_paths
 from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
 from schemas.fhir.resources import (
@@ -22,14 +22,15 @@ from schemas.fhir.resources import (
     level_texts,
 )
 from schemas.report import FhirAssessQuerySchema
-from service.records import storage, timestamp
-from service.storage import Record
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
+from service.evaluation import SHIPPED_RULES
+from service.records import timestamp
+from service.state import state
+from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, Record
+from service.web import FhirInputError
 
 
-def red_flag_fields() -> set[str]:
+def red_flag_fields(library: RulesLibrary) -> set[str]:
     """Every report field a red flag of any loaded rules version reads."""
-    library = load_library()
     known = set(report_field_paths(library.report_sections))
     fields: set[str] = set()
     for evaluator in library:
@@ -38,26 +39,17 @@ def red_flag_fields() -> set[str]:
     return fields & known
 
 
+# The intake Questionnaire and its reader are built once per rule library (create_app builds
+# them at start-up), and passed the app's: state().rules.
 @cache
-def intake_questionnaire() -> dict[str, Any]:
-    library = load_library()
+def intake_questionnaire(library: RulesLibrary) -> dict[str, Any]:
     disclaimer = library.default.ruleset.document["disclaimer"]
-    return questionnaire(library.report_sections, red_flag_fields(), disclaimer)
+    return questionnaire(library.report_sections, red_flag_fields(library), disclaimer)
 
 
 @cache
-def response_reader() -> ResponseReader:
-    return ResponseReader(load_library().report_sections, intake_questionnaire()["version"])
-
-
-class FhirInputError(Exception):
-    """A FHIR request that cannot be used; answered with an OperationOutcome."""
-
-    def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None):
-        self.status = status
-        self.detail = detail
-        self.errors = errors
-        super().__init__(detail)
+def response_reader(library: RulesLibrary) -> ResponseReader:
+    return ResponseReader(library.report_sections, intake_questionnaire(library)["version"])
 
 
 FHIR_ASSESS_QUERY = FhirAssessQuerySchema()
@@ -77,7 +69,7 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
     except ValidationError as error:
         raise FhirInputError(422, "Invalid query parameters.", flatten(error.messages)) from None
     try:
-        report, subject = response_reader().read(response)
+        report, subject = response_reader(state().rules).read(response)
     except QuestionnaireResponseError as error:
         raise FhirInputError(
             422, "The QuestionnaireResponse cannot be read as a symptom report.", error.errors
@@ -102,8 +94,11 @@ URGENT_LIMIT = "urgent_care_within_hours"
 
 @cache
 def level_text(rules_version: str, *, short: bool = False) -> dict[str, str]:
-    """How the triage levels of a rules version read (once per version)."""
-    parameters = load_library().get(rules_version).ruleset.parameters
+    """How the triage levels of a rules version read (once per version).
+
+    A text depends on the version alone, so it is looked up in the rules shipped with this
+    build (the library create_app loads), and can be had without an app."""
+    parameters = SHIPPED_RULES.get(rules_version).ruleset.parameters
     return level_texts(parameters[URGENT_LIMIT].value, short=short)
 
 
@@ -130,13 +125,13 @@ def _head(record: Record) -> RecordHead:
 
 
 def _article_title(rules_version: str) -> str:
-    return load_library().get(rules_version).ruleset.documents["article"]["title"]
+    return state().rules.get(rules_version).ruleset.documents["article"]["title"]
 
 
 def ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> list[CauseView]:
     """The likely causes of an assessment, each with the ICD-10-CM leaves that fit the
     report (its side and onset)."""
-    classification = load_library().classification
+    classification = state().rules.classification
     return [
         CauseView(
             code=cause["code"],
@@ -151,7 +146,7 @@ def ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> l
 
 def named_causes(codes: list[str], rules_version: str) -> list[CauseView]:
     """Conditions a caller named (a clinician, typically): no ranking, no side."""
-    library = load_library()
+    library = state().rules
     causes = library.get(rules_version).ruleset.causes_by_code
     return [
         CauseView(
@@ -171,10 +166,12 @@ def _plan_causes(record: Record) -> list[CauseView]:
     if "report" in request:
         report = dict(request["report"])
         report.pop("rules_version", None)
-        assessment = load_library().get(record.rules_version).assess(report)
+        assessment = state().rules.get(record.rules_version).assess(report)
         return ranked_causes(assessment, report)
     if record.assessment_id:
-        source = storage().records.get(g.principal.tenant_id, ASSESSMENT, record.assessment_id)
+        source = state().storage.records.get(
+            g.principal.tenant_id, ASSESSMENT, record.assessment_id
+        )
         if source is not None:
             return ranked_causes(source.response, source.request)
     return []
@@ -190,7 +187,7 @@ def care_plan_for(record: Record) -> dict[str, Any]:
 
 
 def bundle_for(record: Record) -> dict[str, Any]:
-    plan = storage().records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
+    plan = state().storage.records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
     return assessment_bundle(
         _head(record),
         record.response,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, request
 
-from service.http import problem
+from service.web import problem
 
 # JSON, problem details and FHIR: nothing in them may load, run or be framed.
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"

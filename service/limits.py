@@ -13,7 +13,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from service.auth import PROTECTED_PREFIX
-from service.http import RETRY_AFTER
+from service.web import RETRY_AFTER
 
 # The settings that hold rate-limit strings, each with the environment variable it comes from
 # (Flask-Limiter's own settings have the same names), and whether it holds one limit only.
@@ -56,7 +56,19 @@ def _rate_limit_key() -> str:
     return f"address:{request.remote_addr}"
 
 
-def install_rate_limits(app: Flask) -> Limiter:
+def new_limiter() -> Limiter:
+    """Flask-Limiter, counting per key on the /v1 API; ``install_rate_limits`` puts it on the
+    app, at its place among the request hooks."""
+    limiter = Limiter(key_func=_rate_limit_key)
+
+    @limiter.request_filter
+    def outside_the_api() -> bool:
+        return not request.path.startswith(PROTECTED_PREFIX)
+
+    return limiter
+
+
+def install_rate_limits(app: Flask, limiter: Limiter) -> None:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK", app.config["RATELIMIT_APPLICATION"])
@@ -77,10 +89,4 @@ def install_rate_limits(app: Flask) -> Limiter:
                 response.headers["Retry-After"] = own
         return response
 
-    limiter = Limiter(key_func=_rate_limit_key, app=app)
-
-    @limiter.request_filter
-    def outside_the_api() -> bool:
-        return not request.path.startswith(PROTECTED_PREFIX)
-
-    return limiter
+    limiter.init_app(app)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from service.storage.records import Subject
+from service.storage import Subject
 
 PSEUDONYM_SYSTEM = "urn:popliteal:cds-patient"
 MIN_SECRET_LENGTH = 32

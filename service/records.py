@@ -13,9 +13,16 @@ from flask import current_app, g, request
 
 from rules import prescription_from_assessment
 from schemas.records import IDEMPOTENCY_KEY
-from service.http import MalformedIdempotencyKey, json_response
-from service.storage import NewRecord, Record, RecordSummary, Storage
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
+from service.state import state
+from service.storage import (
+    ASSESSMENT,
+    EXERCISE_PRESCRIPTION,
+    NewRecord,
+    Record,
+    RecordSummary,
+    Subject,
+)
+from service.web import MalformedIdempotencyKey, json_response
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -50,10 +57,6 @@ def assessment_records(
     )
     record.plan_id = plan.id
     return [record, plan]
-
-
-def storage() -> Storage:
-    return current_app.extensions["popliteal"]["storage"]
 
 
 def storing_enabled() -> bool:
@@ -160,7 +163,7 @@ def fingerprint() -> str:
 
 def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Record], bool]:
     principal = g.principal
-    return storage().records.create(
+    return state().storage.records.create(
         tenant_id=principal.tenant_id,
         api_key_id=principal.key_id,
         request_id=g.request_id,

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
 from flask import g, request
-from flask_smorest import abort
 
-from rules import load_library
-from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
 from schemas.fhir import FHIR_MEDIA_TYPE
-from schemas.report import (
-    RULES_VERSIONS,
-    AssessRequestSchema,
-    PrescriptionRequestSchema,
-    SymptomReportSchema,
-)
+from schemas.report import RULES_VERSIONS, PrescriptionRequestSchema
 from schemas.responses import (
     AssessmentRecordSchema,
     AssessmentSchema,
@@ -23,18 +14,18 @@ from schemas.responses import (
     PrescriptionSchema,
 )
 from service import examples
-from service.api import evaluator_for
-from service.fhir import assess_request_from_fhir
-from service.http import (
-    FHIR_RESPONSES,
-    RULES_RESPONSE_HEADERS,
-    V1_ERRORS,
-    Blueprint,
-    documented,
-    flatten_errors,
-    json_response,
-    problem_responses,
+from service.evaluation import (
+    ASSESS_REQUEST,
+    ASSESS_REQUEST_ACCEPTOR,
+    REPORT,
+    REPORT_ACCEPTOR,
+    SHIPPED_RULES,
+    assess_report,
+    evaluator_for,
+    parse_body,
+    refuse_query_parameters,
 )
+from service.fhir import assess_request_from_fhir
 from service.observability import (
     observe_assessment,
     observe_escalation_check,
@@ -49,13 +40,22 @@ from service.records import (
     prescription_path,
     render_assessment,
     render_prescription,
-    storage,
     store,
     storing_enabled,
     subject_from,
 )
-from service.storage import NewRecord
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, AssessmentNotFound
+from service.state import state
+from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, AssessmentNotFound, NewRecord
+from service.web import (
+    FHIR_RESPONSES,
+    RULES_RESPONSE_HEADERS,
+    V1_ERRORS,
+    Blueprint,
+    documented,
+    flatten_errors,
+    json_response,
+    problem_responses,
+)
 
 blp = Blueprint(
     "assessment",
@@ -65,13 +65,7 @@ blp = Blueprint(
 )
 
 # Schema instances, built once: a schema class passed here would be rebuilt on every request.
-REPORT = SymptomReportSchema()
-ASSESS_REQUEST = AssessRequestSchema()
 PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
-REPORT_ACCEPTOR = ReportAcceptor(load_library().report_sections, RULES_VERSIONS)
-ASSESS_REQUEST_ACCEPTOR = ReportAcceptor(
-    load_library().report_sections, RULES_VERSIONS, ASSESS_REQUEST_EXTRA_FIELDS
-)
 
 IDEMPOTENCY_PARAMETER = {
     "in": "header",
@@ -131,55 +125,12 @@ FHIR_QUERY_PARAMETERS = [
 ]
 
 
-def refuse_query_parameters() -> None:
-    """A JSON request's settings (store, rules_version) belong in its body. A query would be
-    ambiguous, and silently ignoring ?store=false would store what the client meant not to."""
-    if request.args:
-        abort(
-            422,
-            message="Query parameters are only for QuestionnaireResponse bodies (POST /v1/assess); "
-            "put store and rules_version in the JSON body.",
-            errors={name: ["Not a query parameter here."] for name in request.args},
-        )
-
-
-def parse_body(acceptor: ReportAcceptor, schema) -> dict:
-    """The request's body, validated.
-
-    A valid body is accepted by the fast checker (equivalent to the schema, and ten times
-    cheaper); anything else goes through the marshmallow schema, which raises the 400 or 422
-    with its field-by-field messages.
-    """
-    refuse_query_parameters()
-    data = request.get_data(cache=True)
-    if data:
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            body = None
-        if body is not None and acceptor.accepts(body):
-            return body
-    return blp.ARGUMENTS_PARSER.parse(schema, request, location="json")
-
-
 def _example_evaluator():
-    return load_library().get()
+    return SHIPPED_RULES.get()
 
 
 def _example(method: str, value: dict) -> dict:
     return getattr(_example_evaluator(), method)(value)
-
-
-def assess_report(report: dict) -> tuple[dict, dict]:
-    """A validated symptom report (without store or subject; its rules_version, if any, pins
-    the version) -> what is stored as the request, and the assessment.
-
-    The one evaluation path of POST /v1/assess, of reassessments and of the reassess command,
-    so that a stored report re-evaluated under a version gets exactly what POST /v1/assess
-    gives that report under that version. Takes rules_version out of ``report``."""
-    sent = dict(report)
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    return sent, evaluator.assess(report)
 
 
 @blp.route("/assess", methods=["POST"])
@@ -329,25 +280,13 @@ def prescribe():
     subject = subject_from(body.pop("subject", None))
     assessment_id = None
     if "report" in body:
-        sent = {"report": dict(body["report"])}
-        report = body["report"]
-        evaluator = evaluator_for(report.pop("rules_version", None))
-        prescription = evaluator.prescribe_for_report(report)
+        sent, prescription = _prescription_from_report(body)
     elif "conditions" in body:
-        sent = dict(body)
-        evaluator = evaluator_for(body.get("rules_version"))
-        prescription = evaluator.prescribe_for_conditions(
-            body["conditions"], body["pain_intensity"], body.get("profile")
-        )
+        sent, prescription = _prescription_from_conditions(body)
     else:
         sent = dict(body)
-        source = storage().records.get(g.principal.tenant_id, ASSESSMENT, body["assessment_id"])
-        if source is None:
-            raise AssessmentNotFound(body["assessment_id"])
-        report = dict(source.request)
-        report.pop("rules_version", None)
-        evaluator = evaluator_for(body.get("rules_version") or source.rules_version)
-        prescription = evaluator.prescribe_for_report(report)
+        source = _stored_assessment(body["assessment_id"])
+        prescription = _prescription_from_stored(source, body.get("rules_version"))
         assessment_id, subject = source.id, source.subject
     triage = prescription.get("triage")
     observe_triage_level(triage["level"] if triage else None)
@@ -365,3 +304,34 @@ def prescribe():
     )
     stored, replayed = store([record], key)
     return created(render_prescription(stored[0]), prescription_path(stored[0].id), replayed)
+
+
+def _prescription_from_report(body: dict) -> tuple[dict, dict]:
+    sent = {"report": dict(body["report"])}
+    report = body["report"]
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return sent, evaluator.prescribe_for_report(report)
+
+
+def _prescription_from_conditions(body: dict) -> tuple[dict, dict]:
+    sent = dict(body)
+    evaluator = evaluator_for(body.get("rules_version"))
+    prescription = evaluator.prescribe_for_conditions(
+        body["conditions"], body["pain_intensity"], body.get("profile")
+    )
+    return sent, prescription
+
+
+def _stored_assessment(assessment_id: str):
+    source = state().storage.records.get(g.principal.tenant_id, ASSESSMENT, assessment_id)
+    if source is None:
+        raise AssessmentNotFound(assessment_id)
+    return source
+
+
+def _prescription_from_stored(source, rules_version: str | None) -> dict:
+    """From a stored assessment's report, under its rules version unless the request pins one."""
+    report = dict(source.request)
+    report.pop("rules_version", None)
+    evaluator = evaluator_for(rules_version or source.rules_version)
+    return evaluator.prescribe_for_report(report)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import abort
 from marshmallow import Schema
 
-from rules import load_library
 from schemas.report import rules_version_field
 from schemas.responses import (
     ConditionListSchema,
@@ -15,8 +14,9 @@ from schemas.responses import (
     RuleSetDocumentSchema,
     RulesVersionListSchema,
 )
-from service.api import evaluator_for, rules_library
-from service.http import (
+from service.evaluation import SHIPPED_RULES, evaluator_for
+from service.state import state
+from service.web import (
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
@@ -63,11 +63,11 @@ def _path(name: str, description: str, example: str) -> list[dict]:
 
 
 def _newest():
-    return load_library().get().ruleset
+    # The documented examples are built at import, when there is no app.
+    return SHIPPED_RULES.get().ruleset
 
 
-def _condition(cause) -> dict:
-    classification = load_library().classification
+def _condition(cause, classification) -> dict:
     return {
         **cause.catalogue,
         "icd10cm": classification.conditions[cause.code].catalogue(classification.system),
@@ -107,8 +107,12 @@ def list_conditions(rules_version: str | None = None):
     The thirteen possible causes the rules rank, with the signals that point to each.
     """
     ruleset = evaluator_for(rules_version).ruleset
+    classification = state().rules.classification
     return json_response(
-        {"rules_version": ruleset.version, "conditions": [_condition(c) for c in ruleset.causes]}
+        {
+            "rules_version": ruleset.version,
+            "conditions": [_condition(c, classification) for c in ruleset.causes],
+        }
     )
 
 
@@ -121,7 +125,7 @@ def list_conditions(rules_version: str | None = None):
     200,
     ConditionSchema,
     headers=RULES_RESPONSE_HEADERS,
-    example=_condition(_newest().causes_by_code["bakers_cyst"]),
+    example=_condition(_newest().causes_by_code["bakers_cyst"], SHIPPED_RULES.classification),
 )
 @problem_responses(blp, 404, *V1_ERRORS)
 def get_condition(code: str, rules_version: str | None = None):
@@ -132,7 +136,7 @@ def get_condition(code: str, rules_version: str | None = None):
     cause = evaluator_for(rules_version).ruleset.causes_by_code.get(code)
     if cause is None:
         abort(404, description=f"There is no condition {code!r}; see GET /v1/conditions.")
-    return json_response(_condition(cause))
+    return json_response(_condition(cause, state().rules.classification))
 
 
 @blp.route("/rules")
@@ -143,7 +147,7 @@ def list_rule_sets():
 
     Every loaded version, oldest first. A request may pin one with `rules_version`.
     """
-    library = rules_library()
+    library = state().rules
     return json_response(
         {
             "default_version": library.default_version,
@@ -173,7 +177,7 @@ def get_rule_set(version: str):
     The rule set as served: every red flag, stop rule, cause signal, advice and plan rule with
     its condition, the parameter values it uses and its source.
     """
-    library = rules_library()
+    library = state().rules
     if version not in library.versions:
         abort(404, description=f"There is no rules version {version!r}; see GET /v1/rules.")
     return json_response(evaluator_for(version).ruleset.document)

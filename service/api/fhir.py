@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from service.fhir import intake_questionnaire
-from service.http import V1_ERRORS, Blueprint, fhir_doc, fhir_response, problem_responses
+from service.state import state
+from service.web import V1_ERRORS, Blueprint, fhir_doc, fhir_response, problem_responses
 
 blp = Blueprint(
     "fhir",
@@ -27,4 +28,4 @@ def get_questionnaire():
     another. Send a `QuestionnaireResponse` to it to `POST /v1/assess` with
     `Content-Type: application/fhir+json`: the result is the same as for the JSON report.
     """
-    return fhir_response(intake_questionnaire())
+    return fhir_response(intake_questionnaire(state().rules))

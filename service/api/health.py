@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from schemas.responses import HealthSchema, ReadinessSchema
-from service.api import rules_library
-from service.http import Blueprint, json_response
-from service.records import storage
+from service.state import state
+from service.web import Blueprint, json_response
 
 blp = Blueprint("health", __name__, description="Service health.")
 
@@ -17,7 +16,7 @@ def healthz():
 
     For load balancers and orchestrators: answers 200 with the loaded rules versions.
     """
-    library = rules_library()
+    library = state().rules
     return json_response(
         {
             "status": "ok",
@@ -37,8 +36,9 @@ def readyz():
     migrations are current. 503 while any of these is not so; the process stays up and
     recovers by itself when the database returns.
     """
-    checks = {"rules": "loaded" if rules_library().versions else "missing"}
-    checks.update(storage().readiness())
+    app_state = state()
+    checks = {"rules": "loaded" if app_state.rules.versions else "missing"}
+    checks.update(app_state.storage.readiness())
     ready = (
         checks["rules"] == "loaded"
         and checks["database"] == "ok"

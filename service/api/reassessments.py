@@ -15,24 +15,9 @@ from marshmallow import ValidationError
 from rules.difference import assessment_difference
 from schemas.reassessments import ReassessmentRequestSchema, ReassessmentSchema
 from schemas.report import RULES_VERSIONS
-from service.api.assessment import (
-    IDEMPOTENCY_PARAMETER,
-    LOCATION_HEADERS,
-    REPORT,
-    REPORT_ACCEPTOR,
-    assess_report,
-    refuse_query_parameters,
-)
+from service.api.assessment import IDEMPOTENCY_PARAMETER, LOCATION_HEADERS
 from service.api.records import get_record, problem_404
-from service.http import (
-    RULES_RESPONSE_HEADERS,
-    V1_ERRORS,
-    Blueprint,
-    flatten_errors,
-    json_response,
-    problem,
-    problem_responses,
-)
+from service.evaluation import REPORT, REPORT_ACCEPTOR, assess_report, refuse_query_parameters
 from service.observability import observe_triage_level
 from service.records import (
     assessment_path,
@@ -42,8 +27,16 @@ from service.records import (
     store,
     storing_enabled,
 )
-from service.storage import Record
-from service.storage.records import ASSESSMENT, AssessmentNotFound
+from service.storage import ASSESSMENT, AssessmentNotFound, Record
+from service.web import (
+    RULES_RESPONSE_HEADERS,
+    V1_ERRORS,
+    Blueprint,
+    flatten_errors,
+    json_response,
+    problem,
+    problem_responses,
+)
 
 blp = Blueprint(
     "reassessments",

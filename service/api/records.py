@@ -14,7 +14,10 @@ from flask.views import MethodView
 from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
 from service.fhir import bundle_for, care_plan_for
-from service.http import (
+from service.records import render_assessment, render_prescription, render_summary
+from service.state import state
+from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, RECORD_ID_LENGTH, Subject
+from service.web import (
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
@@ -25,14 +28,6 @@ from service.http import (
     problem_responses,
     speaks_fhir,
 )
-from service.records import (
-    render_assessment,
-    render_prescription,
-    render_summary,
-    storage,
-)
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION, Subject
-from service.storage.tables import RECORD_ID_LENGTH
 
 blp = Blueprint(
     "records",
@@ -52,14 +47,14 @@ def get_record(kind: str, record_id: str):
     id are all None."""
     if len(record_id) > RECORD_ID_LENGTH:
         return None
-    record = storage().records.get(g.principal.tenant_id, kind, record_id)
+    record = state().storage.records.get(g.principal.tenant_id, kind, record_id)
     if record is not None:
         g.rules_version = record.rules_version
     return record
 
 
 def _erase(kind: str, record_id: str):
-    if len(record_id) > RECORD_ID_LENGTH or not storage().records.erase(
+    if len(record_id) > RECORD_ID_LENGTH or not state().storage.records.erase(
         g.principal.tenant_id, g.principal.key_id, kind, record_id
     ):
         return problem_404()
@@ -82,7 +77,7 @@ def list_assessments(limit, cursor=None, subject=None, created_after=None, creat
     records, and by creation time. Each item is a summary; GET its `links.self` for the whole
     assessment.
     """
-    page = storage().records.page(
+    page = state().storage.records.page(
         g.principal.tenant_id,
         ASSESSMENT,
         limit=limit,

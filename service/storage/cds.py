@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from service.storage.database import Storage, translate_unavailable
+from service.storage.connections import Connections
+from service.storage.errors import translate_unavailable
 from service.storage.keys import ensure_tenant
 from service.storage.tables import cds_feedback, cds_token_uses
 
@@ -24,7 +25,7 @@ class Feedback:
 
 
 class CdsStore:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Connections) -> None:
         self._storage = storage
 
     @translate_unavailable

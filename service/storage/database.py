@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -20,118 +17,41 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
 
-P = ParamSpec("P")
-T = TypeVar("T")
+from service.storage.cds import CdsStore
+from service.storage.errors import (
+    UNAVAILABLE_ERRORS,
+    SchemaBehind,
+    StorageFull,
+    StorageMisconfigured,
+    StorageUnavailable,
+    diagnose,
+    storage_error,
+    translate_unavailable,
+)
+from service.storage.keys import ApiKeyStore
+from service.storage.records import RecordStore
+
+# What a failure means is service.storage.errors'; its names were first defined here, and
+# code that imports them from here still finds them.
+__all__ = [
+    "UNAVAILABLE_ERRORS",
+    "SchemaBehind",
+    "Storage",
+    "StorageFull",
+    "StorageMisconfigured",
+    "StorageUnavailable",
+    "alembic_config",
+    "create_storage_engine",
+    "diagnose",
+    "storage_error",
+    "translate_unavailable",
+]
 
 log = logging.getLogger(__name__)
 
 
 SQLITE_BUSY_TIMEOUT_S = 30
 SCRUB_WAIT_MS = 2000
-
-
-class StorageUnavailable(Exception):
-    """The database cannot be used right now: unreachable (down, restarting, refusing
-    connections, timing out) unless a subclass says more precisely what is wrong."""
-
-    # What readiness and the logs call it.
-    reason = "unreachable"
-
-
-class SchemaBehind(StorageUnavailable):
-    """The database's schema is behind the code: a table, a column or a row the migrations make
-    is missing. Run the migrations (``flask --app service.wsgi db upgrade``)."""
-
-    reason = "schema behind"
-
-
-class StorageFull(StorageUnavailable):
-    """The database's disk (or SQLite's page limit) is full: nothing more can be written."""
-
-    reason = "full"
-
-
-class StorageMisconfigured(StorageUnavailable):
-    """DATABASE_URL names a database that does not exist, or credentials the server refuses:
-    waiting will not help, the configuration must change."""
-
-    reason = "misconfigured"
-
-
-# Errors that say the database is unreachable or overloaded, as opposed to a fault in a query.
-UNAVAILABLE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
-
-# PostgreSQL's SQLSTATEs that say what is wrong (its manual, Appendix A).
-_SCHEMA_BEHIND_STATES = frozenset(("42P01", "42703"))  # undefined_table, undefined_column
-_FULL_STATES = frozenset(("53100",))  # disk_full
-# invalid_catalog_name (no such database), invalid_authorization_specification, invalid_password
-_MISCONFIGURED_STATES = frozenset(("3D000", "28000", "28P01"))
-# A refused connection carries no SQLSTATE (libpq reports the server's FATAL as text).
-_MISCONFIGURED_MESSAGE = re.compile(
-    r'database ".*" does not exist|role ".*" does not exist|authentication failed'
-    r"|no pg_hba\.conf entry|no password supplied|permission denied for database"
-)
-# SQLite says it in words, with error names since Python 3.11.
-_SQLITE_SCHEMA_BEHIND = re.compile(r"no such table|no such column|has no column named")
-_SQLITE_FULL = ("SQLITE_FULL",)
-_SQLITE_MISCONFIGURED = ("SQLITE_CANTOPEN", "SQLITE_READONLY")
-
-
-def _first_line(error: BaseException) -> str:
-    """The database's own words, first line only (later lines quote the statement). Never a
-    parameter: the engine hides them, and these errors are about names, not values."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    # libpq: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  ...'
-    return re.sub(r"\s+", " ", text.rpartition("FATAL:")[2] or text).strip()
-
-
-def diagnose(original: BaseException | None) -> type[StorageUnavailable] | None:
-    """What a driver's error says is wrong, when it says more than "unreachable"."""
-    if original is None:
-        return None
-    state = getattr(original, "sqlstate", None)
-    if state in _SCHEMA_BEHIND_STATES:
-        return SchemaBehind
-    if state in _FULL_STATES:
-        return StorageFull
-    if state in _MISCONFIGURED_STATES:
-        return StorageMisconfigured
-    name = getattr(original, "sqlite_errorname", None)
-    if name is not None:
-        if name.startswith(_SQLITE_FULL):
-            return StorageFull
-        if name.startswith(_SQLITE_MISCONFIGURED):
-            return StorageMisconfigured
-        if _SQLITE_SCHEMA_BEHIND.search(str(original)):
-            return SchemaBehind
-        return None
-    if state is None and _MISCONFIGURED_MESSAGE.search(str(original)):
-        return StorageMisconfigured
-    return None
-
-
-def storage_error(error: exc.SQLAlchemyError) -> StorageUnavailable | None:
-    """The StorageUnavailable a database error means; None for a fault in a query (a bug)."""
-    kind = diagnose(getattr(error, "orig", None))
-    if kind is not None:
-        return kind(_first_line(error.orig))
-    if isinstance(error, UNAVAILABLE_ERRORS):
-        return StorageUnavailable(type(error).__name__)
-    return None
-
-
-def translate_unavailable(function: Callable[P, T]) -> Callable[P, T]:
-    @functools.wraps(function)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return function(*args, **kwargs)
-        except (*UNAVAILABLE_ERRORS, exc.ProgrammingError) as error:
-            translated = storage_error(error)
-            if translated is None:
-                raise
-            raise translated from error
-
-    return wrapper
 
 
 def _json_dumps(value) -> str:
@@ -157,12 +77,45 @@ def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> 
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        # Fail fast when the server is away: the request gets a 503 in seconds, not a hang.
-        options["connect_args"] = {"connect_timeout": 3}
+        # Deadlines on every wait on the network, so that a database that stops answering
+        # (a partition: packets dropped, nothing refused) costs a request seconds and a 503,
+        # never a worker held until gunicorn kills it (its timeout is 30 s):
+        # - connect_timeout: a new connection gets no answer within 3 s (libpq's floor is 2);
+        # - tcp_user_timeout (Linux, milliseconds): data sent and not acknowledged for 3 s
+        #   ends the connection. On a LAN that is several lost retransmissions, never a slow
+        #   server: its kernel acknowledges at once, however long the query takes;
+        # - keepalives: a connection waiting on an answer, or idle in the pool, is probed
+        #   after 2 s of silence; unanswered, it ends at the next probe, 1 s later (Linux: on
+        #   tcp_user_timeout; elsewhere after keepalives_count probes). A long query is fine:
+        #   the server's kernel answers probes while the query runs. A pooled connection the
+        #   partition broke is so found dead before it is used.
+        # A request then spends about 3 s per database round trip it tries (a few at most)
+        # before its 503; the statement timeout below cannot help here, it is server-side.
+        options["connect_args"] = {
+            "connect_timeout": 3,
+            "tcp_user_timeout": 3000,
+            "keepalives": 1,
+            "keepalives_idle": 2,
+            "keepalives_interval": 1,
+            "keepalives_count": 2,
+        }
+        # The same deadlines on the server's end of the connection (these settings are the
+        # session's own; ignored over a Unix socket): a session whose client went silent ends
+        # within seconds. Otherwise a transaction cut off before its COMMIT keeps its locks (an
+        # Idempotency-Key's among them, which every retry of that key waits on) until the
+        # server's keepalives notice, two hours later by default. idle_in_transaction_session_
+        # timeout cannot do this: it is not armed after psycopg's pipelined executemany.
+        server_settings = [
+            "-c tcp_keepalives_idle=2",
+            "-c tcp_keepalives_interval=1",
+            "-c tcp_keepalives_count=2",
+            "-c tcp_user_timeout=3000",
+        ]
         if statement_timeout_ms:
             # A stuck query is cancelled server-side and the request gets a 503, instead of
             # holding a worker until gunicorn kills it.
-            options["connect_args"]["options"] = f"-c statement_timeout={statement_timeout_ms}"
+            server_settings.append(f"-c statement_timeout={statement_timeout_ms}")
+        options["connect_args"]["options"] = " ".join(server_settings)
         options["pool_timeout"] = 5
     engine = sa.create_engine(parsed, **options)
     _ping_idle_connections(engine)
@@ -242,11 +195,6 @@ class Storage:
         # The readiness problem last logged, so that a probe every few seconds logs it once.
         self._logged_problem: str | None = None
         event.listen(self.engine, "handle_error", self._notice_error)
-        # Imported here to keep the module graph flat: both stores take this Storage.
-        from service.storage.cds import CdsStore
-        from service.storage.keys import ApiKeyStore
-        from service.storage.records import RecordStore
-
         self.keys = ApiKeyStore(self)
         self.records = RecordStore(self)
         self.cds = CdsStore(self)

@@ -8,16 +8,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from service.storage.database import SchemaBehind, translate_unavailable
+from service.storage.connections import Connections
+from service.storage.errors import SchemaBehind, translate_unavailable
 from service.storage.key_format import KEY_PREFIX, KeyChecker
 from service.storage.tables import api_keys, deployment_secrets, tenants
-
-if TYPE_CHECKING:
-    from service.storage.database import Storage
 
 KEY_CHECK_ROW = "api_key_check"
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 8
@@ -61,7 +58,7 @@ def ensure_tenant(connection, tenant: str, now: datetime) -> int:
 
 
 class ApiKeyStore:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Connections) -> None:
         self._storage = storage
 
     @translate_unavailable

@@ -14,18 +14,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from service.storage.database import translate_unavailable
+from service.storage.connections import Connections
+from service.storage.errors import translate_unavailable
 from service.storage.keys import hash_key
 from service.storage.tables import cds_feedback, erased_idempotency_keys, erasures, records
-
-if TYPE_CHECKING:
-    from service.storage.database import Storage
 
 ASSESSMENT = "assessment"
 EXERCISE_PRESCRIPTION = "exercise_prescription"
@@ -202,7 +200,7 @@ _TRY_AGAIN = object()
 
 
 class RecordStore:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Connections) -> None:
         self._storage = storage
 
     @translate_unavailable

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from service import create_app, examples
 from service.auth import KeyVerifier
+from service.state import state
 from service.storage import StorageUnavailable
 from service.storage.key_format import KeyChecker, KeyShape
 from service.storage.tables import api_keys
@@ -103,7 +104,7 @@ def test_a_valid_key_sent_without_the_bearer_scheme_is_refused_even_just_after_i
 
 
 def test_keys_are_random_long_and_stored_only_as_a_hash(app):
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     made = [storage.keys.create("entropy-check")[0] for _ in range(20)]
     assert len(set(made)) == 20
     for key in made:
@@ -120,7 +121,7 @@ def test_keys_are_random_long_and_stored_only_as_a_hash(app):
 
 
 def test_a_revoked_key_is_refused(app):
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     key, info = storage.keys.create("revocation-check")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -176,7 +177,7 @@ def test_the_first_start_makes_one_development_key(tmp_path):
     assert "plt_" not in second.output  # a key exists: none made, none shown
     response = app.test_client().get("/v1/assessments", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
-    app.extensions["popliteal"]["storage"].dispose()
+    state(app).storage.dispose()
 
 
 CHECKER = KeyChecker("a key-check secret for the verifier's cache tests")
@@ -262,14 +263,14 @@ def guarded_app(tmp_path):
             API_KEY_CACHE_SECONDS=0,
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
+    state(app).storage.upgrade()
     yield app
-    app.extensions["popliteal"]["storage"].dispose()
+    state(app).storage.dispose()
 
 
 def test_forged_keys_are_refused_offline_and_never_lock_out_a_valid_key(guarded_app, monkeypatch):
     tenant = tenant_factory(guarded_app)()
-    keys = guarded_app.extensions["popliteal"]["storage"].keys
+    keys = state(guarded_app).storage.keys
     lookups = []
     original = keys.authenticate
     monkeypatch.setattr(keys, "authenticate", lambda key: lookups.append(key) or original(key))
@@ -291,7 +292,7 @@ def test_a_revoked_key_sent_in_a_loop_costs_one_lookup_per_cache_interval(tmp_pa
     app = create_app(
         app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'r.sqlite3'}", API_KEY_CACHE_SECONDS=60)
     )
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     key, info = storage.keys.create("revoked-loop")
     storage.keys.revoke(info.id)
@@ -325,7 +326,7 @@ def test_a_database_without_its_key_check_secret_is_unavailable_not_open(tmp_pat
     """The secret is made by migration 0006; a database behind it refuses to check keys (503),
     it never lets a key through unchecked."""
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'behind.sqlite3'}"))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade("0005")
     key = "plt_" + "x" * 54
     response = app.test_client().get("/v1/conditions", headers={"Authorization": f"Bearer {key}"})

@@ -34,6 +34,7 @@ from service.backup import (
     libpq_environment,
     store_kind,
 )
+from service.state import state
 from service.storage import Storage
 from service.storage.tables import metadata, records
 from tests.conftest import REPO_ROOT, app_config, scratch_postgres_database, tenant_factory
@@ -61,7 +62,7 @@ def new_database(request, tmp_path):
 def sqlite_app(tmp_path):
     """The app on a migrated SQLite file of its own, with a tenant that stored two reports."""
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'live.sqlite3'}"))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     tenant = tenant_factory(app)("backup-tests")
     for _ in range(2):
@@ -184,7 +185,7 @@ def reported_records(output: str) -> int:
 def test_a_backup_taken_during_writes_restores_every_acknowledged_record(new_database, tmp_path):
     source = new_database("backup_source")
     app = create_app(app_config(DATABASE_URL=source))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     tenant = tenant_factory(app)("backup-tests")
     backup = tmp_path / "popliteal.backup"
@@ -219,7 +220,7 @@ def test_a_backup_taken_during_writes_restores_every_acknowledged_record(new_dat
     if target.startswith("sqlite"):
         assert integrity(sqlite_file(target)) == ["ok"]
     # The service runs on the restored database as it is: same keys, same records.
-    restored_storage = restored_app.extensions["popliteal"]["storage"]
+    restored_storage = state(restored_app).storage
     assert restored_storage.readiness() == {"database": "ok", "migrations": "current"}
     client = restored_app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tenant.key}"
@@ -252,7 +253,7 @@ def test_a_backup_never_overwrites_a_file_nor_makes_folders(sqlite_app, tmp_path
 
 def test_a_restore_refuses_a_missing_foreign_or_live_source(sqlite_app, tmp_path):
     runner = sqlite_app.test_cli_runner()
-    target = sqlite_file(sqlite_app.extensions["popliteal"]["storage"].url)
+    target = sqlite_file(state(sqlite_app).storage.url)
     before = record_ids(f"sqlite:///{target}")
 
     missing = runner.invoke(args=["backup", "restore", str(tmp_path / "missing.backup")])
@@ -289,7 +290,7 @@ def test_a_restore_refuses_a_missing_foreign_or_live_source(sqlite_app, tmp_path
 
 def test_a_restore_refuses_a_database_holding_data_or_in_use(sqlite_app, tmp_path):
     runner = sqlite_app.test_cli_runner()
-    storage = sqlite_app.extensions["popliteal"]["storage"]
+    storage = state(sqlite_app).storage
     backup = tmp_path / "popliteal.backup"
     assert runner.invoke(args=["backup", "create", str(backup)]).exit_code == 0
     tenant = tenant_factory(sqlite_app)("later")
@@ -319,7 +320,7 @@ def test_a_restore_leaves_no_old_write_ahead_log_beside_the_new_file(sqlite_app,
     on the next open, and is corrupt (the issue's third failure). Here the damaged database
     was moved aside and its log, full of pages, stayed behind as a crash leaves it."""
     runner = sqlite_app.test_cli_runner()
-    storage = sqlite_app.extensions["popliteal"]["storage"]
+    storage = state(sqlite_app).storage
     backup = tmp_path / "popliteal.backup"
     assert runner.invoke(args=["backup", "create", str(backup)]).exit_code == 0
     in_backup = record_ids(storage.url)
@@ -379,12 +380,12 @@ def test_a_postgres_restore_refuses_a_database_in_use_or_holding_data(
         source = sa.make_url(source).set(password="not-on-any-command-line")
         source = source.render_as_string(hide_password=False)
         app = create_app(app_config(DATABASE_URL=source))
-        app.extensions["popliteal"]["storage"].upgrade()
+        state(app).storage.upgrade()
         tenant = tenant_factory(app)("backup-tests")
         assert (
             tenant.client.post("/v1/assess", json=examples.SELF_CARE_TECHNIQUE).status_code == 201
         )
-        app.extensions["popliteal"]["storage"].dispose()
+        state(app).storage.dispose()
 
         calls = []
         run = subprocess.run
@@ -426,7 +427,7 @@ def test_a_postgres_restore_refuses_a_database_in_use_or_holding_data(
         assert replaced.exit_code == 0, replaced.output
         assert record_ids(target) == record_ids(source)
         assert schema_differences(target) == []
-        restored_app.extensions["popliteal"]["storage"].dispose()
+        state(restored_app).storage.dispose()
 
 
 # -- Settings --------------------------------------------------------------------------------

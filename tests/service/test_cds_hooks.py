@@ -22,16 +22,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rules import load_library
 from service import create_app, examples
-from service.api.cds_hooks import _summary
 from service.cds_auth import (
     CdsAuthenticationError,
     TokenVerifier,
     jwks_url_problem,
     load_clients,
 )
+from service.cds_cards import _summary
 from service.fhir import level_text
 from service.jwks import JwkSetUnavailable, RemoteJwkSet
 from service.records import timestamp
+from service.state import state
 from service.storage.records import ASSESSMENT
 from service.storage.tables import records
 from tests.conftest import app_config
@@ -130,7 +131,7 @@ def cds_app(tmp_path_factory, sqlite_database):
             CDS_ALLOW_LOCAL_JWKS=True,  # the test's key server listens on loopback
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
+    state(app).storage.upgrade()
     yield app
     jwks_server.close()
 
@@ -142,7 +143,7 @@ def cds(cds_app):
 
 @pytest.fixture(scope="module")
 def questionnaire(cds_app):
-    storage = cds_app.extensions["popliteal"]["storage"]
+    storage = state(cds_app).storage
     key, _ = storage.keys.create("hospital-cds", label="tests")
     client = cds_app.test_client()
     return client.get("/v1/questionnaire", headers={"Authorization": f"Bearer {key}"}).get_json()
@@ -389,7 +390,7 @@ def test_a_card_says_to_stop_stretching_and_when_it_was_assessed(cds_app, cds, q
     card = response["cards"][0]
     assert "stop stretching" in card["summary"]
     assert "**Stop stretching**" in card["detail"]
-    storage = cds_app.extensions["popliteal"]["storage"]
+    storage = state(cds_app).storage
     record = storage.records.get(storage.cds.tenant_id("hospital-cds"), ASSESSMENT, card["uuid"])
     assert f"Assessed {timestamp(record)}" in card["detail"]
 
@@ -625,7 +626,7 @@ def test_accepted_and_overridden_outcomes_are_recorded(cds_app, cds, questionnai
                   "outcomeTimestamp": "2026-11-25T10:05:00Z"}  # fmt: skip
     assert _feedback(cds, [accepted]).status_code == 200
     assert _feedback(cds, [overridden]).status_code == 200
-    storage = cds_app.extensions["popliteal"]["storage"]
+    storage = state(cds_app).storage
     tenant_id = storage.cds.tenant_id("hospital-cds")
     recorded = storage.cds.feedback(tenant_id, card["uuid"])
     assert [f.outcome for f in recorded] == ["accepted", "overridden"]
@@ -663,7 +664,7 @@ def test_feedback_on_an_unknown_card_is_a_404_and_records_nothing(cds_app, cds, 
     assert response.status_code == 404
     assert unknown in response.get_json()["detail"]
     # The batch is refused whole: not even the known card's feedback is kept.
-    storage = cds_app.extensions["popliteal"]["storage"]
+    storage = state(cds_app).storage
     assert storage.cds.feedback(storage.cds.tenant_id("hospital-cds"), known) == []
 
 
@@ -711,7 +712,7 @@ def test_a_patients_real_identifiers_are_never_stored_only_their_keyed_hash(
     intake = intake_for(questionnaire, examples.MINIMAL, patient_id="pat-ssn")
     first = call(cds, hook_request("pat-ssn", {"intake": intake, "patient": person}))
     assert first.status_code == 200
-    storage = cds_app.extensions["popliteal"]["storage"]
+    storage = state(cds_app).storage
     with storage.reading() as connection:
         stored = connection.execute(
             sa.select(records.c.subject_system, records.c.subject_value)
@@ -791,7 +792,7 @@ def _url_client_app(tmp_path, server_url, **settings):
             **settings,
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
+    state(app).storage.upgrade()
     return app
 
 

@@ -22,6 +22,7 @@ import service
 import service.storage.database as database
 from service import create_app, examples
 from service.config import TestingConfig
+from service.state import state
 from service.storage.database import (
     SchemaBehind,
     StorageFull,
@@ -66,15 +67,17 @@ def test_a_mistyped_rate_limit_stops_the_start_up_naming_the_setting(
 
 
 def test_well_formed_rate_limits_start(sqlite_url):
-    create_app(
-        app_config(
-            DATABASE_URL=sqlite_url,
-            RATELIMIT_ENABLED=True,
-            RATELIMIT_APPLICATION="600/minute, 30 per 1 second",
-            RATELIMIT_IN_MEMORY_FALLBACK="100 per hour",
-            AUTH_FAILURE_LIMIT="5 per 10 minutes",
+    state(
+        create_app(
+            app_config(
+                DATABASE_URL=sqlite_url,
+                RATELIMIT_ENABLED=True,
+                RATELIMIT_APPLICATION="600/minute, 30 per 1 second",
+                RATELIMIT_IN_MEMORY_FALLBACK="100 per hour",
+                AUTH_FAILURE_LIMIT="5 per 10 minutes",
+            )
         )
-    ).extensions["popliteal"]["storage"].dispose()
+    ).storage.dispose()
 
 
 def start_in_a_subprocess(**environment: str) -> subprocess.CompletedProcess:
@@ -109,8 +112,8 @@ def test_an_unset_database_url_still_means_the_embedded_sqlite_file(tmp_path, mo
     embedded = f"sqlite:///{tmp_path / 'embedded.sqlite3'}"
     monkeypatch.setattr(service, "_embedded_database_url", lambda app: embedded)
     app = create_app(app_config(DATABASE_URL=None))
-    assert app.extensions["popliteal"]["storage"].url == embedded
-    app.extensions["popliteal"]["storage"].dispose()
+    assert state(app).storage.url == embedded
+    state(app).storage.dispose()
 
 
 def test_a_mistyped_rate_limit_in_the_environment_stops_the_start_up_naming_it(sqlite_url):
@@ -135,8 +138,8 @@ def test_cds_clients_without_a_base_url_stop_the_start_up_naming_both(tmp_path, 
     assert "POPLITEAL_CDS_BASE_URL" in str(raised.value)
     # With the base URL, the same clients start.
     app = create_app(app_config(**settings, CDS_BASE_URL="https://popliteal.example.test"))
-    assert app.extensions["popliteal"]["cds_verifier"].configured
-    app.extensions["popliteal"]["storage"].dispose()
+    assert state(app).cds_verifier.configured
+    state(app).storage.dispose()
 
 
 # -- What the database errors say ------------------------------------------------------------
@@ -199,7 +202,7 @@ def full_sqlite(sqlite_url):
     """An app on SQLite with a tenant; fill() caps the file at its present size, as a full
     disk would (SQLITE_FULL: "database or disk is full")."""
     app = create_app(app_config(DATABASE_URL=sqlite_url))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     tenant = tenant_factory(app)()
 
@@ -247,7 +250,7 @@ def test_a_full_disk_is_reported_as_full_logged_as_an_error_and_readiness_says_s
     # for want of space for a while.
     assert tenant.client.get("/v1/assessments").status_code == 200
     assert tenant.client.post("/v1/escalation-check", json=REPORT).status_code == 200
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage._full_until -= database.FULL_REMEMBERED_SECONDS  # as if that time had passed
     assert app.test_client().get("/readyz").status_code == 200
 
@@ -291,7 +294,7 @@ def test_a_wrong_database_or_user_is_a_misconfiguration_not_an_outage(
     assert name in logged.getMessage()
     assert "DATABASE_URL" in logged.getMessage()
     assert all(PASSWORD not in r.getMessage() for r in caplog.records)
-    app.extensions["popliteal"]["storage"].dispose()
+    state(app).storage.dispose()
 
 
 def test_an_unreachable_server_is_still_unreachable(caplog):

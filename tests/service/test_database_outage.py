@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from service import create_app, examples
 from service.config import TestingConfig
+from service.state import state
 from service.storage.database import IDLE_BEFORE_PING_SECONDS
 from service.storage.tables import records
 from tests.conftest import app_config, scratch_postgres_database, tenant_factory
@@ -42,7 +43,7 @@ def outage(postgres_database):
             RATELIMIT_KEY_PREFIX=f"popliteal-outage-{secrets.token_hex(4)}",
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
+    state(app).storage.upgrade()
     tenant = tenant_factory(app)()
     checker = sa.create_engine(direct)
     try:
@@ -50,7 +51,7 @@ def outage(postgres_database):
     finally:
         proxy.stop()
         checker.dispose()
-        app.extensions["popliteal"]["storage"].dispose()
+        state(app).storage.dispose()
 
 
 def stored_rows(checker, tenant) -> int:
@@ -78,7 +79,7 @@ def test_an_unreachable_database_is_a_503_and_the_service_recovers_by_itself(out
     stored = client.get("/v1/assessments").get_json()["items"][0]["links"]["self"]
     assert app.test_client().get("/readyz").status_code == 200
     assert stored_rows(checker, tenant) == 2
-    never_used_key, _ = app.extensions["popliteal"]["storage"].keys.create("outage-newcomer")
+    never_used_key, _ = state(app).storage.keys.create("outage-newcomer")
 
     proxy.stop()
     started = time.monotonic()
@@ -131,9 +132,9 @@ def test_readiness_says_when_migrations_are_behind(postgres_database):
             "database": "ok",
             "migrations": "behind",
         }
-        app.extensions["popliteal"]["storage"].upgrade()
+        state(app).storage.upgrade()
         assert app.test_client().get("/readyz").status_code == 200
-        app.extensions["popliteal"]["storage"].dispose()
+        state(app).storage.dispose()
 
 
 def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_database):
@@ -142,7 +143,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_
     app = create_app(app_config(DATABASE_URL=postgres_database))
     tenant = tenant_factory(app)()
     assert tenant.client.post("/v1/assess", json=REPORT).status_code == 201
-    engine = app.extensions["popliteal"]["storage"].engine
+    engine = state(app).storage.engine
     with engine.connect() as connection:
         service_pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
     admin = sa.create_engine(postgres_database)
@@ -154,4 +155,4 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(postgres_
     time.sleep(IDLE_BEFORE_PING_SECONDS + 0.1)
     assert tenant.client.post("/v1/assess", json=REPORT).status_code == 201
     assert app.test_client().get("/readyz").status_code == 200
-    app.extensions["popliteal"]["storage"].dispose()
+    state(app).storage.dispose()

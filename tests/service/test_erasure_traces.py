@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from service import create_app, examples
+from service.state import state
 from service.storage.cds import Feedback
 from service.storage.tables import metadata
 from tests.conftest import app_config, tenant_factory
@@ -38,7 +39,7 @@ def _files(database: Path) -> bytes:
 def test_an_erased_assessment_leaves_nothing_in_any_table_or_database_file(tmp_path):
     database = tmp_path / "erasure.sqlite3"
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{database}"))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     tenant = tenant_factory(app)("erasure-tests")
     subject_marker = f"marker-subject-{uuid.uuid4().hex}"
@@ -82,7 +83,7 @@ def test_an_erased_assessment_leaves_nothing_in_any_table_or_database_file(tmp_p
 
 def test_secure_delete_is_on_for_sqlite(tmp_path):
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}"))
-    with app.extensions["popliteal"]["storage"].engine.connect() as connection:
+    with state(app).storage.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
 
 
@@ -94,7 +95,7 @@ def test_a_long_reader_delays_an_erasures_log_truncation_only_briefly(tmp_path, 
 
     database = tmp_path / "reader.sqlite3"
     app = create_app(app_config(DATABASE_URL=f"sqlite:///{database}"))
-    storage = app.extensions["popliteal"]["storage"]
+    storage = state(app).storage
     storage.upgrade()
     client = tenant_factory(app)().client
     stored = client.post("/v1/assess", json=examples.MINIMAL).get_json()["links"]["self"]

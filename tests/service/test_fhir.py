@@ -14,6 +14,7 @@ import simple_icd_10_cm as icd
 
 from service import examples
 from service.fhir import prepare_level_texts
+from service.state import state
 from tests.rules.test_clinical_cases import CASES
 from tests.service.fhir_client import (
     ICD10CM,
@@ -63,7 +64,7 @@ def test_the_questionnaire_is_a_valid_r4_questionnaire(questionnaire):
 
 
 def test_the_questionnaire_has_one_item_per_report_field_with_its_type(app, questionnaire):
-    sections = app.extensions["popliteal"]["rules"].report_sections
+    sections = state(app).rules.report_sections
     items = {item["linkId"]: item for group in questionnaire["item"] for item in group["item"]}
     expected_types = {"boolean": "boolean", "integer": "integer", "choice": "choice",
                       "list": "choice"}  # fmt: skip
@@ -549,7 +550,7 @@ def test_the_urgent_level_says_the_time_frame_of_its_red_flag(client, report, sa
 
 def test_rules_1_0_0_records_keep_the_urgent_time_limit_of_their_version(app, client):
     record = stored(client, {**examples.POSSIBLE_DVT, "rules_version": "1.0.0"})
-    hours = app.extensions["popliteal"]["rules"].get("1.0.0").ruleset.parameters
+    hours = state(app).rules.get("1.0.0").ruleset.parameters
     hours = hours["urgent_care_within_hours"].value
     bundle = fhir_get(client, record["links"]["self"]).get_json()
     [risk] = _resources(bundle, "RiskAssessment")

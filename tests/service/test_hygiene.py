@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from service import create_app, examples
 from service.hygiene import parse_origins
+from service.state import state
 from service.storage import Storage, StorageUnavailable
 from tests.conftest import app_config, gunicorn_server, plant_legacy_key, tenant_factory
 
@@ -179,8 +180,8 @@ def test_the_wrong_key_budget_counts_the_forwarded_address_only_behind_a_trusted
             PROXY_HOPS=hops,
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
-    plant_legacy_key(app.extensions["popliteal"]["storage"], "legacy-proxy-tenant")
+    state(app).storage.upgrade()
+    plant_legacy_key(state(app).storage, "legacy-proxy-tenant")
     client = app.test_client()
     legacy_shaped = "plt_" + "w" * 43  # only legacy-shaped keys can cost a lookup: budgeted
 

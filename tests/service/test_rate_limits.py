@@ -16,7 +16,8 @@ import pytest
 import redis
 
 from service import create_app, examples
-from service.auth import FailedAuthenticationBudget
+from service.auth_failures import FailedAuthenticationBudget
+from service.state import state
 from tests.conftest import (
     app_config,
     free_port,
@@ -243,9 +244,9 @@ def test_an_address_sending_wrong_legacy_keys_is_stopped_before_the_database_is_
             API_KEY_CACHE_SECONDS=10,  # as in production
         )
     )
-    app.extensions["popliteal"]["storage"].upgrade()
+    state(app).storage.upgrade()
     tenant = tenant_factory(app)()
-    legacy_key, _ = plant_legacy_key(app.extensions["popliteal"]["storage"], tenant.name)
+    legacy_key, _ = plant_legacy_key(state(app).storage, tenant.name)
     address = f"192.0.2.{secrets.randbelow(250) + 1}"  # a run of its own in a shared Redis
     intruder = app.test_client()
     intruder.environ_base["REMOTE_ADDR"] = address
@@ -256,7 +257,7 @@ def test_an_address_sending_wrong_legacy_keys_is_stopped_before_the_database_is_
     assert [guess.status_code for guess in guesses] == [401] * LIMIT
 
     lookups = []
-    keys = app.extensions["popliteal"]["storage"].keys
+    keys = state(app).storage.keys
     original = keys.authenticate
     monkeypatch.setattr(keys, "authenticate", lambda key: lookups.append(key) or original(key))
     stopped = intruder.get(

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from rules import LEVELS, load_library
 from service import examples
 from service.logs import ACCESS_LOGGER
+from service.state import state
 from service.storage import NewRecord
 from service.storage.records import ASSESSMENT, Subject
 from service.storage.tables import erasures, records
@@ -35,7 +36,7 @@ MISSING_ID = "0190b0c4-0000-7000-8000-000000000000"
 
 
 def storage_of(app):
-    return app.extensions["popliteal"]["storage"]
+    return state(app).storage
 
 
 def rows(app, **where) -> list:

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from service import examples
+from service.state import state
 from service.storage.tables import erasures, records
 
 pytestmark = pytest.mark.postgres
@@ -23,7 +24,7 @@ REPORT = examples.SELF_CARE_TECHNIQUE
 
 
 def storage_of(app):
-    return app.extensions["popliteal"]["storage"]
+    return state(app).storage
 
 
 def rows(app, **where) -> list:

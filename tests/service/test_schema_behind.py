@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from service import create_app, examples
 from service.config import TestingConfig
+from service.state import state
 from service.storage.keys import KEY_CHECK_ROW
 from service.storage.tables import deployment_secrets
 from tests.conftest import app_config, scratch_postgres_database, tenant_factory
@@ -40,11 +41,11 @@ def app_on(unmigrated_database):
     def make():
         app = create_app(app_config(DATABASE_URL=unmigrated_database))
         made.append(app)
-        return app, app.extensions["popliteal"]["storage"]
+        return app, state(app).storage
 
     yield make
     for app in made:
-        app.extensions["popliteal"]["storage"].dispose()
+        state(app).storage.dispose()
 
 
 def assert_schema_behind(response, caplog) -> None:
