@@ -19,8 +19,12 @@ Everything runs on this machine, on loopback, and stops when the run ends:
 Phases (each prints its figures; the run exits 1 if any check fails):
 1. saturation: 16, then 32, then 64 connections, a third of the time each: zero 5xx, latency
    percentiles and throughput per step.
-2. worker loss and reload: SIGKILL one worker a third of the way in, SIGHUP the master at two
-   thirds: the error rate (attempts that needed a retry), and all workers replaced on reload.
+2. worker loss, reload and stop: SIGKILL one worker a third of the way in, SIGHUP the master at
+   two thirds: the error rate (attempts that needed a retry), and all workers replaced on
+   reload. At the end, still under load, SIGTERM the master (its drain, then gunicorn's stop)
+   and start a new one on the same port, as a restart does: no connection may be reset (what
+   was queued is answered, 503 with Retry-After at worst), and the old master must exit with
+   0 within STOP_GRACE_S.
 3. soak: steady load; the resident memory (RSS) of every worker after warm-up and at the end
    must grow by less than 10 %.
 4. PostgreSQL restart: the server is stopped and started again mid-run: /readyz must drop to
@@ -31,6 +35,12 @@ Phases (each prints its figures; the run exits 1 if any check fails):
    through nginx must keep their latency (every one answered, p99 under
    max(10 x its baseline p99, 0.5 s)). For contrast, a figure only: the same kind of clients
    sent straight at gunicorn for a few seconds hold every sync worker.
+6. partition (bench/partition.py): the service reaches PostgreSQL through a veth pair into a
+   network namespace, and the link is cut for the phase's time (packets dropped, nothing closed
+   or refused) under steady writes and red-flag screens: /healthz must answer 200 within 1 s,
+   screens with a known key 200, writes 503 with Retry-After (p99 under 8 s), no worker killed;
+   once the link is back, writes are stored again within 10 s. Needs root (network
+   namespaces); without, the phase is skipped, and fails in CI (CI=true).
 After each phase, the database is read directly: every record the service answered 201 for
 must be there ("lost" is the number that is not), and no Idempotency-Key may have made two.
 """
@@ -77,8 +87,22 @@ STEPS = (16, 32, 64)
 # database on each call, so it notices at its next poll, 0.1 s apart).
 OUTAGE_NOTICE_LIMIT_S = 10.0
 
-FULL = {"saturation": 60.0, "faults": 30.0, "soak": 300.0, "database": 30.0, "slow_clients": 60.0}
-SHORT = {"saturation": 9.0, "faults": 9.0, "soak": 24.0, "database": 12.0, "slow_clients": 10.0}
+FULL = {
+    "saturation": 60.0,
+    "faults": 30.0,
+    "soak": 300.0,
+    "database": 30.0,
+    "slow_clients": 60.0,
+    "partition": 30.0,
+}
+SHORT = {
+    "saturation": 9.0,
+    "faults": 9.0,
+    "soak": 24.0,
+    "database": 12.0,
+    "slow_clients": 10.0,
+    "partition": 10.0,
+}
 # How long a client keeps retrying one request after the load stops, so that every key's fate
 # is known before the database is read.
 SETTLE_SECONDS = 30.0
@@ -153,14 +177,24 @@ class Postgres:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
 
+DEPLOYED_DRAIN_SECONDS = 5  # gunicorn.conf.py's default for POPLITEAL_DRAIN_SECONDS
+
+
 class Gunicorn:
     """The service, as the image starts it: gunicorn with gunicorn.conf.py."""
 
-    def __init__(self, folder: Path, database_url: str, workers: int | None) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        folder: Path,
+        database_url: str,
+        workers: int | None,
+        port: int | None = None,
+        drain_seconds: float = 0,
+    ) -> None:
+        self.port = port or free_port()  # a port: a restart, after a SIGTERM
         self.metrics_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = folder / f"gunicorn-{self.port}.log"
+        self.log = folder / f"gunicorn-{self.port}{'-restarted' if port else ''}.log"
         environment = {
             key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"
         }
@@ -171,6 +205,9 @@ class Gunicorn:
             HOST="127.0.0.1",
             PORT=str(self.port),
             POPLITEAL_METRICS_PORT=str(self.metrics_port),
+            # The SIGTERM drain is measured where a phase sends SIGTERM under load; elsewhere it
+            # would only add its seconds to every stop.
+            POPLITEAL_DRAIN_SECONDS=str(drain_seconds),
         )
         if workers:
             environment["WEB_CONCURRENCY"] = str(workers)
@@ -506,8 +543,8 @@ class Context:
     workers: int | None
 
     @contextlib.contextmanager
-    def service(self) -> Iterator[Gunicorn]:
-        server = Gunicorn(self.folder, self.postgres.url, self.workers)
+    def service(self, drain_seconds: float = 0) -> Iterator[Gunicorn]:
+        server = Gunicorn(self.folder, self.postgres.url, self.workers, drain_seconds=drain_seconds)
         try:
             yield server
         finally:
@@ -552,7 +589,8 @@ def saturation(context: Context, seconds: float) -> Verdict:
 
 def worker_loss_and_reload(context: Context, seconds: float) -> Verdict:
     failures = []
-    with context.service() as server:
+    # As deployed (gunicorn.conf.py's default drain): this phase ends with a SIGTERM under load.
+    with context.service(drain_seconds=DEPLOYED_DRAIN_SECONDS) as server:
         workers = server.worker_count
         load = Load(server, context.api_key, context.bodies)
         load.add_connections(32)
@@ -572,19 +610,106 @@ def worker_loss_and_reload(context: Context, seconds: float) -> Verdict:
                 f"SIGHUP did not replace every worker: {before_reload} -> {after_reload}"
             )
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
-        tally = load.stop()
+        master_alive = server.process.poll() is None
+        before_stop = load_totals(load)
+        replacement, stop = stop_and_restart(context, server)
+        try:
+            tally = load.stop()
+        finally:
+            if replacement is not None:
+                replacement.stop()
         elapsed = time.monotonic() - started
+        stop.update(stop_figures(before_stop, load_totals(load)))
+        cuts_before_stop = sum(before_stop.cuts.values())
         figures = {
             "workers": workers,
             **common_figures(tally, elapsed),
             **check_records(context.engine, tally),
-            "error_rate_percent": round(100 * sum(tally.cuts.values()) / max(1, tally.attempts), 3),
-            "master_alive": server.process.poll() is None,
+            # Up to the stop: from then on, refused connections are expected (stop figures).
+            "error_rate_percent": round(100 * cuts_before_stop / max(1, before_stop.attempts), 3),
+            "master_alive": master_alive,
+            "stop": stop,
         }
-    failures += phase_failures(figures)
+    # 503 with Retry-After is how the stop answers what it will not serve; before it, none.
+    failures += phase_failures(figures, allowed_5xx=(503,))
+    if before_stop.statuses.get(503):
+        failures.append(f"{before_stop.statuses[503]} answers 503 before the stop")
     if not figures["master_alive"]:
         failures.append("the gunicorn master died")
+    failures += stop.pop("failures")
+    if stop["reset_connections"]:
+        failures.append(f"{stop['reset_connections']} connections reset by the stop")
     return Verdict("worker loss and reload", figures, failures)
+
+
+# What a client sees when a connection it made is reset rather than answered or refused.
+RESET_ERRORS = ("ConnectionResetError", "RemoteDisconnected", "BrokenPipeError")
+# The longest a SIGTERM may take to end the service: compose's stop_grace_period for the API
+# (35 s) and Kubernetes' terminationGracePeriodSeconds (40 s) kill it after that.
+STOP_GRACE_S = 35.0
+
+
+def load_totals(load: Load) -> Tally:
+    """Attempts, connection errors and statuses so far, over every client (counting still)."""
+    while True:
+        try:
+            total = Tally()
+            for tally in list(load.tallies):
+                total.attempts += tally.attempts
+                total.cuts.update(tally.cuts.copy())
+                total.statuses.update(tally.statuses.copy())
+            return total
+        except RuntimeError:  # a client added a key while it was read
+            continue
+
+
+def stop_and_restart(context: Context, server: Gunicorn) -> tuple[Gunicorn | None, dict]:
+    """SIGTERM the master as an orchestrator stops an instance, wait for it to exit, and start
+    a new one on the same port: the replacement (None if it did not start), and figures."""
+    failures = []
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        exit_code = server.process.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        exit_code = None
+        failures.append(f"the master had not exited {STOP_GRACE_S:g} s after SIGTERM")
+        server.process.kill()
+        server.process.wait()
+    exited = time.monotonic()
+    if exit_code not in (0, None):
+        failures.append(f"the master exited with {exit_code} after SIGTERM")
+    log = server.log.read_text(errors="replace")
+    queued = sum(int(n) for n in re.findall(r"answered (\d+) queued connections 503", log))
+    replacement = None
+    try:
+        replacement = Gunicorn(context.folder, context.postgres.url, context.workers, server.port)
+    except RuntimeError as error:
+        failures.append(f"no new master on the same port after the stop: {error}")
+    figures = {
+        "exit_code": exit_code,
+        "sigterm_to_exit_s": round(exited - signalled, 2),
+        "restart_ready_s": round(time.monotonic() - exited, 2),
+        "queued_answered_503_on_exit": queued,
+        "failures": failures,
+    }
+    return replacement, figures
+
+
+def stop_figures(before: Tally, after: Tally) -> dict:
+    """What the clients met from the SIGTERM on: resets fail the phase; refusals (nothing
+    listening between the old master and the new) and 503s (with Retry-After) do not."""
+    cuts = after.cuts - before.cuts
+    return {
+        "reset_connections": sum(cuts[name] for name in RESET_ERRORS),
+        "refused_connections": cuts["ConnectionRefusedError"],
+        "other_cuts": {
+            name: n
+            for name, n in cuts.items()
+            if name not in (*RESET_ERRORS, "ConnectionRefusedError")
+        },
+        "answered_503": (after.statuses - before.statuses)[503],
+    }
 
 
 def soak(context: Context, seconds: float) -> Verdict:
@@ -1081,12 +1206,19 @@ def slow_clients(context: Context, seconds: float) -> Verdict:
     return Verdict("slow clients", figures, failures)
 
 
+def partition(context: Context, seconds: float) -> Verdict:
+    from bench.partition import partition_phase  # it uses this module's pieces: imported late
+
+    return partition_phase(context, seconds)
+
+
 PHASES: dict[str, Callable[[Context, float], Verdict]] = {
     "saturation": saturation,
     "faults": worker_loss_and_reload,
     "soak": soak,
     "database": database_restart,
     "slow_clients": slow_clients,
+    "partition": partition,
 }
 
 

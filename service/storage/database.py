@@ -103,8 +103,9 @@ def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> 
         # session's own; ignored over a Unix socket): a session whose client went silent ends
         # within seconds. Otherwise a transaction cut off before its COMMIT keeps its locks (an
         # Idempotency-Key's among them, which every retry of that key waits on) until the
-        # server's keepalives notice, two hours later by default. idle_in_transaction_session_
-        # timeout cannot do this: it is not armed after psycopg's pipelined executemany.
+        # server's keepalives notice, two hours later by default. (idle_in_transaction_session_
+        # timeout would not do: PostgreSQL 15 leaves it unarmed after psycopg's pipelined
+        # executemany, which stores an assessment and its plan.)
         server_settings = [
             "-c tcp_keepalives_idle=2",
             "-c tcp_keepalives_interval=1",
