@@ -5,6 +5,7 @@ Health, readiness, the OpenAPI document and the Swagger UI need no key.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from service.web import RATE_LIMITED_PROBLEM, problem
 
 PROTECTED_PREFIX = "/v1/"
 CHALLENGE = 'Bearer realm="popliteal"'
+# After the database failed a key lookup, how long known keys are served without asking it.
+UNAVAILABLE_BACKOFF_SECONDS = 5.0
 # Enough for every key a deployment has; beyond it the cache starts afresh.
 MAX_CACHED_KEYS = 10_000
 
@@ -64,6 +67,7 @@ class KeyVerifier:
         self._lock = threading.Lock()
         # Read from the database once, when first needed (the service starts without it).
         self._checker: KeyChecker | None = None
+        self._unavailable_until = -math.inf
         self._legacy_keys_exist = False
 
     def cached(self, key: str) -> Principal | None:
@@ -100,13 +104,19 @@ class KeyVerifier:
         entry = self._verified.get(digest)
         if entry is not None and now - entry[0] < self._fresh:
             return entry[1]
+        stale = entry[1] if entry is not None and now - entry[0] < self._stale else None
+        # Just after the database failed, a known key is served from the cache without asking
+        # again: each attempt could cost a connection timeout (seconds, in a partition).
+        if stale is not None and now < self._unavailable_until:
+            return stale
         try:
             if self.shape(key) is KeyShape.REFUSED:
                 return None
             principal = self._keys.authenticate(key)
         except StorageUnavailable:
-            if entry is not None and entry[1] is not None and now - entry[0] < self._stale:
-                return entry[1]
+            self._unavailable_until = self._clock() + UNAVAILABLE_BACKOFF_SECONDS
+            if stale is not None:
+                return stale
             raise
         with self._lock:
             if len(self._verified) >= MAX_CACHED_KEYS:

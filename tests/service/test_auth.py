@@ -220,6 +220,10 @@ def test_a_verified_key_is_cached_briefly_and_survives_a_database_outage_for_a_w
     keys.down = True
     now[0] = 69.9
     assert verifier.verify(KNOWN_KEY) == tenant.principal  # stale but known: still served
+    calls = keys.calls
+    now[0] = 69.95
+    assert verifier.verify(KNOWN_KEY) == tenant.principal
+    assert keys.calls == calls  # the database just failed: not asked again for a while
     now[0] = 70.0
     with pytest.raises(StorageUnavailable):
         verifier.verify(KNOWN_KEY)
