@@ -135,12 +135,16 @@ records = Table(
     Column("request_fingerprint", String(64), nullable=True),
     UniqueConstraint("tenant_id", "idempotency_key"),
     Index("ix_records_tenant_kind_created", "tenant_id", "kind", "created_at", "id"),
+    # A subject's records of one kind, newest first, as the listing pages them: every
+    # condition and the whole order are in the index (no filter, no sort).
     Index(
-        "ix_records_tenant_subject_created",
+        "ix_records_tenant_subject_kind_created",
         "tenant_id",
         "subject_system",
         "subject_value",
+        "kind",
         "created_at",
+        "id",
     ),
 )
 

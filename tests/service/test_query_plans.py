@@ -1,0 +1,77 @@
+"""The listing by subject reads its page from the index, in order: no filter on the rows it
+reads and no sort (PostgreSQL's plan, with enough rows that the planner uses the index)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from service.storage import Storage, Subject
+from service.storage.tables import records
+from tests.conftest import POSTGRES_URL, require_server, scratch_postgres_database
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def populated():
+    try:
+        database = scratch_postgres_database(POSTGRES_URL, "popliteal_plans")
+        url = database.__enter__()
+    except sa.exc.OperationalError as error:
+        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+    storage = Storage(url)
+    storage.upgrade()
+    key, _ = storage.keys.create("plans")
+    principal = storage.keys.authenticate(key)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "tenant_id": principal.tenant_id,
+            "kind": ("assessment", "exercise_prescription")[n % 2],
+            "created_at": start + timedelta(seconds=n),
+            "rules_version": "2.0.0",
+            "request_id": "r",
+            "subject_system": "urn:example:app",
+            "subject_value": f"person-{n % 50}",
+            "request": {},
+            "response": {},
+        }
+        for n in range(5000)
+    ]
+    with storage.transaction() as connection:
+        connection.execute(sa.insert(records), rows)
+        connection.exec_driver_sql("ANALYZE records")
+    yield storage, principal
+    storage.dispose()
+    database.__exit__(None, None, None)
+
+
+def test_a_subjects_page_is_read_from_the_index_in_order(populated):
+    storage, principal = populated
+    statements = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _many):
+        if "FROM records" in statement and "EXPLAIN" not in statement:
+            statements.append((statement, parameters))
+
+    event.listen(storage.engine, "before_cursor_execute", capture)
+    page = storage.records.page(
+        principal.tenant_id,
+        "assessment",
+        limit=20,
+        subject=Subject("urn:example:app", "person-2"),
+    )
+    event.remove(storage.engine, "before_cursor_execute", capture)
+    assert len(page.items) == 20
+    [(statement, parameters)] = statements
+    with storage.engine.connect() as connection:
+        plan = "\n".join(connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
+    assert "ix_records_tenant_subject_kind_created" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "Filter" not in plan, plan
