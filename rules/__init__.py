@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rules.engine import Evaluator, prescription_from_assessment
 from rules.errors import RuleDefinitionError, RulesError, UnknownCode, UnknownRulesVersion
-from rules.loader import VERSIONS_DIR, discover_versions, load_report_fields, load_ruleset
+from rules.loading import VERSIONS_DIR, discover_versions, load_report_fields, load_ruleset
 from rules.model import LEVELS, RuleSet
 from rules.terminology import Classification, load_classification, report_field_paths
 

@@ -84,11 +84,8 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
     - ``changed``: the triage, the likely causes or the leading one, or the plan (status or
       items) differ. Advice, completeness and texts alone do not count as a change.
     """
-    triage_before, triage_after = before["triage"], after["triage"]
-    level_before, level_after = triage_before["level"], triage_after["level"]
-    red_flags = _added_removed(
-        _codes(triage_before["red_flags"], "code"), _codes(triage_after["red_flags"], "code")
-    )
+    triage = _triage_difference(before["triage"], after["triage"])
+    triage_changed = _triage_changed(triage)
     causes = _added_removed(
         _codes(before["likely_causes"], "code"), _codes(after["likely_causes"], "code")
     )
@@ -98,28 +95,8 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
     recommendations = _added_removed(
         _codes(before["recommendations"], "code"), _codes(after["recommendations"], "code")
     )
-    stop = {"from": triage_before["stop_stretching"], "to": triage_after["stop_stretching"]}
-    frame = {"from": _time_frame(triage_before), "to": _time_frame(triage_after)}
-    complete = {"from": triage_before["complete"], "to": triage_after["complete"]}
-    # A clinical lead must hear of every answer that now asks for care at another time, or that
-    # now has safety questions to answer, as well as of a new level, red flag or stop.
-    triage_changed = (
-        level_before != level_after
-        or _moved(red_flags)
-        or stop["from"] != stop["to"]
-        or frame["from"] != frame["to"]
-        or (complete["from"] and not complete["to"])
-    )
     return {
-        "level": {
-            "from": level_before,
-            "to": level_after,
-            "direction": _direction(level_before, level_after),
-        },
-        "stop_stretching": stop,
-        "time_frame": frame,
-        "complete": complete,
-        "red_flags": red_flags,
+        **triage,
         "causes": causes,
         "leading_cause": leading,
         "plan": plan,
@@ -134,3 +111,32 @@ def assessment_difference(before: JSON, after: JSON) -> JSON:
             or _moved(plan_items)
         ),
     }
+
+
+def _triage_difference(before: JSON, after: JSON) -> JSON:
+    return {
+        "level": {
+            "from": before["level"],
+            "to": after["level"],
+            "direction": _direction(before["level"], after["level"]),
+        },
+        "stop_stretching": {"from": before["stop_stretching"], "to": after["stop_stretching"]},
+        "time_frame": {"from": _time_frame(before), "to": _time_frame(after)},
+        "complete": {"from": before["complete"], "to": after["complete"]},
+        "red_flags": _added_removed(
+            _codes(before["red_flags"], "code"), _codes(after["red_flags"], "code")
+        ),
+    }
+
+
+def _triage_changed(triage: JSON) -> bool:
+    # A clinical lead must hear of every answer that now asks for care at another time, or that
+    # now has safety questions to answer, as well as of a new level, red flag or stop.
+    return (
+        any(
+            triage[key]["from"] != triage[key]["to"]
+            for key in ("level", "stop_stretching", "time_frame")
+        )
+        or _moved(triage["red_flags"])
+        or (triage["complete"]["from"] and not triage["complete"]["to"])
+    )

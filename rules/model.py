@@ -1,4 +1,4 @@
-"""The loaded, immutable form of a rule set. Built once at start-up by ``rules.loader``.
+"""The loaded, immutable form of a rule set. Built once at start-up by ``rules.loading``.
 
 Everything a response needs that does not depend on the report (messages, sources, exercise
 texts) is turned into plain JSON-ready dicts here, once, so that evaluating a report only picks

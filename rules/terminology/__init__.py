@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rules.errors import RuleDefinitionError
-from rules.loader import _mapping, _read_yaml
+from rules.loading.structure import TEXT, Anything, At, HttpsAddress, MappingOf, Record
+from rules.loading.yaml_file import read_yaml
 
 ICD10CM_FILE = Path(__file__).with_name("icd10cm.yaml")
 REQUIRED_SIDES = ("right", "left", "unspecified")
@@ -111,37 +112,52 @@ def _value(report: Mapping[str, Any], path: str) -> Any:
     return (report.get(section) or {}).get(name)
 
 
-def _code(raw: Any, where: str) -> Code:
-    entry = _mapping(raw, where, ("code", "display"))
-    for key in ("code", "display"):
-        if not isinstance(entry[key], str) or not entry[key]:
-            raise RuleDefinitionError(where, f"{key} must be non-empty text")
-    return Code(entry["code"], entry["display"])
+CODE_ENTRY = Record({"code": TEXT, "display": TEXT})
+LEAVES = Record(dict.fromkeys(REQUIRED_SIDES, CODE_ENTRY), {"both": CODE_ENTRY})
+FAMILY = Record(
+    {"category": CODE_ENTRY, "leaves": LEAVES},
+    {
+        "applies_when": Record(
+            {"field": Anything("against the report fields"), "equals": Anything()}
+        )
+    },
+)
+NO_CODE = Record({"no_code": TEXT})
+CODE_FILE = Record(
+    {
+        "source": Record({"name": Anything("shown as written"), "url": HttpsAddress()}),
+        "system": Anything("shown as written"),
+        "conditions": MappingOf(
+            Anything("against the rules' causes"), Anything(), "conditions", may_be_empty=True
+        ),
+    }
+)
 
 
-def _family(raw: Any, where: str) -> CodeFamily:
-    entry = _mapping(raw, where, ("category", "leaves"), ("applies_when",))
-    leaves_raw = _mapping(entry["leaves"], f"{where}.leaves", REQUIRED_SIDES, ("both",))
-    leaves = {side: _code(leaves_raw[side], f"{where}.leaves.{side}") for side in leaves_raw}
-    applies_when = None
-    if "applies_when" in entry:
-        condition = _mapping(entry["applies_when"], f"{where}.applies_when", ("field", "equals"))
-        applies_when = (condition["field"], condition["equals"])
-    return CodeFamily(_code(entry["category"], f"{where}.category"), leaves, applies_when)
+def _code(raw: dict[str, Any]) -> Code:
+    return Code(raw["code"], raw["display"])
 
 
-def _condition(code: str, raw: Any, where: str) -> ConditionCodes:
+def _family(raw: dict[str, Any]) -> CodeFamily:
+    # Leaves keep the order they are written in: the catalogue lists them so.
+    leaves = {side: _code(code) for side, code in raw["leaves"].items()}
+    condition = raw.get("applies_when")
+    applies_when = (condition["field"], condition["equals"]) if condition else None
+    return CodeFamily(_code(raw["category"]), leaves, applies_when)
+
+
+def _condition(code: str, raw: Any, at: At) -> ConditionCodes:
     if isinstance(raw, dict):
-        entry = _mapping(raw, where, ("no_code",))
-        if not isinstance(entry["no_code"], str) or not entry["no_code"].strip():
-            raise RuleDefinitionError(where, "no_code must say why no code fits")
-        return ConditionCodes(code, (), entry["no_code"].strip())
+        NO_CODE.check(raw, at)
+        return ConditionCodes(code, (), raw["no_code"].strip())
     if not isinstance(raw, list) or not raw:
-        raise RuleDefinitionError(where, "expected a list of code families or {no_code: reason}")
-    families = tuple(_family(item, f"{where}[{i}]") for i, item in enumerate(raw))
+        raise at.error("expected a list of code families or {no_code: reason}")
+    for position, family in enumerate(raw):
+        FAMILY.check(family, at.index(position))
+    families = tuple(_family(family) for family in raw)
     if families[-1].applies_when is not None:
         # Otherwise a report that matches no family would get no code without saying why.
-        raise RuleDefinitionError(where, "the last code family must apply without a condition")
+        raise at.error("the last code family must apply without a condition")
     return ConditionCodes(code, families)
 
 
@@ -150,28 +166,22 @@ def load_classification(
 ) -> Classification:
     """Load and check the code file. ``report_fields`` (paths such as ``pain.onset``), when
     given, are the only fields ``applies_when`` may name."""
-    where = str(path)
-    raw = _mapping(_read_yaml(path), where, ("source", "system", "conditions"))
-    source = _mapping(raw["source"], f"{where}: source", ("name", "url"))
-    if not str(source["url"]).startswith("https://"):
-        raise RuleDefinitionError(f"{where}: source.url", "must be an https address")
-    conditions_raw = raw["conditions"]
-    if not isinstance(conditions_raw, dict):
-        raise RuleDefinitionError(f"{where}: conditions", "expected a mapping")
+    at = At(str(path))
+    raw = read_yaml(path)
+    CODE_FILE.check(raw, at)
     conditions = {
-        code: _condition(code, entry, f"{where}: conditions.{code}")
-        for code, entry in conditions_raw.items()
+        code: _condition(code, entry, at / "conditions" / code)
+        for code, entry in raw["conditions"].items()
     }
     known_fields = set(report_fields)
     if known_fields:
         for condition in conditions.values():
             for family in condition.families:
                 if family.applies_when and family.applies_when[0] not in known_fields:
-                    raise RuleDefinitionError(
-                        f"{where}: conditions.{condition.condition}",
-                        f"applies_when names unknown report field {family.applies_when[0]!r}",
+                    raise (at / "conditions" / condition.condition).error(
+                        f"applies_when names unknown report field {family.applies_when[0]!r}"
                     )
-    return Classification(raw["system"], source, conditions)
+    return Classification(raw["system"], raw["source"], conditions)
 
 
 def report_field_paths(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
