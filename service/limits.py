@@ -1,22 +1,28 @@
-"""Rate limits per API key (Flask-Limiter).
+"""Rate limits per API key, on the /v1 API.
 
 Counts live in memory by default (per process) or in Redis (RATELIMIT_STORAGE_URI), shared by
-every worker and machine. If Redis goes away, each process counts on its own and logs a
-warning, and goes back to Redis when it answers again: a rate-limit store is never a reason to
-refuse a clinical request with a 500.
+every worker and machine, at one round trip per request (``service.rate_counts``). If Redis
+goes away, each process counts on its own and logs a warning, and goes back to Redis when it
+answers again: a rate-limit store is never a reason to refuse a clinical request with a 500.
+
+The settings keep Flask-Limiter's names and meaning (the service used it before): the same
+fixed windows, headers, keys in Redis and fallback.
 """
 
 from __future__ import annotations
 
+import time
+
 import limits
-from flask import Flask, g, request
-from flask_limiter import Limiter
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import TooManyRequests
 
 from service.auth import PROTECTED_PREFIX
-from service.web import RETRY_AFTER
+from service.observability import observe_rate_limit
+from service.rate_counts import PerKeyLimiter, Tally, parse_windows
 
 # The settings that hold rate-limit strings, each with the environment variable it comes from
-# (Flask-Limiter's own settings have the same names), and whether it holds one limit only.
+# (Flask-Limiter's settings had the same names), and whether it holds one limit only.
 LIMIT_SETTINGS = {
     "RATELIMIT_APPLICATION": ("RATELIMIT_APPLICATION", False),
     "RATELIMIT_DEFAULT": ("RATELIMIT_DEFAULT", False),
@@ -24,14 +30,19 @@ LIMIT_SETTINGS = {
     "RATELIMIT_META": ("RATELIMIT_META", False),
     "AUTH_FAILURE_LIMIT": ("POPLITEAL_AUTH_FAILURE_LIMIT", True),
 }
+# Flask-Limiter's per-route and meta limits: the service has one budget per key and does not
+# read them, so set they would be silently off.
+UNREAD_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_META")
+# Where a request's count is kept between the check and the headers.
+TALLY = "rate_limit_tally"
 
 
 def check_rate_limits(config) -> None:
     """Every rate limit set parses, or the service stops here naming the setting.
 
-    Flask-Limiter would start with a mistyped limit (``30 per secnd``), skip it, and log an
-    error on every request: the per-key limits would be silently off. Checked whether or not
-    limits are enabled, so that turning them on later cannot meet a typo."""
+    A mistyped limit (``30 per secnd``) must not start a service whose per-key limits are
+    silently off. Checked whether or not limits are enabled, so that turning them on later
+    cannot meet a typo."""
     for name, (setting, single) in LIMIT_SETTINGS.items():
         value = config.get(name)
         if value is None or callable(value):
@@ -47,6 +58,17 @@ def check_rate_limits(config) -> None:
                 "'600 per minute;30 per second' (per second, minute, hour or day); to turn rate "
                 "limits off, set RATELIMIT_ENABLED=false"
             )
+        if name in UNREAD_SETTINGS:
+            raise RuntimeError(
+                f"{setting}={value!r}: the service does not read this setting; each API key "
+                "has one budget across /v1, RATELIMIT_APPLICATION"
+            )
+    strategy = config.get("RATELIMIT_STRATEGY")
+    if strategy not in (None, "fixed-window"):
+        raise RuntimeError(
+            f"RATELIMIT_STRATEGY={strategy!r}: the rate limits count in fixed windows only "
+            "('fixed-window')"
+        )
 
 
 def _rate_limit_key() -> str:
@@ -56,37 +78,71 @@ def _rate_limit_key() -> str:
     return f"address:{request.remote_addr}"
 
 
-def new_limiter() -> Limiter:
-    """Flask-Limiter, counting per key on the /v1 API; ``install_rate_limits`` puts it on the
+def new_limiter() -> PerKeyLimiter:
+    """The per-key limiter, empty; ``install_rate_limits`` configures it and puts it on the
     app, at its place among the request hooks."""
-    limiter = Limiter(key_func=_rate_limit_key)
-
-    @limiter.request_filter
-    def outside_the_api() -> bool:
-        return not request.path.startswith(PROTECTED_PREFIX)
-
-    return limiter
+    return PerKeyLimiter()
 
 
-def install_rate_limits(app: Flask, limiter: Limiter) -> None:
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK", app.config["RATELIMIT_APPLICATION"])
-    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "popliteal")
+class RateLimited(TooManyRequests):
+    """Over a key's budget: answered as the 429 problem (service.web), naming the limit."""
 
-    # Registered before the limiter, so that it runs after the limiter has added its headers
-    # (Flask runs after-request functions last-registered first). Flask-Limiter sets
-    # Retry-After, to the end of its window, on every answer it counts: on a 200 it would tell
-    # clients to back off, and on a 503 it would replace the service's own advice (up to an
-    # hour instead of seconds). Only its own 429 keeps its value.
-    @app.after_request
-    def retry_after_only_on_refusals(response):
-        if response.status_code != 429:
-            response.headers.pop("Retry-After", None)
-            own = g.get(RETRY_AFTER)
-            if own is not None:
-                response.headers["Retry-After"] = own
+    def __init__(self, tally: Tally) -> None:
+        super().__init__(description=tally.window.text)
+        self.tally = tally
+
+
+def _limits(value) -> str:
+    return str(value() if callable(value) else value)
+
+
+def install_rate_limits(app: Flask, limiter: PerKeyLimiter) -> None:
+    config = app.config
+    if not config["RATELIMIT_ENABLED"]:
+        return
+    headers_enabled = config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    fallback_enabled = config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK", config["RATELIMIT_APPLICATION"])
+    config.setdefault("RATELIMIT_KEY_PREFIX", "popliteal")
+    limiter.configure(
+        parse_windows(_limits(config["RATELIMIT_APPLICATION"])),
+        config.get("RATELIMIT_STORAGE_URI") or "memory://",
+        dict(config.get("RATELIMIT_STORAGE_OPTIONS") or {}),
+        key_prefix=config["RATELIMIT_KEY_PREFIX"],
+        fallback=(
+            parse_windows(_limits(config["RATELIMIT_IN_MEMORY_FALLBACK"]))
+            if fallback_enabled
+            else None
+        ),
+    )
+
+    def check_rate_limit() -> None:
+        # Requests that match no route (404) are not counted, as before.
+        endpoint = request.endpoint
+        if endpoint is None or not request.path.startswith(PROTECTED_PREFIX):
+            return
+        tally = limiter.hit(_rate_limit_key(), endpoint)
+        if tally is None:
+            return
+        setattr(g, TALLY, tally)
+        if tally.refused:
+            observe_rate_limit("api_key")
+            raise RateLimited(tally)
+
+    # X-RateLimit-* on every answer counted; Retry-After (the end of the window) only on the
+    # limiter's own 429: on any other answer it would tell clients to back off, and a 503's
+    # own Retry-After (seconds) stays as it is.
+    def add_rate_limit_headers(response: Response) -> Response:
+        tally: Tally | None = g.get(TALLY)
+        if tally is None or not headers_enabled:
+            return response
+        reset_at = int(tally.reset + 1)
+        response.headers["X-RateLimit-Limit"] = str(tally.window.amount)
+        response.headers["X-RateLimit-Remaining"] = str(tally.remaining)
+        response.headers["X-RateLimit-Reset"] = str(reset_at)
+        if tally.refused and response.status_code == 429:
+            response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
         return response
 
-    limiter.init_app(app)
+    app.before_request(check_rate_limit)
+    app.after_request(add_rate_limit_headers)

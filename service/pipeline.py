@@ -8,17 +8,16 @@ Before the view (any may answer instead, and the rest are skipped):
   2. assign_request_id                every answer, refusals included, carries the id
   3. answer_preflight (CORS, if on)   preflights carry no key
   4. require_api_key (auth)           the rate limit counts per key, so the key comes first
-  5. the rate limit (Flask-Limiter)   after the key, before any work
+  5. check_rate_limit (limits)        after the key, before any work
   6. require_json_body                the body's media type, for routes that take the method
 
 After the view, or after a hook's answer, in this order:
   1. add_headers                      X-Request-ID and X-Rules-Version
-  2. the rate-limit headers (Flask-Limiter): X-RateLimit-*, Retry-After
-  3. retry_after_only_on_refusals     removes the limiter's Retry-After but on its own 429,
-                                      and puts back the service's own (a 503's)
-  4. add_security_headers (hygiene)   on everything, answers of the hooks included
-  5. allow_listed_origin (CORS, if on)
-  6. observe (observability)          the log line and metrics see the final answer
+  2. add_rate_limit_headers (limits)  X-RateLimit-* on every answer counted, Retry-After only
+                                      on the limiter's own 429 (a 503's own is left alone)
+  3. add_security_headers (hygiene)   on everything, answers of the hooks included
+  4. allow_listed_origin (CORS, if on)
+  5. observe (observability)          the log line and metrics see the final answer
 
 BEFORE_REQUEST and AFTER_REQUEST name them (a test holds the app to them).
 """
@@ -45,13 +44,12 @@ BEFORE_REQUEST = (
     "assign_request_id",
     "answer_preflight",
     "require_api_key",
-    "_check_request_limit",
+    "check_rate_limit",
     "require_json_body",
 )
 AFTER_REQUEST = (
     "add_headers",
-    "__inject_headers",
-    "retry_after_only_on_refusals",
+    "add_rate_limit_headers",
     "add_security_headers",
     "allow_listed_origin",
     "observe",
@@ -60,12 +58,12 @@ AFTER_REQUEST = (
 
 def install_pipeline(app: Flask, app_state: AppState, cors_origins: Iterable[str]) -> None:
     """Install every hook, each at its place in the order above."""
-    install_request_observation(app)  # before 1, after 6
+    install_request_observation(app)  # before 1, after 5
     app.before_request(assign_request_id)  # before 2
-    install_cors(app, cors_origins)  # before 3, after 5
-    install_security_headers(app)  # after 4
+    install_cors(app, cors_origins)  # before 3, after 4
+    install_security_headers(app)  # after 3
     install_api_key_check(app, app_state.storage.keys)  # before 4
-    install_rate_limits(app, app_state.limiter)  # before 5, after 3 and 2
+    install_rate_limits(app, app_state.limiter)  # before 5, after 2
     app.before_request(require_json_body)  # before 6
     app.after_request(add_headers)  # after 1
 

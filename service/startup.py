@@ -10,11 +10,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rules import load_library
 from service.auth_failures import failed_authentication_budget
-from service.cds_auth import TokenVerifier, load_clients
-from service.fhir import prepare_level_texts, response_reader
+from service.cds.pseudonyms import Pseudonymizer
+from service.cds.tokens import TokenVerifier, load_clients
+from service.fhir_intake import response_reader
 from service.hygiene import parse_origins
 from service.limits import check_rate_limits, new_limiter
-from service.pseudonyms import Pseudonymizer
+from service.records_as_fhir import prepare_level_texts
 from service.state import AppState
 from service.storage import Storage
 

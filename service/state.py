@@ -12,18 +12,43 @@ however many apps it creates. ``service.metrics`` is their one home.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol
 
 from flask import Flask, current_app
-from flask_limiter import Limiter
 
 from rules import RulesLibrary
 from service.auth_failures import FailedAuthenticationBudget
-from service.cds_auth import TokenVerifier
-from service.pseudonyms import Pseudonymizer
-from service.storage import Storage
+from service.rate_counts import PerKeyLimiter
+from service.storage import Storage, Subject
 
 # Where the state is kept among the app's extensions.
 EXTENSION = "popliteal"
+
+
+class CdsTokenVerifier(Protocol):
+    """What requests ask of the CDS clients' token verifier (``service.cds.tokens``).
+
+    The state names what it does rather than importing it: the CDS package reads the state, so
+    an import here would put the two in a cycle (``service.storage.connections`` does the same
+    for the stores)."""
+
+    @property
+    def configured(self) -> bool:
+        """Whether CDS clients are trusted and the service's public URL is set."""
+        ...
+
+    def verify(self, token: str, service_id: str, may_fetch: bool = True) -> tuple[Any, datetime]:
+        """The caller (a ``service.cds.tokens.CdsCaller``), and until when its token counts."""
+        ...
+
+
+class SubjectPseudonymizer(Protocol):
+    """What requests ask of the patients' pseudonymizer (``service.cds.pseudonyms``)."""
+
+    def subject(self, real: Subject) -> Subject:
+        """The stored stand-in for a real identifier: the same for the same identifier."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -32,15 +57,15 @@ class AppState:
     rules: RulesLibrary
     # The database; connections open lazily, in each worker process, on first use.
     storage: Storage
-    # Flask-Limiter: the per-key rate limits of the /v1 API.
-    limiter: Limiter
+    # The per-key rate limits of the /v1 API (service.limits installs them).
+    limiter: PerKeyLimiter
     # The trusted CDS clients and their keys (unconfigured: every CDS call is refused).
-    cds_verifier: TokenVerifier
+    cds_verifier: CdsTokenVerifier
     # Failed CDS authentications per address: past it, only keys already fetched are used and
     # failures answer 429 (a valid token is still accepted). None where rate limits are off.
     cds_budget: FailedAuthenticationBudget | None
     # Turns a CDS patient's identifiers into the pseudonyms stored; None without CDS clients.
-    pseudonymizer: Pseudonymizer | None
+    pseudonymizer: SubjectPseudonymizer | None
 
     def __getitem__(self, name: str):
         """``app.extensions["popliteal"]["storage"]``, read-only, for code outside the service

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, request
 
 from schemas.fhir import FHIR_MEDIA_TYPE
-from schemas.report import RULES_VERSIONS, PrescriptionRequestSchema
+from schemas.report import PrescriptionRequestSchema
 from schemas.responses import (
     AssessmentRecordSchema,
     AssessmentSchema,
@@ -14,40 +14,48 @@ from schemas.responses import (
     PrescriptionSchema,
 )
 from service import examples
+from service.api.assessment_docs import (
+    FHIR_QUERY_PARAMETERS,
+    IDEMPOTENCY_PARAMETER,
+    LOCATION_HEADERS,
+    PRESCRIPTION_BODY,
+    example,
+    example_evaluator,
+    report_body_doc,
+)
 from service.evaluation import (
     ASSESS_REQUEST,
     ASSESS_REQUEST_ACCEPTOR,
     REPORT,
     REPORT_ACCEPTOR,
-    SHIPPED_RULES,
     assess_report,
     evaluator_for,
     parse_body,
     refuse_query_parameters,
 )
-from service.fhir import assess_request_from_fhir
+from service.fhir_intake import assess_request_from_fhir
 from service.observability import (
     observe_assessment,
     observe_escalation_check,
     observe_triage_level,
 )
-from service.records import (
-    IDEMPOTENCY_HEADER,
-    assessment_path,
+from service.record_creation import (
     assessment_records,
     created,
     idempotency_key,
-    prescription_path,
-    render_assessment,
-    render_prescription,
     store,
     storing_enabled,
     subject_from,
 )
+from service.records_as_json import (
+    assessment_path,
+    prescription_path,
+    render_assessment,
+    render_prescription,
+)
 from service.state import state
 from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, AssessmentNotFound, NewRecord
 from service.web import (
-    FHIR_RESPONSES,
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
@@ -67,77 +75,12 @@ blp = Blueprint(
 # Schema instances, built once: a schema class passed here would be rebuilt on every request.
 PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
 
-IDEMPOTENCY_PARAMETER = {
-    "in": "header",
-    "name": IDEMPOTENCY_HEADER,
-    "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
-    "description": (
-        "Makes a retry safe: the same key with the same body returns the first result (201, "
-        "with Idempotent-Replayed: true) without storing a second record; the same key with "
-        "another body is a 422; the key of an erased record is a 410 (nothing stored again). "
-        "Keys are per tenant."
-    ),
-    "example": "5f1c7d3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f",
-}
-LOCATION_HEADERS = {
-    **RULES_RESPONSE_HEADERS,
-    "Location": {"description": "The stored record.", "schema": {"type": "string"}},
-    "Idempotent-Replayed": {
-        "description": "true when this is the stored result of an earlier request with the "
-        "same Idempotency-Key.",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-}
-
-
-def _report_body_doc(schema_name: str, description: str, fhir: bool = False) -> dict:
-    content = {
-        "application/json": {
-            "schema": {"$ref": f"#/components/schemas/{schema_name}"},
-            "examples": examples.REPORT_EXAMPLES,
-        }
-    }
-    if fhir:
-        content[FHIR_MEDIA_TYPE] = {
-            **FHIR_RESPONSES["QuestionnaireResponse"][FHIR_MEDIA_TYPE],
-            "examples": examples.QUESTIONNAIRE_RESPONSE_EXAMPLES,
-        }
-    return {"required": True, "description": description, "content": content}
-
-
-FHIR_QUERY_PARAMETERS = [
-    {
-        "in": "query",
-        "name": "store",
-        "required": False,
-        "schema": {"type": "string", "enum": ["true", "false"]},
-        "description": 'Only with a QuestionnaireResponse body: "false" assesses without '
-        'storing (200), as "store": false does in JSON. A JSON body takes it in the body.',
-    },
-    {
-        "in": "query",
-        "name": "rules_version",
-        "required": False,
-        "schema": {"type": "string", "enum": list(RULES_VERSIONS)},
-        "description": "Only with a QuestionnaireResponse body: pin a rules version.",
-    },
-]
-
-
-def _example_evaluator():
-    return SHIPPED_RULES.get()
-
-
-def _example(method: str, value: dict) -> dict:
-    return getattr(_example_evaluator(), method)(value)
-
 
 @blp.route("/assess", methods=["POST"])
 @documented(
     problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS),
     blp.doc(
-        requestBody=_report_body_doc(
+        requestBody=report_body_doc(
             "AssessRequest",
             "The symptom report, with whom it is about and whether to store it; or a FHIR "
             "QuestionnaireResponse to GET /v1/questionnaire (the subject as an identifier, "
@@ -156,7 +99,7 @@ def _example(method: str, value: dict) -> dict:
         200,
         schema=AssessmentSchema,
         description='With "store": false (or storage turned off): the assessment; nothing kept.',
-        example=_example("assess", examples.SELF_CARE_TECHNIQUE),
+        example=example("assess", examples.SELF_CARE_TECHNIQUE),
         headers=RULES_RESPONSE_HEADERS,
     ),
 )
@@ -194,12 +137,12 @@ def assess():
 @blp.route("/escalation-check", methods=["POST"])
 @documented(
     problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
-    blp.doc(requestBody=_report_body_doc("SymptomReport", "The symptom report.")),
+    blp.doc(requestBody=report_body_doc("SymptomReport", "The symptom report.")),
     blp.response(
         200,
         EscalationSchema,
         description="The red-flag screen; it always agrees with POST /v1/assess.",
-        example=_example("escalation_check", examples.POSSIBLE_DVT),
+        example=example("escalation_check", examples.POSSIBLE_DVT),
         headers=RULES_RESPONSE_HEADERS,
     ),
 )
@@ -222,25 +165,7 @@ def escalation_check():
 @documented(
     problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS),
     blp.doc(
-        requestBody={
-            "required": True,
-            "description": (
-                "A symptom report, conditions already identified with the pain, or a stored "
-                "assessment."
-            ),
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/ReportPrescriptionRequest"},
-                            {"$ref": "#/components/schemas/ConditionsPrescriptionRequest"},
-                            {"$ref": "#/components/schemas/AssessmentPrescriptionRequest"},
-                        ]
-                    },
-                    "examples": examples.PRESCRIPTION_EXAMPLES,
-                }
-            },
-        },
+        requestBody=PRESCRIPTION_BODY,
         parameters=[IDEMPOTENCY_PARAMETER],
     ),
     blp.response(
@@ -254,7 +179,7 @@ def escalation_check():
         schema=PrescriptionSchema,
         description='With "store": false (or storage turned off): the prescription; nothing kept.',
         headers=RULES_RESPONSE_HEADERS,
-        example=_example_evaluator().prescribe_for_conditions(
+        example=example_evaluator().prescribe_for_conditions(
             **examples.PRESCRIPTION_EXAMPLES["from_conditions"]["value"]
         ),
     ),

@@ -2,38 +2,30 @@
 
 A call reads the patient's latest QuestionnaireResponse to our Questionnaire from the prefetch
 and assesses it (stored, once per response: a chart opened again replays the same record), or
-else takes the patient's latest stored assessment (``service.cds_intake``). With neither, 412,
+else takes the patient's latest stored assessment (``service.cds.intake``). With neither, 412,
 as the specification asks. The answer is one card: the triage as its indicator, red flags and
 possible causes in its detail, and the exercise plan as a CarePlan the clinician can accept
-(``service.cds_cards``).
+(``schemas.cds_hooks.cards``). Only the routes are here, and the problems they answer: the
+caller's token is checked by ``service.cds.authentication``, feedback recorded by
+``service.cds.feedback``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from flask import current_app, g, request
-from marshmallow import ValidationError
+from flask import current_app, g
 
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
 from schemas.fhir import QUESTIONNAIRE_URL
 from service import examples
-from service.auth import bearer_token
-from service.cds_auth import CdsAuthenticationError, CdsCaller
-from service.cds_cards import card
-from service.cds_intake import (
-    HookRequestError,
-    IntakeEnteredInError,
-    assess_intake,
-    latest_intake,
-    latest_stored,
-    patient_subjects,
-)
+from service.cds.authentication import CdsFailureBudgetSpent, authenticate
+from service.cds.cards import cards_for
+from service.cds.feedback import UnknownCards, record_feedback
+from service.cds.intake import HookRequestError, NothingToAssess, assessment_for, read_request
+from service.cds.tokens import CdsAuthenticationError
 from service.observability import observe_rate_limit
-from service.state import state
-from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, Feedback, Principal
-from service.web import RATE_LIMITED_PROBLEM, Blueprint, flatten_errors, json_response, problem
+from service.web import RATE_LIMITED_PROBLEM, Blueprint, json_response, problem
 
 blp = Blueprint(
     "cds_hooks",
@@ -76,15 +68,6 @@ def _refused(error: CdsAuthenticationError):
     )
 
 
-class CdsFailureBudgetSpent(Exception):
-    """Too many failed authentications from one address: a token that verifies with keys
-    already fetched is still accepted; others answer 429, and fetch nothing."""
-
-    def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-        super().__init__(retry_after)
-
-
 @blp.errorhandler(CdsFailureBudgetSpent)
 def _over_budget(error: CdsFailureBudgetSpent):
     observe_rate_limit("failed_authentication")
@@ -102,47 +85,14 @@ def _malformed(error: HookRequestError):
     return problem(400, error.detail, errors=error.errors)
 
 
-def _authenticate(service_id: str) -> CdsCaller:
-    budget = state().cds_budget
-    address = request.remote_addr or "unknown"
-    over_budget = budget is not None and budget.exhausted(address)
-    try:
-        caller = _verify(service_id, may_fetch=not over_budget)
-    except CdsAuthenticationError:
-        if budget is None:
-            raise
-        budget.spend(address)
-        if over_budget:
-            raise CdsFailureBudgetSpent(budget.retry_after(address)) from None
-        raise
-    tenant_id = state().storage.cds.tenant_id(caller.client.tenant)
-    # Records made by a CDS client belong to its tenant; no API key is involved.
-    g.principal = Principal(key_id=None, tenant_id=tenant_id, tenant=caller.client.tenant)
-    return caller
+@blp.errorhandler(NothingToAssess)
+def _nothing_to_assess(error: NothingToAssess):
+    return problem(412, str(error))
 
 
-def _verify(service_id: str, may_fetch: bool) -> CdsCaller:
-    token = bearer_token()
-    if not token:
-        raise CdsAuthenticationError("Send the CDS client's JWT: Authorization: Bearer <jwt>.")
-    caller, expires = state().cds_verifier.verify(token, service_id, may_fetch)
-    if not state().storage.cds.use_token(caller.client.issuer, caller.jti, expires):
-        raise CdsAuthenticationError("This token (jti) has been used before.")
-    return caller
-
-
-def _json_body(schema) -> dict[str, Any]:
-    try:
-        body = orjson.loads(request.get_data(cache=True))
-    except orjson.JSONDecodeError:
-        raise HookRequestError("The request body is not valid JSON.") from None
-    try:
-        return schema.load(body)
-    except ValidationError as error:
-        raise HookRequestError(
-            "The request does not follow the CDS Hooks 2.0 request shape.",
-            flatten_errors(error.messages),
-        ) from None
+@blp.errorhandler(UnknownCards)
+def _unknown_cards(error: UnknownCards):
+    return problem(404, str(error))
 
 
 def _unknown_service(service_id: str):
@@ -264,32 +214,11 @@ def call_service(service_id: str):
     """
     if service_id != SERVICE_ID:
         return _unknown_service(service_id)
-    _authenticate(service_id)
-    body = _json_body(HOOK_REQUEST)
-    try:
-        intake = latest_intake(body.get("prefetch") or {})
-    except IntakeEnteredInError:
-        # Not falling back on a stored assessment: it may have been made from that response.
-        return problem(
-            412,
-            "The patient's intake QuestionnaireResponse was entered in error: nothing to assess "
-            "until it is answered again.",
-        )
-    subjects = patient_subjects(body, intake)
-    if intake is not None:
-        record = assess_intake(intake, subjects[0] if subjects else None)
-    else:
-        record = latest_stored(subjects)
-        if record is None:
-            return problem(
-                412,
-                "Nothing to assess: prefetch the patient's latest QuestionnaireResponse to "
-                f"{QUESTIONNAIRE_URL} (prefetch key 'intake'), or store an assessment for the "
-                "patient.",
-            )
+    authenticate(service_id)
+    body = read_request(HOOK_REQUEST)
+    record = assessment_for(body)
     g.rules_version = record.rules_version
-    plan = state().storage.records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
-    return json_response({"cards": [card(record, plan, body["context"]["patientId"])]})
+    return json_response({"cards": cards_for(record, body["context"]["patientId"])})
 
 
 @blp.route("/<string:service_id>/feedback", methods=["POST"], parameters=SERVICE_ID_PARAMETER)
@@ -312,32 +241,7 @@ def feedback(service_id: str):
     """
     if service_id != SERVICE_ID:
         return _unknown_service(service_id)
-    caller = _authenticate(service_id)
-    body = _json_body(FEEDBACK_REQUEST)
-    records = state().storage.records
-    unknown = [
-        item["card"]
-        for item in body["feedback"]
-        if records.get(g.principal.tenant_id, ASSESSMENT, item["card"]) is None
-    ]
-    if unknown:
-        return problem(
-            404,
-            "No card of this service has this uuid for your organisation: " + ", ".join(unknown),
-        )
-    state().storage.cds.record_feedback(
-        g.principal.tenant_id,
-        caller.client.issuer,
-        service_id,
-        [
-            Feedback(
-                item["card"],
-                item["outcome"],
-                item.get("acceptedSuggestions", []),
-                item.get("overrideReason"),
-                item["outcomeTimestamp"],
-            )
-            for item in body["feedback"]
-        ],
-    )
+    caller = authenticate(service_id)
+    body = read_request(FEEDBACK_REQUEST)
+    record_feedback(caller, service_id, body["feedback"])
     return current_app.response_class(status=200)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.fhir import intake_questionnaire
+from service.fhir_intake import intake_questionnaire
 from service.state import state
 from service.web import V1_ERRORS, Blueprint, fhir_doc, fhir_response, problem_responses
 

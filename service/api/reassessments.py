@@ -15,18 +15,18 @@ from marshmallow import ValidationError
 from rules.difference import assessment_difference
 from schemas.reassessments import ReassessmentRequestSchema, ReassessmentSchema
 from schemas.report import RULES_VERSIONS
-from service.api.assessment import IDEMPOTENCY_PARAMETER, LOCATION_HEADERS
+from service.api.assessment_docs import IDEMPOTENCY_PARAMETER, LOCATION_HEADERS
 from service.api.records import get_record, problem_404
 from service.evaluation import REPORT, REPORT_ACCEPTOR, assess_report, refuse_query_parameters
 from service.observability import observe_triage_level
-from service.records import (
-    assessment_path,
+from service.record_creation import (
     assessment_records,
     created,
     idempotency_key,
     store,
     storing_enabled,
 )
+from service.records_as_json import assessment_path
 from service.storage import ASSESSMENT, AssessmentNotFound, Record
 from service.web import (
     RULES_RESPONSE_HEADERS,

@@ -13,8 +13,8 @@ from flask.views import MethodView
 
 from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
-from service.fhir import bundle_for, care_plan_for
-from service.records import render_assessment, render_prescription, render_summary
+from service.records_as_fhir import bundle_for, care_plan_for
+from service.records_as_json import assessment_json, render_prescription, render_summary
 from service.state import state
 from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, RECORD_ID_LENGTH, Subject
 from service.web import (
@@ -120,7 +120,8 @@ class Assessment(MethodView):
         record = get_record(ASSESSMENT, assessment_id)
         if record is None:
             return problem_404()
-        return json_response(render_assessment(record))
+        # The stored answer's bytes as they are, not decoded and encoded again.
+        return current_app.response_class(assessment_json(record), mimetype="application/json")
 
     @blp.response(
         204,

@@ -1,4 +1,5 @@
-"""The engine, its connection settings per database, migrations and health."""
+"""The Storage: its engine (made by ``service.storage.engine``), transactions, migrations and
+health."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import logging
 import time
 from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 
-import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, exc
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from service.storage.cds import CdsStore
+from service.storage.engine import (
+    IDLE_BEFORE_PING_SECONDS,
+    SQLITE_BUSY_TIMEOUT_S,
+    create_storage_engine,
+)
 from service.storage.errors import (
     UNAVAILABLE_ERRORS,
     SchemaBehind,
@@ -31,9 +35,10 @@ from service.storage.errors import (
 from service.storage.keys import ApiKeyStore
 from service.storage.records import RecordStore
 
-# What a failure means is service.storage.errors'; its names were first defined here, and
-# code that imports them from here still finds them.
+# What a failure means is service.storage.errors', and the engine is service.storage.engine's;
+# their names were first defined here, and code that imports them from here still finds them.
 __all__ = [
+    "IDLE_BEFORE_PING_SECONDS",
     "UNAVAILABLE_ERRORS",
     "SchemaBehind",
     "Storage",
@@ -50,120 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-SQLITE_BUSY_TIMEOUT_S = 30
 SCRUB_WAIT_MS = 2000
-
-
-def _json_dumps(value) -> str:
-    return orjson.dumps(value).decode()
-
-
-def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
-    parsed = make_url(url)
-    options: dict = {
-        "json_serializer": _json_dumps,
-        "json_deserializer": orjson.loads,
-        # Errors never quote the values they were given: those values are health data and
-        # error messages end up in logs.
-        "hide_parameters": True,
-    }
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # Several gunicorn workers share the file: wait for the write lock rather than fail.
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-        engine = sa.create_engine(parsed, **options)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.get_backend_name() == "postgresql":
-        # Deadlines on every wait on the network, so that a database that stops answering
-        # (a partition: packets dropped, nothing refused) costs a request seconds and a 503,
-        # never a worker held until gunicorn kills it (its timeout is 30 s):
-        # - connect_timeout: a new connection gets no answer within 3 s (libpq's floor is 2);
-        # - tcp_user_timeout (Linux, milliseconds): data sent and not acknowledged for 3 s
-        #   ends the connection. On a LAN that is several lost retransmissions, never a slow
-        #   server: its kernel acknowledges at once, however long the query takes;
-        # - keepalives: a connection waiting on an answer, or idle in the pool, is probed
-        #   after 2 s of silence; unanswered, it ends at the next probe, 1 s later (Linux: on
-        #   tcp_user_timeout; elsewhere after keepalives_count probes). A long query is fine:
-        #   the server's kernel answers probes while the query runs. A pooled connection the
-        #   partition broke is so found dead before it is used.
-        # A request then spends about 3 s per database round trip it tries (a few at most)
-        # before its 503; the statement timeout below cannot help here, it is server-side.
-        options["connect_args"] = {
-            "connect_timeout": 3,
-            "tcp_user_timeout": 3000,
-            "keepalives": 1,
-            "keepalives_idle": 2,
-            "keepalives_interval": 1,
-            "keepalives_count": 2,
-        }
-        # The same deadlines on the server's end of the connection (these settings are the
-        # session's own; ignored over a Unix socket): a session whose client went silent ends
-        # within seconds. Otherwise a transaction cut off before its COMMIT keeps its locks (an
-        # Idempotency-Key's among them, which every retry of that key waits on) until the
-        # server's keepalives notice, two hours later by default. (idle_in_transaction_session_
-        # timeout would not do: PostgreSQL 15 leaves it unarmed after psycopg's pipelined
-        # executemany, which stores an assessment and its plan.)
-        server_settings = [
-            "-c tcp_keepalives_idle=2",
-            "-c tcp_keepalives_interval=1",
-            "-c tcp_keepalives_count=2",
-            "-c tcp_user_timeout=3000",
-        ]
-        if statement_timeout_ms:
-            # A stuck query is cancelled server-side and the request gets a 503, instead of
-            # holding a worker until gunicorn kills it.
-            server_settings.append(f"-c statement_timeout={statement_timeout_ms}")
-        options["connect_args"]["options"] = " ".join(server_settings)
-        options["pool_timeout"] = 5
-    engine = sa.create_engine(parsed, **options)
-    _ping_idle_connections(engine)
-    return engine
-
-
-# A pooled connection idle for longer than this is checked with a round trip before use.
-IDLE_BEFORE_PING_SECONDS = 1.0
-
-
-def _ping_idle_connections(engine: Engine) -> None:
-    """Replace a dead pooled connection before a request uses it.
-
-    Like pool_pre_ping, so that the first request after the database restarts succeeds, but
-    only for connections that sat idle: under load a connection is reused within milliseconds
-    and a ping would cost a round trip per request. A connection that dies while in use fails
-    that request (a 503) and the pool is emptied of its siblings at once.
-    """
-
-    @event.listens_for(engine, "checkin")
-    def remember_when_idle(_dbapi_connection, record) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def ping_if_idle(dbapi_connection, record, _proxy) -> None:
-        idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
-            return
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        except Exception as error:
-            # The pool discards this connection and checks out (or opens) another.
-            raise exc.DisconnectionError(str(error)) from error
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers go on while one worker writes; synchronous stays FULL (the default), so
-    # a committed record survives a power cut.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Deleted content is overwritten with zeros, so an erased record leaves nothing in the
-    # database file's free pages (some SQLite builds do this by default; not all).
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
 
 
 # Where alembic keeps the database's revision (its default table).

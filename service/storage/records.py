@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc
 
+from service.storage.answers import is_plan_of, pack, plan_of, unpack
 from service.storage.connections import Connections
 from service.storage.errors import translate_unavailable
 from service.storage.keys import hash_key
@@ -113,10 +114,18 @@ class RecordSummary:
 
 @dataclass(frozen=True, slots=True)
 class Record(RecordSummary):
-    """A summary with what was asked and what was answered."""
+    """A summary with what was asked and what was answered: ``response_json`` is the answer's
+    JSON bytes exactly as they were given; ``response`` the same, decoded when first read."""
 
     request: dict[str, Any]
-    response: dict[str, Any]
+    response_json: bytes
+    _decoded: list = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def response(self) -> dict[str, Any]:
+        if not self._decoded:
+            self._decoded.append(orjson.loads(self.response_json))
+        return self._decoded[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,10 @@ class FullRecordPage:
     items: list[Record]
     next_cursor: str | None
 
+
+# An assessment's plan is read from its assessment's answer: the full columns carry the
+# assessment's answer along (an outer join on the primary key; nothing for other records).
+_assessment = records.alias("assessment_of_plan")
 
 _FULL = (
     records.c.id,
@@ -145,8 +158,24 @@ _FULL = (
     records.c.reassessment_of,
     records.c.request,
     records.c.response,
+    records.c.answer,
+    _assessment.c.response.label("assessment_response"),
+    _assessment.c.answer.label("assessment_answer"),
 )
-_SUMMARY = _FULL[:-2]
+_SUMMARY = _FULL[:-5]
+
+
+def _select_full():
+    """SELECT of whole records, each with its assessment's answer when it is a plan."""
+    return sa.select(*_FULL).select_from(
+        records.outerjoin(
+            _assessment,
+            sa.and_(
+                _assessment.c.id == records.c.assessment_id,
+                _assessment.c.plan_id == records.c.id,
+            ),
+        )
+    )
 
 
 def _subject(row) -> Subject | None:
@@ -171,8 +200,24 @@ def _head(row) -> tuple:
     )
 
 
+def _answer_json(answer: bytes | None, response: Any) -> bytes | None:
+    """A row's answer as JSON bytes: compressed (since 0008) or JSON (before); None for a plan
+    read from its assessment's."""
+    if answer is not None:
+        return unpack(answer)
+    if response is not None:
+        return orjson.dumps(response)
+    return None
+
+
 def _record(row) -> Record:
-    return Record(*_head(row), row.request, row.response)
+    answer = _answer_json(row.answer, row.response)
+    if answer is None:
+        assessment = _answer_json(row.assessment_answer, row.assessment_response)
+        if assessment is None:
+            raise ValueError(f"record {row.id} holds no answer")  # never: not stored so
+        answer = orjson.dumps(plan_of(orjson.loads(assessment)))
+    return Record(*_head(row), row.request, answer)
 
 
 def _summary(row) -> RecordSummary:
@@ -214,7 +259,8 @@ class RecordStore:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> tuple[list[Record], bool]:
-        """Store records in one transaction; the first is the one the client asked for.
+        """Store records in one INSERT statement (all or none); the first is the one the client
+        asked for.
 
         With an idempotency key, a key already used with the same fingerprint returns the
         records stored then, and ``True`` (a replay); with another fingerprint it raises
@@ -222,6 +268,8 @@ class RecordStore:
         the unique index on (tenant, key) makes the second insert wait for the first and fail.
         """
         now = datetime.now(UTC)
+        answers = [orjson.dumps(record.response) for record in new_records]
+        plans = _plans_among(new_records)
         rows = [
             {
                 "id": record.id,
@@ -238,21 +286,35 @@ class RecordStore:
                 "subject_value": record.subject.value if record.subject else None,
                 "triage_level": record.triage_level,
                 "request": record.request,
-                "response": record.response,
+                # The answer's JSON bytes compressed; nothing for a plan, read from its
+                # assessment's answer.
+                "response": None,
+                "answer": None if record.id in plans else pack(answer),
                 "idempotency_key": idempotency_key if index == 0 else None,
                 "request_fingerprint": fingerprint if index == 0 else None,
             }
-            for index, record in enumerate(new_records)
+            for index, (record, answer) in enumerate(zip(new_records, answers, strict=True))
         ]
+        # One INSERT statement for all the rows, whatever their number.
+        insert, parameters = _INSERT, rows
         # Two attempts: the second only when the record a key pointed to was erased between
         # our insert failing and our reading it, which frees the key.
         for attempt in range(2):
             try:
-                with self._storage.transaction() as connection:
-                    if idempotency_key is not None:
+                if idempotency_key is None:
+                    # One statement, committed on its own (autocommit): one round trip, no
+                    # BEGIN and COMMIT around it, and durable before the client hears of it.
+                    with self._storage.reading() as connection:
+                        # The pool's check of a connection that sat idle can leave it in a
+                        # transaction, in which autocommit cannot be set: end it (when there
+                        # is none, as is usual, this costs nothing, not even a round trip).
+                        connection.connection.dbapi_connection.rollback()
+                        connection.execution_options(isolation_level="AUTOCOMMIT")
+                        connection.execute(insert, parameters).all()
+                else:
+                    with self._storage.transaction() as connection:
                         _refuse_erased_key(connection, tenant_id, idempotency_key)
-                    # One statement for all the rows: one round trip.
-                    connection.execute(sa.insert(records), rows)
+                        connection.execute(insert, parameters).all()
                 break
             except exc.IntegrityError:
                 outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
@@ -272,10 +334,11 @@ class RecordStore:
                 row["assessment_id"],
                 row["plan_id"],
                 row["reassessment_of"],
-                row["request"],
-                row["response"],
+                record.request,
+                answer,
+                [record.response],
             )
-            for row, record in zip(rows, new_records, strict=True)
+            for row, record, answer in zip(rows, new_records, answers, strict=True)
         ], False
 
     def _after_conflict(
@@ -318,7 +381,7 @@ class RecordStore:
     def _get_by_id(self, tenant_id: int, record_id: str) -> Record | None:
         with self._storage.reading() as connection:
             row = connection.execute(
-                sa.select(*_FULL).where(records.c.tenant_id == tenant_id, records.c.id == record_id)
+                _select_full().where(records.c.tenant_id == tenant_id, records.c.id == record_id)
             ).first()
         return _record(row) if row else None
 
@@ -326,7 +389,7 @@ class RecordStore:
     def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
         with self._storage.reading() as connection:
             row = connection.execute(
-                sa.select(*_FULL).where(
+                _select_full().where(
                     records.c.tenant_id == tenant_id,
                     records.c.kind == kind,
                     records.c.id == record_id,
@@ -348,7 +411,7 @@ class RecordStore:
     ) -> RecordPage:
         """The tenant's records of one kind, newest first, ``limit`` at a time."""
         items, next_cursor = self._page(
-            _SUMMARY,
+            sa.select(*_SUMMARY),
             _summary,
             tenant_id,
             kind,
@@ -366,12 +429,14 @@ class RecordStore:
     ) -> FullRecordPage:
         """As ``page``, with each record's request and response: for walking through all of a
         tenant's records a page at a time, never all of them in memory."""
-        items, next_cursor = self._page(_FULL, _record, tenant_id, kind, limit=limit, cursor=cursor)
+        items, next_cursor = self._page(
+            _select_full(), _record, tenant_id, kind, limit=limit, cursor=cursor
+        )
         return FullRecordPage(items, next_cursor)
 
     def _page(
         self,
-        columns: tuple,
+        select: sa.Select,
         make: Callable[[Any], RecordSummary],
         tenant_id: int,
         kind: str,
@@ -382,7 +447,7 @@ class RecordStore:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
     ) -> tuple[list, str | None]:
-        query = sa.select(*columns).where(records.c.tenant_id == tenant_id, records.c.kind == kind)
+        query = select.where(records.c.tenant_id == tenant_id, records.c.kind == kind)
         if subject is not None:
             query = query.where(
                 records.c.subject_system == subject.system,
@@ -456,6 +521,27 @@ class RecordStore:
             )
         self._storage.scrub_after_erasure()
         return True
+
+
+# Several rows in one INSERT ... VALUES (...), (...) statement: given a list of rows and
+# RETURNING, SQLAlchemy sends them as one such statement ("insertmanyvalues"), compiled once and
+# cached (a statement built with .values(rows) is compiled anew each time, which costs more
+# than the insert itself).
+_INSERT = sa.insert(records).returning(records.c.id)
+
+
+def _plans_among(new_records: Sequence[NewRecord]) -> set[str]:
+    """The ids of the records that are the plan of an assessment stored with them, whose answer
+    is exactly the one read from the assessment's: they are stored without a copy of it."""
+    by_id = {record.id: record for record in new_records}
+    plans = set()
+    for record in new_records:
+        source = by_id.get(record.assessment_id or "")
+        if source is None or source.plan_id != record.id:
+            continue
+        if is_plan_of(record.response, source.response):
+            plans.add(record.id)
+    return plans
 
 
 # Ids per IN (...) list: well under every database's limit on bound parameters.

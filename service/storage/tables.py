@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -129,7 +130,14 @@ records = Table(
     Column("subject_value", String(SUBJECT_PART_LENGTH), nullable=True),
     Column("triage_level", String(32), nullable=True),
     Column("request", JSON, nullable=False),
+    # What was answered is in one of three forms (service.storage.records reads all three):
+    # - ``answer``: the answer's JSON bytes as given, compressed (service.storage.answers);
+    #   ``response`` is then JSON null. Every record stored since revision 0008;
+    # - neither: an assessment's plan, which is part of the assessment's answer and read from
+    #   it (never a second copy);
+    # - ``response``: the answer as JSON, the form before 0008 (0008 converts these rows).
     Column("response", JSON, nullable=False),
+    Column("answer", LargeBinary, nullable=True),
     Column("idempotency_key", String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
     # SHA-256 of the method, path and canonical body the key was first used with.
     Column("request_fingerprint", String(64), nullable=True),

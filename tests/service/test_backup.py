@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from service import backup as backup_module
 from service import create_app, examples
 from service.backup import (
     BackupError,
@@ -34,6 +33,7 @@ from service.backup import (
     libpq_environment,
     store_kind,
 )
+from service.backup import postgres as backup_module
 from service.state import state
 from service.storage import Storage
 from service.storage.tables import metadata, records

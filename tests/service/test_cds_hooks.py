@@ -21,17 +21,17 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rules import load_library
+from schemas.cds_hooks.cards import _summary
 from service import create_app, examples
-from service.cds_auth import (
+from service.cds.jwks import JwkSetUnavailable, RemoteJwkSet
+from service.cds.tokens import (
     CdsAuthenticationError,
     TokenVerifier,
     jwks_url_problem,
     load_clients,
 )
-from service.cds_cards import _summary
-from service.fhir import level_text
-from service.jwks import JwkSetUnavailable, RemoteJwkSet
-from service.records import timestamp
+from service.records_as_fhir import level_text
+from service.records_as_json import timestamp
 from service.state import state
 from service.storage.records import ASSESSMENT
 from service.storage.tables import records

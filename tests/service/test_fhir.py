@@ -13,7 +13,7 @@ import pytest
 import simple_icd_10_cm as icd
 
 from service import examples
-from service.fhir import prepare_level_texts
+from service.records_as_fhir import prepare_level_texts
 from service.state import state
 from tests.rules.test_clinical_cases import CASES
 from tests.service.fhir_client import (

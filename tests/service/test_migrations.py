@@ -10,12 +10,15 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from rules import prescription_from_assessment
+from service import create_app, examples
+from service.state import state
 from service.storage import NewRecord, Storage
 from service.storage.key_format import KeyShape
 from service.storage.keys import hash_key
 from service.storage.records import ASSESSMENT
 from service.storage.tables import metadata, records
-from tests.conftest import plant_legacy_key, scratch_postgres_database
+from tests.conftest import app_config, plant_legacy_key, scratch_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -111,7 +114,11 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
     # The records table as 0003 has it: every column but the new one.
     old_records = sa.table(
         "records",
-        *(sa.column(c.name, c.type) for c in records.columns if c.name != "reassessment_of"),
+        *(
+            sa.column(c.name, c.type)
+            for c in records.columns
+            if c.name not in ("reassessment_of", "answer")
+        ),
     )
     assessment, plan = (
         "0190b0c4-0000-7000-8000-00000000000a",
@@ -149,9 +156,10 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
 
     before = stored()
     assert len(before) == 4
+    storage.upgrade("0007")  # 0008 changes how answers are stored: tested below
+    assert stored() == before
     storage.upgrade()
     assert differences(storage) == []
-    assert stored() == before
     reassessment = storage.records.create(
         tenant_id=tenant_id,
         api_key_id=api_key_id,
@@ -196,4 +204,132 @@ def test_keys_made_before_self_checking_keys_keep_working_and_are_marked_legacy(
     with storage.reading() as connection:
         hashes = set(connection.execute(sa.text("SELECT key_hash FROM api_keys")).scalars())
     assert hash_key(new_key) in hashes
+    storage.dispose()
+
+
+def test_records_stored_before_0008_read_back_identical_after_it_and_after_going_down(
+    empty_database,
+):
+    """0008 keeps answers as compressed JSON bytes and reads an assessment's plan from it: the
+    records of every kind read back byte for byte as before, through the API, both ways."""
+    app = create_app(app_config(DATABASE_URL=empty_database))
+    storage = state(app).storage
+    storage.upgrade()
+    key, _ = storage.keys.create("migrations")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    subject = {"system": "https://example.org/mrn", "value": "0008"}
+
+    def post(path: str, body: dict, **headers):
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 201, response.get_json()
+        return response
+
+    replayable = {**examples.POSSIBLE_DVT, "subject": subject}
+    first = post("/v1/assess", replayable, **{"Idempotency-Key": "k-0008"})
+    assessments = [
+        first.get_json(),
+        post("/v1/assess", examples.SELF_CARE_TECHNIQUE).get_json(),
+        post("/v1/assess", {**examples.MINIMAL, "subject": subject}).get_json(),
+    ]
+    made_from = post("/v1/exercise-prescriptions", {"assessment_id": assessments[1]["id"]})
+    paths = [
+        *(path for body in assessments for path in (body["links"]["self"],)),
+        *(body["links"]["exercise_prescription"] for body in assessments),
+        made_from.headers["Location"],
+        f"/v1/assessments?subject={subject['system']}|{subject['value']}",
+    ]
+
+    def read() -> dict:
+        seen = {}
+        for path in paths:
+            for accept in ("application/json", "application/fhir+json"):
+                response = client.get(path, headers={"Accept": accept})
+                assert response.status_code == 200, (path, accept)
+                seen[path, accept] = response.data
+        replay = post("/v1/assess", replayable, **{"Idempotency-Key": "k-0008"})
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        seen["replay"] = replay.data
+        return seen
+
+    expected = read()
+    assert expected["replay"] == first.data
+    assert expected[paths[0], "application/json"] == first.data
+
+    # Down to 0007: the records are as every version before 0008 stored them, plans copied.
+    storage.downgrade("0007")
+    old_records = sa.table(
+        "records", *(sa.column(c.name, c.type) for c in records.columns if c.name != "answer")
+    )
+    with storage.reading() as connection:
+        rows = {row.id: row for row in connection.execute(sa.select(old_records))}
+    assert len(rows) == 7
+    for body in assessments:
+        row = rows[body["id"]]
+        assert row.response == {
+            name: value
+            for name, value in body.items()
+            if name not in ("id", "created_at", "request_id", "subject", "links", "report")
+        }
+        assert rows[row.plan_id].response == prescription_from_assessment(row.response)
+    assert all(isinstance(row.response, dict) for row in rows.values())
+
+    # Up again: they read back as they did, byte for byte.
+    storage.upgrade()
+    assert differences(storage) == []
+    with storage.reading() as connection:
+        stored = connection.execute(
+            sa.select(records.c.id, records.c.response, records.c.answer)
+        ).all()
+    plans = {body["links"]["exercise_prescription"].rsplit("/", 1)[1] for body in assessments}
+    for row in stored:
+        assert row.response is None
+        assert (row.answer is None) == (row.id in plans)  # a plan is no copy any more
+    assert read() == expected
+    storage.dispose()
+
+
+def test_a_plan_that_is_not_its_assessments_exactly_keeps_its_copy(empty_database):
+    """0008 drops a plan's copy only when reading it from the assessment gives the very same
+    answer; any other stored plan keeps what it holds."""
+    storage = Storage(empty_database)
+    storage.upgrade("0007")
+    _, api_key_id = plant_legacy_key(storage, "migrations")
+    tenant_id = storage.keys.tenant_id("migrations")
+    old_records = sa.table(
+        "records", *(sa.column(c.name, c.type) for c in records.columns if c.name != "answer")
+    )
+    assessment = "0190b0c4-0000-7000-8000-00000000000a"
+    plan = "0190b0c4-0000-7000-8000-00000000000b"
+    odd_plan = {"rules_version": "1.0.0", "basis": "report", "hand": "made"}
+    with storage.transaction() as connection:
+        connection.execute(
+            sa.insert(old_records).values(
+                _record_row(assessment, tenant_id, plan_id=plan, api_key_id=api_key_id)
+            )
+        )
+        connection.execute(
+            sa.insert(old_records).values(
+                _record_row(
+                    plan,
+                    tenant_id,
+                    kind="exercise_prescription",
+                    assessment_id=assessment,
+                    request={"assessment_id": assessment},
+                    response=odd_plan,
+                )
+            )
+        )
+    storage.upgrade()
+    assert storage.records.get(tenant_id, "exercise_prescription", plan).response == odd_plan
+    assert storage.records.get(tenant_id, ASSESSMENT, assessment).response == {
+        "triage": {"level": "self_care"}
+    }
+    storage.downgrade("0007")
+    with storage.reading() as connection:
+        query = sa.select(old_records.c.id, old_records.c.response)
+        assert {row.id: row.response for row in connection.execute(query)} == {
+            assessment: {"triage": {"level": "self_care"}},
+            plan: odd_plan,
+        }
     storage.dispose()

@@ -17,6 +17,7 @@ import redis
 
 from service import create_app, examples
 from service.auth_failures import FailedAuthenticationBudget
+from service.rate_counts import MemoryCounts, RedisCounts, StorageCounts, parse_windows
 from service.state import state
 from tests.conftest import (
     app_config,
@@ -283,3 +284,159 @@ def test_an_address_sending_wrong_legacy_keys_is_stopped_before_the_database_is_
     shared_address.environ_base["REMOTE_ADDR"] = address
     shared_address.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tenant.key}"
     assert shared_address.post("/v1/escalation-check", json=BODY).status_code == 200
+
+
+# -- One round trip; the same headers and counting in memory and on Redis --------------------
+
+
+def _counted_app(database_url: str, storage_uri: str, limits: str):
+    return create_app(
+        app_config(
+            DATABASE_URL=database_url,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_APPLICATION=limits,
+            RATELIMIT_STORAGE_URI=storage_uri,
+            RATELIMIT_KEY_PREFIX=f"popliteal-test-{secrets.token_hex(4)}",
+        )
+    )
+
+
+@pytest.mark.redis
+def test_a_request_costs_one_redis_round_trip_whatever_the_number_of_limits(
+    sqlite_database, redis_url, monkeypatch
+):
+    app = _counted_app(sqlite_database, redis_url, "600 per minute;30 per second;10000 per day")
+    tenant = tenant_factory(app)()
+    assert check(tenant).status_code == 200  # the first also loads the script into Redis
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    answers = [check(tenant) for _ in range(5)] + [tenant.client.get("/v1/assessments")]
+    assert {answer.status_code for answer in answers} == {200}
+    assert len(sent) == len(answers)  # one command sent, one answer read, per request
+    assert all(b"EVALSHA" in command for command in sent)
+    # The headers come with it: the shortest window's (its count may restart as seconds turn).
+    assert {answer.headers["X-RateLimit-Limit"] for answer in answers} == {"30"}
+    assert all(int(answer.headers["X-RateLimit-Remaining"]) < 30 for answer in answers)
+
+
+@pytest.mark.redis
+def test_the_headers_and_counts_are_the_same_in_memory_and_on_redis(sqlite_database, storage_uri):
+    """Two limits: the shorter window is counted first and named in the headers; the first
+    limit over its amount refuses, names itself, and the longer windows are not counted."""
+    app = _counted_app(sqlite_database, storage_uri, "3 per hour;5 per minute")
+    tenant = tenant_factory(app)()
+    before = time.time()
+    answers = [check(tenant) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    # Counted within the minute first: its headers, until the hour's limit refuses.
+    assert [answer.headers["X-RateLimit-Limit"] for answer in answers] == ["5", "5", "5", "3"]
+    assert [answer.headers["X-RateLimit-Remaining"] for answer in answers] == ["4", "3", "2", "0"]
+    minute_reset = int(answers[0].headers["X-RateLimit-Reset"])
+    assert before + 60 <= minute_reset <= time.time() + 61
+    hour_reset = int(answers[3].headers["X-RateLimit-Reset"])
+    assert before + 3600 <= hour_reset <= time.time() + 3601
+    assert [answer.headers.get("Retry-After") for answer in answers[:3]] == [None] * 3
+    assert 3590 <= int(answers[3].headers["Retry-After"]) <= 3601
+    problem = answers[3].get_json()
+    assert problem["type"] == "urn:popliteal:problem:rate-limited"
+    assert "3 per 1 hour" in problem["detail"]
+    assert check(tenant).headers["X-RateLimit-Limit"] == "3"  # the 5th: still the hour's
+    minute_refusal = check(tenant)  # the 6th: over the minute's 5 (the hour is not asked)
+    assert minute_refusal.status_code == 429
+    assert minute_refusal.headers["X-RateLimit-Limit"] == "5"
+    assert "5 per 1 minute" in minute_refusal.get_json()["detail"]
+    assert 0 < int(minute_refusal.headers["Retry-After"]) <= 61
+    # The answers outside /v1 carry none of it.
+    health = app.test_client().get("/healthz")
+    assert not [name for name, _ in health.headers.items() if name.startswith("X-RateLimit")]
+
+
+@pytest.mark.redis
+def test_redis_counters_keep_their_names_for_a_rolling_update(sqlite_database, redis_url):
+    """The keys Flask-Limiter used: workers of the version before count with these."""
+    app = _counted_app(sqlite_database, redis_url, "5 per minute;3 per hour")
+    tenant = tenant_factory(app)()
+    for _ in range(4):
+        check(tenant)
+    prefix = app.config["RATELIMIT_KEY_PREFIX"]
+    stored = redis.Redis.from_url(redis_url)
+    try:
+        base = f"LIMITS:LIMITER/{prefix}/key:{tenant.principal.key_id}/global"
+        assert int(stored.get(f"{base}/5/1/minute")) == 4
+        assert int(stored.get(f"{base}/3/1/hour")) == 4
+        assert 0 < stored.ttl(f"{base}/5/1/minute") <= 60
+        assert 3500 < stored.ttl(f"{base}/3/1/hour") <= 3600
+    finally:
+        stored.close()
+
+
+@pytest.mark.redis
+def test_every_store_counts_alike(redis_url):
+    """Memory, Redis (one script) and any other store (through the limits library) give the
+    same tallies for the same requests."""
+    windows = parse_windows("2 per minute;4 per hour")
+    stores = {
+        "memory": MemoryCounts(),
+        "redis": RedisCounts(redis_url, {}),
+        "limits library": StorageCounts("memory://", {}),
+    }
+    key = f"LIMITER/popliteal-test-{secrets.token_hex(4)}/key:1/global"
+    tallies = {}
+    for name, store in stores.items():
+        hits = [store.hit(key, windows) for _ in range(4)]
+        tallies[name] = [(t.window.text, t.count, t.remaining, t.refused) for t in hits]
+    assert tallies["memory"] == [
+        ("2 per 1 minute", 1, 1, False),
+        ("2 per 1 minute", 2, 0, False),
+        ("2 per 1 minute", 3, 0, True),
+        ("2 per 1 minute", 4, 0, True),
+    ]
+    assert tallies["redis"] == tallies["memory"]
+    assert tallies["limits library"] == tallies["memory"]
+
+
+def test_memory_windows_start_again_when_they_end():
+    now = [1000.0]
+    counts = MemoryCounts(clock=lambda: now[0])
+    window = parse_windows("2 per second")
+    assert [counts.hit("k", window).count for _ in range(3)] == [1, 2, 3]
+    assert counts.hit("k", window).reset == 1001.0
+    now[0] = 1001.0
+    fresh = counts.hit("k", window)
+    assert (fresh.count, fresh.reset, fresh.refused) == (1, 1002.0, False)
+    now[0] = 2000.0
+    counts.hit("other", window)  # the sweep drops the windows that have ended
+    assert list(counts._counters) == ["other/2/1/second"]
+
+
+@pytest.mark.parametrize("setting", ["RATELIMIT_DEFAULT", "RATELIMIT_META"])
+def test_flask_limiter_settings_the_service_does_not_read_stop_the_start_up(
+    sqlite_database, setting
+):
+    config = app_config(DATABASE_URL=sqlite_database, **{setting: "10 per minute"})
+    with pytest.raises(RuntimeError, match=rf"^{setting}='10 per minute': the service does not"):
+        create_app(config)
+
+
+@pytest.mark.redis
+def test_a_closed_connection_or_a_flushed_script_is_not_redis_going_away(private_redis):
+    """Redis closed the connection (a restart, an idle timeout) or lost its scripts: the next
+    request reconnects and loads the script again, still counted in Redis."""
+    counts = RedisCounts(private_redis.url, {})
+    windows = parse_windows("5 per minute")
+    key = "LIMITER/popliteal-test/key:1/global"
+    assert counts.hit(key, windows).count == 1
+    admin = redis.Redis.from_url(private_redis.url)
+    try:
+        admin.client_kill_filter(_type="normal", skipme=True)
+        admin.script_flush()
+        assert counts.hit(key, windows).count == 2
+        assert int(admin.get(f"LIMITS:{key}/5/1/minute")) == 2
+    finally:
+        admin.close()

@@ -9,11 +9,13 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
 from service import examples
 from service.state import state
+from service.storage.answers import unpack
 from service.storage.tables import erasures, records
 
 pytestmark = pytest.mark.postgres
@@ -65,9 +67,34 @@ def test_an_assessment_is_stored_with_its_request_response_version_tenant_time_a
     assert (row.subject_system, row.subject_value) == (SUBJECT["system"], SUBJECT["value"])
     assert row.triage_level == body["triage"]["level"]
     assert row.request == REPORT  # what was asked; store and subject are the record's own
-    stored = {key: body[key] for key in row.response}
-    assert row.response == stored  # the whole response, as it was given
+    assert row.response is None  # the answer is kept as its compressed JSON bytes
+    answer = orjson.loads(unpack(row.answer))
+    stored = {key: body[key] for key in answer}
+    assert answer == stored  # the whole response, as it was given
     assert before - timedelta(seconds=1) <= row.created_at <= after + timedelta(seconds=1)
+
+
+def test_a_stored_assessment_reads_back_as_the_very_bytes_it_was_answered_with(new_tenant):
+    """GET serves the stored answer's bytes without decoding them: the body is exactly the 201's,
+    and exactly what encoding the whole record would give."""
+    tenant = new_tenant()
+    for report in (REPORT, examples.POSSIBLE_DVT, examples.MINIMAL):
+        created = assess(tenant, report, subject=SUBJECT)
+        read = tenant.client.get(created.headers["Location"])
+        assert read.status_code == 200
+        assert read.mimetype == "application/json"
+        assert read.data == created.data
+        plan = tenant.client.get(created.get_json()["links"]["exercise_prescription"])
+        assert plan.status_code == 200
+
+
+def test_no_field_of_an_assessment_is_named_as_a_field_of_its_record():
+    """The stored answer's bytes are set between the record's own fields: were a field of the
+    answer named as one of them, the JSON would hold it twice."""
+    from schemas.responses.assessment import AssessmentSchema
+
+    record_fields = {"id", "created_at", "request_id", "subject", "links", "report"}
+    assert not set(AssessmentSchema().fields) & record_fields
 
 
 def test_the_assessment_links_to_its_plan_which_links_back(new_tenant):
@@ -578,3 +605,29 @@ def test_a_time_out_of_range_in_utc_is_a_4xx_not_a_500(new_tenant, query):
     response = new_tenant().client.get(f"/v1/assessments?{query}")
     assert response.status_code in (400, 422), response.get_json()
     assert response.mimetype == "application/problem+json"
+
+
+def test_a_store_on_a_connection_the_pool_checked_after_idling_is_one_committed_insert(
+    stored_app, new_tenant, monkeypatch
+):
+    """Every checkout counts as idle here, so the pool checks each connection first: the store
+    still commits on its own, and the connection goes back to the pool in no transaction."""
+    from service.storage import engine as storage_engine
+
+    monkeypatch.setattr(storage_engine, "IDLE_BEFORE_PING_SECONDS", -1.0)
+    tenant = new_tenant()
+    statements = []
+    engine = state(stored_app).storage.engine
+
+    def seen(_connection, _cursor, statement, *_args):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            created = assess(tenant, subject=SUBJECT)
+            assert created.status_code == 201
+            assert tenant.client.get(created.headers["Location"]).data == created.data
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert statements.count("INSERT") == 3

@@ -1,15 +1,18 @@
 """The card a CDS Hooks call answers: the triage as its indicator, red flags and possible
-causes in its detail, and the exercise plan as a CarePlan the clinician can accept."""
+causes in its detail, and the exercise plan as a CarePlan the clinician can accept.
+
+A pure builder, beside the FHIR ones in ``schemas.fhir``: what it needs of the app and of the
+stored records (their URLs, the level texts of their rules version, the plan's CarePlan) is
+gathered by ``service.cds.cards`` and handed to it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
-
-from schemas.fhir.resources import triage_level_text, unanswered_red_flag_questions
-from service.fhir import care_plan_for, level_text
-from service.records import assessment_path, prescription_path, timestamp
+from schemas.fhir.resources import RecordHead, triage_level_text, unanswered_red_flag_questions
 
 # The card's urgency in the CDS Hooks 2.0 scale (Card attributes, `indicator`: info, warning,
 # critical; https://cds-hooks.hl7.org/2.0/#card-attributes): both levels that need care within
@@ -33,7 +36,54 @@ OVERRIDE_REASONS = [
 SUMMARY_LIMIT = 139
 
 
-def _summary(assessment: dict[str, Any], level_text: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class PlanOffer:
+    """The exercise plan a card offers: its record's id, the URL of its FHIR CarePlan, and
+    that CarePlan (``schemas.fhir.resources.care_plan``)."""
+
+    id: str
+    url: str
+    care_plan: Mapping[str, Any]
+
+
+def card(
+    head: RecordHead,
+    assessment: Mapping[str, Any],
+    short_level_text: Mapping[str, str],
+    *,
+    rules_url: str,
+    bundle_url: str,
+    patient_id: str,
+    plan: PlanOffer | None = None,
+) -> dict[str, Any]:
+    """The card for a stored assessment (``head``, and the assessment it stored), with the
+    URLs of its rules version and of its FHIR Bundle, offering ``plan`` (None: no plan to
+    offer) to the patient whose chart is open. ``short_level_text``: the level texts of the
+    record's rules version for the summary (``level_texts(..., short=True)``)."""
+    version = head.rules_version
+    answer: dict[str, Any] = {
+        "uuid": head.id,
+        "summary": _summary(assessment, short_level_text),
+        "indicator": _indicator(assessment["triage"]),
+        "detail": _detail(assessment, head.created_at, head.level_text),
+        "source": {
+            "label": f"Popliteal clinical decision support (rules {version})",
+            "url": rules_url,
+            "topic": {
+                "system": "urn:popliteal:fhir:CodeSystem:cds-topic",
+                "code": "knee-pain-on-hamstring-stretch",
+                "display": "Pain behind the knee when stretching the hamstrings",
+            },
+        },
+        "overrideReasons": OVERRIDE_REASONS,
+        "links": [{"label": "Assessment (FHIR Bundle)", "url": bundle_url, "type": "absolute"}],
+    }
+    if plan is not None:
+        _offer_plan(answer, plan, patient_id)
+    return answer
+
+
+def _summary(assessment: Mapping[str, Any], level_text: Mapping[str, str]) -> str:
     """The level, then what must not be missed, then the leading possible cause: each part
     whole or not at all, so that nothing reads cut off (the detail has everything)."""
     triage = assessment["triage"]
@@ -52,13 +102,12 @@ def _summary(assessment: dict[str, Any], level_text: dict[str, str]) -> str:
     return summary
 
 
-def _detail(record, level_text: dict[str, str]) -> str:
-    assessment = record.response
+def _detail(assessment: Mapping[str, Any], assessed_at: str, level_text: Mapping[str, str]) -> str:
     triage = assessment["triage"]
     lines = [
         f"**Triage:** {triage_level_text(level_text, triage)}.",
         "",
-        f"Assessed {timestamp(record)} from the patient's answers.",
+        f"Assessed {assessed_at} from the patient's answers.",
     ]
     if triage["red_flags"]:
         lines += ["", "**Red flags**"]
@@ -81,7 +130,7 @@ def _detail(record, level_text: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _indicator(triage: dict[str, Any]) -> str:
+def _indicator(triage: Mapping[str, Any]) -> str:
     indicator = INDICATORS[triage["level"]]
     if not triage["complete"] and indicator == "info":
         # An unfinished red-flag screen is not a routine finding: it needs the clinician to
@@ -90,54 +139,18 @@ def _indicator(triage: dict[str, Any]) -> str:
     return indicator
 
 
-def card(record, plan, patient_id: str) -> dict[str, Any]:
-    """The card for a stored assessment and its plan (None: no plan to offer)."""
-    assessment = record.response
-    base = current_app.config["CDS_BASE_URL"]
-    version = record.rules_version
-    answer: dict[str, Any] = {
-        "uuid": record.id,
-        "summary": _summary(assessment, level_text(version, short=True)),
-        "indicator": _indicator(assessment["triage"]),
-        "detail": _detail(record, level_text(version)),
-        "source": {
-            "label": f"Popliteal clinical decision support (rules {version})",
-            "url": f"{base}/v1/rules/{version}",
-            "topic": {
-                "system": "urn:popliteal:fhir:CodeSystem:cds-topic",
-                "code": "knee-pain-on-hamstring-stretch",
-                "display": "Pain behind the knee when stretching the hamstrings",
-            },
-        },
-        "overrideReasons": OVERRIDE_REASONS,
-        "links": [
-            {
-                "label": "Assessment (FHIR Bundle)",
-                "url": f"{base}{assessment_path(record.id)}/fhir",
-                "type": "absolute",
-            }
-        ],
-    }
-    if plan is not None:
-        _offer_plan(answer, plan, patient_id, base)
-    return answer
-
-
-def _offer_plan(answer: dict[str, Any], plan, patient_id: str, base: str) -> None:
+def _offer_plan(answer: dict[str, Any], plan: PlanOffer, patient_id: str) -> None:
     """The plan, linked and suggested as a proposed CarePlan for the patient."""
-    care_plan = care_plan_for(plan)
     # In the client's FHIR server the plan belongs to the patient whose chart is open.
     patient = {"reference": f"Patient/{patient_id}"}
-    care_plan["subject"] = patient
-    for contained in care_plan.get("contained", []):
-        contained["subject"] = patient
+    care_plan = {**plan.care_plan, "subject": patient}
+    if "contained" in care_plan:
+        care_plan["contained"] = [
+            {**contained, "subject": patient} for contained in care_plan["contained"]
+        ]
     care_plan.pop("id", None)  # the client's server assigns its own id
     answer["links"].append(
-        {
-            "label": "Exercise plan (FHIR CarePlan)",
-            "url": f"{base}{prescription_path(plan.id)}/fhir",
-            "type": "absolute",
-        }
+        {"label": "Exercise plan (FHIR CarePlan)", "url": plan.url, "type": "absolute"}
     )
     answer["suggestions"] = [
         {

@@ -1,4 +1,5 @@
-"""CDS Hooks 2.0 request and response shapes (https://cds-hooks.hl7.org/2.0/).
+"""CDS Hooks 2.0 request and response shapes (https://cds-hooks.hl7.org/2.0/); the card a
+call answers is built by ``schemas.cds_hooks.cards``.
 
 Requests may carry fields this service does not use (extensions, fhirAuthorization): they are
 let through, as the specification asks of services.

@@ -3,10 +3,12 @@ Clients").
 
 A client is trusted when its issuer is on the configured allow-list. Its token must be signed
 with ES384 or RS384 by a key from that client's JWK Set (a file, or a URL fetched in the
-background and cached: service.jwks),
+background and cached: service.cds.jwks),
 name this service endpoint as its audience, be at most five minutes from expiry when issued,
 and carry a jti that was never used before (kept in the database until the token expires, so
 the check holds across workers).
+
+No Flask here: ``service.cds.authentication`` applies this to a request.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from service.jwks import JwkSetUnavailable, RemoteJwkSet
+from service.cds.jwks import JwkSetUnavailable, RemoteJwkSet
 
 ALGORITHMS = ("ES384", "RS384")
 # CDS Hooks 2.0, "Trusting CDS Clients" (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients):

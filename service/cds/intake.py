@@ -1,7 +1,7 @@
-"""What a CDS Hooks call is about: the patient's latest answers to the intake Questionnaire in
-the prefetch (assessed and stored, once per response: a chart opened again replays the same
-record), or else the patient's latest stored assessment; and who the patient is, as the
-pseudonyms stored with the records."""
+"""What a CDS Hooks call is about: the request read in the CDS Hooks 2.0 shape; the patient's
+latest answers to the intake Questionnaire in the prefetch (assessed and stored, once per
+response: a chart opened again replays the same record), or else the patient's latest stored
+assessment; and who the patient is, as the pseudonyms stored with the records."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import g
+from flask import g, request
 from marshmallow import ValidationError
 
 from schemas.fhir import QUESTIONNAIRE_URL, date_time_start
 from schemas.fhir.questionnaire import QuestionnaireResponseError
 from service.evaluation import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
-from service.fhir import response_reader
+from service.fhir_intake import response_reader
 from service.observability import observe_assessment
-from service.records import assessment_records
+from service.record_creation import assessment_records
 from service.state import state
-from service.storage import ASSESSMENT, Subject
+from service.storage import ASSESSMENT, Record, Subject
 from service.web import flatten_errors
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -30,6 +30,11 @@ class IntakeEnteredInError(Exception):
     """The prefetched intake holds responses to our Questionnaire, all entered in error."""
 
 
+class NothingToAssess(Exception):
+    """No intake to assess and no assessment stored for the patient, or an intake entered in
+    error: a 412, as the specification asks. The message says what to send."""
+
+
 class HookRequestError(Exception):
     """A CDS Hooks request that does not follow the specification's shape: a 400."""
 
@@ -37,6 +42,22 @@ class HookRequestError(Exception):
         self.detail = detail
         self.errors = errors
         super().__init__(detail)
+
+
+def read_request(schema) -> dict[str, Any]:
+    """The request's JSON body, loaded with ``schema``: a HookRequestError (a 400) when it is
+    not JSON or not in the CDS Hooks 2.0 shape."""
+    try:
+        body = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError:
+        raise HookRequestError("The request body is not valid JSON.") from None
+    try:
+        return schema.load(body)
+    except ValidationError as error:
+        raise HookRequestError(
+            "The request does not follow the CDS Hooks 2.0 request shape.",
+            flatten_errors(error.messages),
+        ) from None
 
 
 def latest_intake(prefetch: dict[str, Any]) -> dict[str, Any] | None:
@@ -77,7 +98,7 @@ def _authored(response: dict[str, Any]) -> datetime:
 def patient_subjects(body: dict[str, Any], intake: dict[str, Any] | None) -> list[Subject]:
     """Who the patient is for our records, most specific first: the response's own subject
     identifier, the Patient's identifiers, and the patient's id on the client's FHIR server,
-    each as its keyed-hash pseudonym (service.pseudonyms)."""
+    each as its keyed-hash pseudonym (service.cds.pseudonyms)."""
     found: list[Subject] = []
     if intake and isinstance(intake.get("subject"), dict):
         identifier = intake["subject"].get("identifier")
@@ -145,3 +166,27 @@ def latest_stored(subjects: list[Subject]):
     if latest is None:
         return None
     return records.get(g.principal.tenant_id, ASSESSMENT, latest.id)
+
+
+def assessment_for(body: dict[str, Any]) -> Record:
+    """The stored assessment a call is about: its prefetched intake, assessed and stored, or
+    else the patient's latest stored assessment; NothingToAssess when there is neither."""
+    try:
+        intake = latest_intake(body.get("prefetch") or {})
+    except IntakeEnteredInError:
+        # Not falling back on a stored assessment: it may have been made from that response.
+        raise NothingToAssess(
+            "The patient's intake QuestionnaireResponse was entered in error: nothing to assess "
+            "until it is answered again."
+        ) from None
+    subjects = patient_subjects(body, intake)
+    if intake is not None:
+        return assess_intake(intake, subjects[0] if subjects else None)
+    record = latest_stored(subjects)
+    if record is None:
+        raise NothingToAssess(
+            "Nothing to assess: prefetch the patient's latest QuestionnaireResponse to "
+            f"{QUESTIONNAIRE_URL} (prefetch key 'intake'), or store an assessment for the "
+            "patient."
+        )
+    return record

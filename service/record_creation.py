@@ -1,5 +1,7 @@
-"""Stored records at the HTTP edge: how a record is written out, and how a write is made
-idempotent."""
+"""New records from a request: an assessment and its plan made into the two records stored
+together, and the write made idempotent (the Idempotency-Key checked, the request
+fingerprinted, a replay told apart). ``service.storage`` does the writing itself;
+``service.records_as_json`` writes the records out."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from service.storage import (
     EXERCISE_PRESCRIPTION,
     NewRecord,
     Record,
-    RecordSummary,
     Subject,
 )
 from service.web import MalformedIdempotencyKey, json_response
@@ -63,74 +64,8 @@ def storing_enabled() -> bool:
     return current_app.config["STORE_RECORDS"]
 
 
-def assessment_path(record_id: str) -> str:
-    return f"/v1/assessments/{record_id}"
-
-
-def prescription_path(record_id: str) -> str:
-    return f"/v1/exercise-prescriptions/{record_id}"
-
-
-def timestamp(record: Record | RecordSummary) -> str:
-    return record.created_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _subject(subject: Subject | None) -> dict[str, str] | None:
-    return None if subject is None else {"system": subject.system, "value": subject.value}
-
-
 def subject_from(body: dict[str, Any] | None) -> Subject | None:
     return None if body is None else Subject(body["system"], body["value"])
-
-
-def _record_head(record: Record | RecordSummary) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "created_at": timestamp(record),
-        "request_id": record.request_id,
-        "subject": _subject(record.subject),
-    }
-
-
-def assessment_links(record: Record | RecordSummary) -> dict[str, str]:
-    links = {
-        "self": assessment_path(record.id),
-        "exercise_prescription": prescription_path(record.plan_id),
-    }
-    if record.reassessment_of:
-        links["reassessment_of"] = assessment_path(record.reassessment_of)
-    return links
-
-
-def render_assessment(record: Record) -> dict[str, Any]:
-    return {
-        **_record_head(record),
-        "links": assessment_links(record),
-        **record.response,
-        "report": record.request,
-    }
-
-
-def render_prescription(record: Record) -> dict[str, Any]:
-    links = {"self": prescription_path(record.id)}
-    if record.assessment_id:
-        links["assessment"] = assessment_path(record.assessment_id)
-    return {
-        **_record_head(record),
-        "assessment_id": record.assessment_id,
-        "links": links,
-        **record.response,
-        "request": record.request,
-    }
-
-
-def render_summary(record: RecordSummary) -> dict[str, Any]:
-    return {
-        **_record_head(record),
-        "rules_version": record.rules_version,
-        "level": record.triage_level,
-        "links": assessment_links(record),
-    }
 
 
 def idempotency_key() -> str | None:

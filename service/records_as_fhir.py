@@ -1,5 +1,8 @@
-"""Stored records as FHIR, and FHIR QuestionnaireResponses as reports: the glue between the
-records, the rules and the pure FHIR builders in ``schemas.fhir``."""
+"""Stored records as FHIR: an assessment as a collection Bundle, a prescription as a CarePlan,
+with the level texts of the rules version that made them and the ICD-10-CM codes of their
+causes. The pure builders are ``schemas.fhir.resources``; this looks up, in the app's rules and
+records, what they need. (The same records as JSON: ``service.records_as_json``; FHIR input:
+``service.fhir_intake``.)"""
 
 from __future__ import annotations
 
@@ -7,13 +10,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import orjson
-from flask import g, request
-from marshmallow import ValidationError
+from flask import g
 
-from rules import RulesLibrary
-from rules.terminology import report_field_paths
-from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
 from schemas.fhir.resources import (
     CauseView,
     RecordHead,
@@ -21,73 +19,10 @@ from schemas.fhir.resources import (
     care_plan,
     level_texts,
 )
-from schemas.report import FhirAssessQuerySchema
 from service.evaluation import SHIPPED_RULES
-from service.records import timestamp
+from service.records_as_json import timestamp
 from service.state import state
 from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, Record
-from service.web import FhirInputError
-
-
-def red_flag_fields(library: RulesLibrary) -> set[str]:
-    """Every report field a red flag of any loaded rules version reads."""
-    known = set(report_field_paths(library.report_sections))
-    fields: set[str] = set()
-    for evaluator in library:
-        for red_flag in evaluator.ruleset.red_flags:
-            fields.update(red_flag.rule.when.fields)
-    return fields & known
-
-
-# The intake Questionnaire and its reader are built once per rule library (create_app builds
-# them at start-up), and passed the app's: state().rules.
-@cache
-def intake_questionnaire(library: RulesLibrary) -> dict[str, Any]:
-    disclaimer = library.default.ruleset.document["disclaimer"]
-    return questionnaire(library.report_sections, red_flag_fields(library), disclaimer)
-
-
-@cache
-def response_reader(library: RulesLibrary) -> ResponseReader:
-    return ResponseReader(library.report_sections, intake_questionnaire(library)["version"])
-
-
-FHIR_ASSESS_QUERY = FhirAssessQuerySchema()
-
-
-def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
-    """The JSON assess request a QuestionnaireResponse body (and the query) stands for.
-
-    It then goes through the very checks a JSON body goes through (``acceptor`` and
-    ``schema``), so both forms accept and refuse the same reports; errors name the linkId."""
-    try:
-        response = orjson.loads(request.get_data(cache=True))
-    except orjson.JSONDecodeError:
-        raise FhirInputError(400, "The request body is not valid JSON.") from None
-    try:
-        options = FHIR_ASSESS_QUERY.load(request.args)
-    except ValidationError as error:
-        raise FhirInputError(422, "Invalid query parameters.", flatten(error.messages)) from None
-    try:
-        report, subject = response_reader(state().rules).read(response)
-    except QuestionnaireResponseError as error:
-        raise FhirInputError(
-            422, "The QuestionnaireResponse cannot be read as a symptom report.", error.errors
-        ) from None
-    body: dict[str, Any] = dict(report)
-    if subject is not None:
-        body["subject"] = subject
-    if not options["store"]:
-        body["store"] = False
-    if "rules_version" in options:
-        body["rules_version"] = options["rules_version"]
-    try:
-        return acceptor.validated(body, schema)
-    except ValidationError as error:
-        raise FhirInputError(
-            422, "Some answers are not valid; see the issues.", flatten(error.messages)
-        ) from None
-
 
 URGENT_LIMIT = "urgent_care_within_hours"
 
@@ -116,7 +51,8 @@ def prepare_level_texts(library) -> None:
         level_text(ruleset.version, short=True)
 
 
-def _head(record: Record) -> RecordHead:
+def record_head(record: Record) -> RecordHead:
+    """What every FHIR resource (and CDS card) made from a record says of it."""
     subject = None
     if record.subject is not None:
         subject = {"system": record.subject.system, "value": record.subject.value}
@@ -179,7 +115,7 @@ def _plan_causes(record: Record) -> list[CauseView]:
 
 def care_plan_for(record: Record) -> dict[str, Any]:
     return care_plan(
-        _head(record),
+        record_head(record),
         record.response,
         _plan_causes(record),
         article_title=_article_title(record.rules_version),
@@ -189,10 +125,10 @@ def care_plan_for(record: Record) -> dict[str, Any]:
 def bundle_for(record: Record) -> dict[str, Any]:
     plan = state().storage.records.get(g.principal.tenant_id, EXERCISE_PRESCRIPTION, record.plan_id)
     return assessment_bundle(
-        _head(record),
+        record_head(record),
         record.response,
         ranked_causes(record.response, record.request),
-        _head(plan) if plan is not None else None,
+        record_head(plan) if plan is not None else None,
         plan.response if plan is not None else None,
         article_title=_article_title(record.rules_version),
     )
