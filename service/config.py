@@ -65,8 +65,8 @@ class Config:
     # Seconds a client is asked to wait (Retry-After) when the database is unreachable.
     STORAGE_RETRY_AFTER_SECONDS = int(_number("POPLITEAL_STORAGE_RETRY_AFTER_SECONDS", 5))
 
-    # Rate limits per API key, one budget across every /v1 endpoint (Flask-Limiter's
-    # application limits). Memory by default (per process); set
+    # Rate limits per API key, one budget across every /v1 endpoint (service.rate_counts;
+    # the settings keep Flask-Limiter's names). Memory by default (per process); set
     # RATELIMIT_STORAGE_URI=redis://host:6379/0 to share the counts across processes and
     # machines. If Redis goes away, each process falls back to its own counts (per endpoint)
     # and logs a warning.

@@ -3,7 +3,7 @@
 Domain errors from the rules core and the storage are translated here; nothing below the web
 package knows about HTTP. ``ERROR_HANDLERS`` lists them, most specific first where one is a
 kind of another (Flask picks the handler of the closest class). HTTP errors (werkzeug's 404
-and 405, the 400 and 422 of the arguments parser, Flask-Limiter's 429) are answered by
+and 405, the 400 and 422 of the arguments parser, the rate limit's 429) are answered by
 ``http_problem``, which the Api extension calls for every HTTPException.
 """
 
@@ -239,7 +239,7 @@ def _invalid_fields(error: HTTPException, data: dict, headers: dict) -> Response
 
 
 def _rate_limited(error: HTTPException, data: dict, headers: dict) -> Response:
-    # Flask-Limiter adds Retry-After and the X-RateLimit headers after this.
+    # service.limits adds Retry-After and the X-RateLimit headers after this.
     return problem(
         429,
         f"{STATUS_DETAILS[429]} Limit: {error.description}.",

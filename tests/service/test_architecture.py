@@ -54,7 +54,7 @@ def test_outside_the_storage_package_storage_is_imported_through_its_front_door(
 
 
 def _name(hook) -> str:
-    return getattr(hook, "__name__", None) or hook.func.__name__  # a partial: Flask-Limiter's
+    return getattr(hook, "__name__", None) or hook.func.__name__  # a hook wrapped in a partial
 
 
 def test_the_request_hooks_run_in_the_order_the_pipeline_writes_down(sqlite_database):
