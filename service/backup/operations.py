@@ -72,7 +72,7 @@ def restore_backup(url: str, source: str | os.PathLike, *, replace: bool = False
     storage = Storage(url)
     try:
         revisions = storage.current_revisions()
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             records = count_records(connection)
     finally:
         storage.dispose()

@@ -87,7 +87,7 @@ class CdsStore:
             .where(cds_feedback.c.tenant_id == tenant_id, cds_feedback.c.card_id == card_id)
             .order_by(cds_feedback.c.id)
         )
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             return [
                 Feedback(
                     row.card_id,

@@ -17,7 +17,7 @@ class Connections(Protocol):
         """A connection in a transaction, committed when the block ends without an error."""
         ...
 
-    def reading(self) -> AbstractContextManager[Connection]:
+    def autocommit(self) -> AbstractContextManager[Connection]:
         """A connection for reads."""
         ...
 

@@ -83,6 +83,9 @@ class Storage:
     def __init__(self, url: str, statement_timeout_ms: int | None = None) -> None:
         self.url = url
         self.engine = create_storage_engine(url, statement_timeout_ms)
+        # The same pool, with every statement committed on its own: a read or a one-statement
+        # write costs one round trip, not BEGIN, the statement and ROLLBACK or COMMIT.
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # Until when readiness says "full" (time.monotonic()); set by any write that failed so.
         self._full_until = 0.0
         # The readiness problem last logged, so that a probe every few seconds logs it once.
@@ -98,8 +101,8 @@ class Storage:
             yield connection
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
+    def autocommit(self) -> Iterator[Connection]:
+        with self._autocommit_engine.connect() as connection:
             yield connection
 
     def scrub_after_erasure(self) -> None:
@@ -149,7 +152,7 @@ class Storage:
     def current_revisions(self) -> set[str]:
         # Read directly rather than through alembic's MigrationContext, which logs two INFO
         # lines each time it is made: once per readiness probe.
-        with self.reading() as connection:
+        with self.autocommit() as connection:
             if not sa.inspect(connection).has_table(ALEMBIC_VERSION.name):
                 return set()
             return set(connection.execute(sa.select(ALEMBIC_VERSION.c.version_num)).scalars())

@@ -120,6 +120,9 @@ def _ping_idle_connections(engine: Engine) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
+            # Outside autocommit the ping began a transaction: end it, so that the connection
+            # goes to its user idle (an autocommit user could not even switch to autocommit).
+            dbapi_connection.rollback()
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(str(error)) from error

@@ -99,13 +99,13 @@ class ApiKeyStore:
         )
         if tenant is not None:
             query = query.where(tenants.c.name == tenant)
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             return [ApiKeyInfo(*row) for row in connection.execute(query)]
 
     @translate_unavailable
     def key_checker(self) -> tuple[KeyChecker, bool]:
         """The offline key check, and whether any unrevoked legacy (unchecked) key exists."""
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             secret = _key_check_secret(connection)
             legacy = connection.execute(
                 sa.select(api_keys.c.id)
@@ -133,7 +133,7 @@ class ApiKeyStore:
             .join(tenants, tenants.c.id == api_keys.c.tenant_id)
             .where(api_keys.c.key_hash == hash_key(key))
         )
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             row = connection.execute(query).first()
         if row is None or row.revoked_at is not None:
             return None
@@ -142,14 +142,14 @@ class ApiKeyStore:
     @translate_unavailable
     def tenant_id(self, tenant: str) -> int | None:
         """The id of the tenant with this name; None when there is none."""
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             return connection.execute(
                 sa.select(tenants.c.id).where(tenants.c.name == tenant)
             ).scalar_one_or_none()
 
     @translate_unavailable
     def any_exist(self) -> bool:
-        with self._storage.reading() as connection:
+        with self._storage.autocommit() as connection:
             return connection.execute(sa.select(api_keys.c.id).limit(1)).first() is not None
 
     def ensure_development_key(self) -> str | None:

@@ -110,7 +110,7 @@ def test_keys_are_random_long_and_stored_only_as_a_hash(app):
     for key in made:
         # 32 random bytes and an 8-byte check, base64url
         assert re.fullmatch(r"plt_[A-Za-z0-9_-]{54}", key)
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         stored = connection.execute(sa.select(api_keys)).all()
     everything = repr(stored)
     for key in made:

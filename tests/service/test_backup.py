@@ -151,7 +151,7 @@ def flask_command(*arguments: str, database: str) -> subprocess.CompletedProcess
 def record_ids(url: str) -> set[str]:
     storage = Storage(url)
     try:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             return set(connection.execute(sa.select(records.c.id)).scalars())
     finally:
         storage.dispose()
@@ -160,7 +160,7 @@ def record_ids(url: str) -> set[str]:
 def schema_differences(url: str) -> list:
     storage = Storage(url)
     try:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             return compare_metadata(MigrationContext.configure(connection), metadata)
     finally:
         storage.dispose()

@@ -713,7 +713,7 @@ def test_a_patients_real_identifiers_are_never_stored_only_their_keyed_hash(
     first = call(cds, hook_request("pat-ssn", {"intake": intake, "patient": person}))
     assert first.status_code == 200
     storage = state(cds_app).storage
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         stored = connection.execute(
             sa.select(records.c.subject_system, records.c.subject_value)
         ).all()

@@ -75,17 +75,17 @@ def test_a_partition_fails_queries_within_seconds_and_the_pool_recovers(partitio
 
     @translate_unavailable
     def select_one() -> int:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             return connection.execute(sa.text("SELECT 1")).scalar_one()
 
     @translate_unavailable
     def sleep(seconds: float) -> None:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             connection.execute(sa.text("SELECT pg_sleep(:s)"), {"s": seconds})
 
     try:
         # Two connections in the pool, both used just now (not pinged when next checked out).
-        with storage.reading() as first, storage.reading() as second:
+        with storage.autocommit() as first, storage.autocommit() as second:
             for connection in (first, second):
                 assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
         # A query already sent, its answer lost: only the keepalives can end this wait.

@@ -20,7 +20,7 @@ from tests.conftest import app_config, tenant_factory
 
 def _everything(storage) -> str:
     """Every row of every table, as text."""
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         return "\n".join(
             repr(row)
             for table in metadata.sorted_tables

@@ -202,10 +202,10 @@ def test_the_wrong_key_budget_counts_the_forwarded_address_only_behind_a_trusted
 def test_a_database_statement_that_runs_too_long_is_cancelled(postgres_database):
     storage = Storage(postgres_database, statement_timeout_ms=200)
     try:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             assert connection.execute(sa.text("SHOW statement_timeout")).scalar() == "200ms"
         started = time.monotonic()
-        with pytest.raises(sa.exc.OperationalError), storage.reading() as connection:
+        with pytest.raises(sa.exc.OperationalError), storage.autocommit() as connection:
             connection.execute(sa.text("SELECT pg_sleep(3)"))
         assert time.monotonic() - started < 2
     finally:
@@ -222,7 +222,7 @@ def test_a_statement_over_the_time_limit_is_cancelled_and_reported_as_unavailabl
 
     @translate_unavailable
     def slow():
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             connection.execute(sa.text("SELECT pg_sleep(5)"))
 
     started = time.monotonic()

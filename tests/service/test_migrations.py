@@ -34,7 +34,7 @@ def empty_database(request, tmp_path):
 
 
 def differences(storage: Storage) -> list:
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return compare_metadata(context, metadata)
 
@@ -75,7 +75,7 @@ def test_a_declared_change_without_a_migration_is_noticed(empty_database):
     for table in metadata.tables.values():
         table.to_metadata(extra)
     extra.tables["records"].append_column(sa.Column("undeclared", sa.Integer))
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         found = compare_metadata(MigrationContext.configure(connection), extra)
     assert [(diff[0], diff[3].name) for diff in found] == [("add_column", "undeclared")]
     storage.dispose()
@@ -148,7 +148,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
             )
 
     def stored() -> dict:
-        with storage.reading() as connection:
+        with storage.autocommit() as connection:
             return {
                 row.id: (row.kind, row.assessment_id, row.plan_id, row.request, row.response)
                 for row in connection.execute(sa.select(old_records))
@@ -201,7 +201,7 @@ def test_keys_made_before_self_checking_keys_keep_working_and_are_marked_legacy(
     storage.keys.revoke(legacy_id)
     assert storage.keys.key_checker()[1] is False  # no unrevoked legacy key is left
     storage.downgrade("0005")
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         hashes = set(connection.execute(sa.text("SELECT key_hash FROM api_keys")).scalars())
     assert hash_key(new_key) in hashes
     storage.dispose()
@@ -261,7 +261,7 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
     old_records = sa.table(
         "records", *(sa.column(c.name, c.type) for c in records.columns if c.name != "answer")
     )
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         rows = {row.id: row for row in connection.execute(sa.select(old_records))}
     assert len(rows) == 7
     for body in assessments:
@@ -277,7 +277,7 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
     # Up again: they read back as they did, byte for byte.
     storage.upgrade()
     assert differences(storage) == []
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         stored = connection.execute(
             sa.select(records.c.id, records.c.response, records.c.answer)
         ).all()
@@ -326,7 +326,7 @@ def test_a_plan_that_is_not_its_assessments_exactly_keeps_its_copy(empty_databas
         "triage": {"level": "self_care"}
     }
     storage.downgrade("0007")
-    with storage.reading() as connection:
+    with storage.autocommit() as connection:
         query = sa.select(old_records.c.id, old_records.c.response)
         assert {row.id: row.response for row in connection.execute(query)} == {
             assessment: {"triage": {"level": "self_care"}},

@@ -43,7 +43,7 @@ def storage_of(app):
 
 def rows(app, **where) -> list:
     query = sa.select(records).where(*(records.c[name] == value for name, value in where.items()))
-    with storage_of(app).reading() as connection:
+    with storage_of(app).autocommit() as connection:
         return connection.execute(query).all()
 
 
@@ -356,7 +356,7 @@ def test_erasing_the_original_erases_its_reassessments_and_all_that_came_from_th
         unrelated["id"],
         unrelated["links"]["exercise_prescription"].rsplit("/", 1)[-1],
     }
-    with storage_of(stored_app).reading() as connection:
+    with storage_of(stored_app).autocommit() as connection:
         [logged] = connection.execute(
             sa.select(erasures).where(erasures.c.record_id == original["id"])
         ).all()

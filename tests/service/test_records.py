@@ -31,7 +31,7 @@ def storage_of(app):
 
 def rows(app, **where) -> list:
     query = sa.select(records).where(*(records.c[name] == value for name, value in where.items()))
-    with storage_of(app).reading() as connection:
+    with storage_of(app).autocommit() as connection:
         return connection.execute(query).all()
 
 
@@ -353,7 +353,7 @@ def test_erasing_an_assessment_erases_its_plan_and_prescriptions_made_from_it(
     assert rows(stored_app, assessment_id=assessment["id"]) == []
     assert tenant.client.get("/v1/assessments").get_json()["items"] == []
     # The erasure log says what was done, holding nothing of the record.
-    with storage_of(stored_app).reading() as connection:
+    with storage_of(stored_app).autocommit() as connection:
         [logged] = connection.execute(
             sa.select(erasures).where(erasures.c.record_id == assessment["id"])
         ).all()

@@ -134,7 +134,7 @@ def test_a_query_fault_that_is_not_a_missing_name_is_not_schema_behind(app_on):
 
     _app, storage = app_on()
     storage.upgrade()
-    with pytest.raises(sa.exc.DBAPIError) as raised, storage.reading() as connection:
+    with pytest.raises(sa.exc.DBAPIError) as raised, storage.autocommit() as connection:
         connection.execute(sa.text("SELECT FROM WHERE"))
     translated = storage_error(raised.value)
     if storage.backend == "postgresql":

@@ -1,0 +1,116 @@
+"""How records are read back from rows: the columns selected, a row made a record (an
+assessment's plan rebuilt from its assessment's answer), and the cursors of pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from service.storage.answers import plan_of, unpack
+from service.storage.record_types import InvalidCursor, Record, RecordSummary, Subject
+from service.storage.tables import records
+
+# An assessment's plan is read from its assessment's answer: the full columns carry the
+# assessment's answer along (an outer join on the primary key; nothing for other records).
+_assessment = records.alias("assessment_of_plan")
+
+_FULL = (
+    records.c.id,
+    records.c.kind,
+    records.c.created_at,
+    records.c.request_id,
+    records.c.rules_version,
+    records.c.subject_system,
+    records.c.subject_value,
+    records.c.triage_level,
+    records.c.assessment_id,
+    records.c.plan_id,
+    records.c.reassessment_of,
+    records.c.request,
+    records.c.response,
+    records.c.answer,
+    _assessment.c.response.label("assessment_response"),
+    _assessment.c.answer.label("assessment_answer"),
+)
+SUMMARY_COLUMNS = _FULL[:-5]
+
+
+def select_full():
+    """SELECT of whole records, each with its assessment's answer when it is a plan."""
+    return sa.select(*_FULL).select_from(
+        records.outerjoin(
+            _assessment,
+            sa.and_(
+                _assessment.c.id == records.c.assessment_id,
+                _assessment.c.plan_id == records.c.id,
+            ),
+        )
+    )
+
+
+def _subject(row) -> Subject | None:
+    if row.subject_system is None:
+        return None
+    return Subject(row.subject_system, row.subject_value)
+
+
+def _head(row) -> tuple:
+    """The fields a summary and a whole record share, in their order."""
+    return (
+        row.id,
+        row.kind,
+        row.created_at,
+        row.request_id,
+        row.rules_version,
+        _subject(row),
+        row.triage_level,
+        row.assessment_id,
+        row.plan_id,
+        row.reassessment_of,
+    )
+
+
+def _answer_json(answer: bytes | None, response: Any) -> bytes | None:
+    """A row's answer as JSON bytes: compressed (since 0008) or JSON (before); None for a plan
+    read from its assessment's."""
+    if answer is not None:
+        return unpack(answer)
+    if response is not None:
+        return orjson.dumps(response)
+    return None
+
+
+def record_from_row(row) -> Record:
+    answer = _answer_json(row.answer, row.response)
+    if answer is None:
+        assessment = _answer_json(row.assessment_answer, row.assessment_response)
+        if assessment is None:
+            raise ValueError(f"record {row.id} holds no answer")  # never: not stored so
+        answer = orjson.dumps(plan_of(orjson.loads(assessment)))
+    return Record(*_head(row), row.request, answer)
+
+
+def summary_from_row(row) -> RecordSummary:
+    return RecordSummary(*_head(row))
+
+
+def encode_cursor(created_at: datetime, record_id: str) -> str:
+    raw = orjson.dumps([created_at.isoformat(), record_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, record_id = orjson.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(record_id, str):
+            raise ValueError
+        return when.astimezone(UTC), record_id  # a time before year 1 in UTC overflows here
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidCursor("This cursor was not issued by this service.") from None
