@@ -109,7 +109,7 @@ class Storage:
         """After an erasure has committed: on SQLite, copy the write-ahead log into the
         database (whose freed pages secure_delete has zeroed) and truncate it, so the erased
         rows do not stay in the log file. PostgreSQL keeps dead row versions until VACUUM
-        (see the README's Erasure section); nothing is done for it here."""
+        (see Records in docs/operations.md); nothing is done for it here."""
         if self.engine.dialect.name != "sqlite":
             return
         # A TRUNCATE checkpoint waits for readers (a long listing, a backup) and holds writers
