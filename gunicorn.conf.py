@@ -4,7 +4,8 @@ Used by ./scripts/run, the Dockerfile, compose and the Kubernetes manifests. Eve
 be changed from the environment:
 
     HOST, PORT                   where the API listens (default 127.0.0.1:8000)
-    WEB_CONCURRENCY              worker processes (default: 2 per CPU the process may use, + 1)
+    WEB_CONCURRENCY              worker processes (default: 1 per CPU the process may use, at
+                                 least 2; see default_workers)
     GUNICORN_TIMEOUT             seconds a request may take before its worker is replaced (30)
     GUNICORN_GRACEFUL_TIMEOUT    seconds in-flight requests get to finish on SIGTERM (25)
     GUNICORN_MAX_REQUESTS        recycle a worker after this many requests (0: never)
@@ -107,9 +108,22 @@ from service.logs import GunicornLogger, logging_config  # noqa: E402 - needs th
 host = os.environ.get("HOST", "127.0.0.1")
 bind = [f"{host}:{os.environ.get('PORT', '8000')}"]
 
-# Sync workers: requests are short and CPU-bound (rule evaluation, JSON), with one database
-# round trip; one extra worker per CPU covers the time spent waiting on that round trip.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cpus_available() + 1)
+
+def default_workers(cpus: int) -> int:
+    """Sync workers when WEB_CONCURRENCY is not set: one per CPU, and never fewer than two.
+
+    Chosen by measurement (bench/run.py, POST /v1/assess unstored and stored on SQLite, 2, 3
+    and 5 workers on 2 CPUs shared with other work, 3 runs each): requests are short and
+    CPU-bound (rule evaluation, JSON), so workers beyond the CPUs served no more requests
+    (the medians were within the runs' noise) but took more CPU for each: unstored, 1.5 ms
+    with 2 workers, 1.6 with 3 and 2.1 with 5. Two at least, so that a request stuck on the
+    database or a slow client never leaves an instance with no worker to answer (its health
+    checks included).
+    """
+    return max(2, cpus)
+
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers(_cpus_available()))
 worker_class = "sync"
 
 # A request that runs longer than this has gone wrong (the slowest real one takes a few

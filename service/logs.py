@@ -10,20 +10,23 @@ erasure request and be read by people with no clinical reason to. So:
   messages can quote the values that caused them (a database error quotes its parameters);
 - the database engine hides SQL parameters in its own errors as well.
 
-The formatter is python-json-logger's; gunicorn's error and access logs use it too
-(``gunicorn.conf.py``), so every line a container prints parses as JSON.
+Lines are serialised with orjson (a line per request, so the encoder's cost counts); gunicorn's
+error and access logs use the same formatter (``gunicorn.conf.py``), so every line a container
+prints parses as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import traceback
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import orjson
 from gunicorn.glogging import Logger as GunicornBaseLogger
-from pythonjsonlogger.json import JsonFormatter
 
 ACCESS_LOGGER = "popliteal.access"
 _access_log = logging.getLogger(ACCESS_LOGGER)
@@ -48,14 +51,55 @@ REQUEST_FIELDS = (
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
-class RedactingJsonFormatter(JsonFormatter):
-    """JSON lines whose exceptions show where and what kind, never the message."""
+# Attributes every log record has: anything else on a record was passed as ``extra`` and becomes
+# a field of its line.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+SERVICE_NAME = "popliteal"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("timestamp", True)
-        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
-        kwargs.setdefault("static_fields", {"service": "popliteal"})
-        super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+
+def _as_text(value: Any) -> Any:
+    """What orjson cannot encode by itself: an exception by its type alone (its message may
+    quote the values that caused it), a class by its name, anything else as text."""
+    if isinstance(value, BaseException):
+        return type(value).__qualname__
+    if isinstance(value, type):
+        return value.__name__
+    try:
+        return str(value)
+    except Exception:  # a log line must not fail over one odd value
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+class RedactingJsonFormatter(logging.Formatter):
+    """One JSON object per record, in this order: level, logger, message, service, exc_info and
+    stack_info (when there are any), the record's extra fields, timestamp (ISO 8601, UTC).
+    Exceptions show where and what kind, never the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {}
+        if isinstance(record.msg, dict):  # logger.info({...}): its keys are fields
+            fields = dict(record.msg)
+            record.message = ""
+        else:
+            record.message = record.getMessage()
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.message,
+            "service": SERVICE_NAME,
+            **fields,
+        }
+        if record.exc_info and not line.get("exc_info"):
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.exc_text and not line.get("exc_info"):
+            line["exc_info"] = record.exc_text
+        if record.stack_info and not line.get("stack_info"):
+            line["stack_info"] = self.formatStack(record.stack_info)
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
+                line[name] = value
+        line["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC)
+        return _dumps(line)
 
     def formatException(self, ei: ExcInfo) -> str:
         exc_type, exc, tb = ei
@@ -122,9 +166,26 @@ def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, A
     }
 
 
+def _dumps(line: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(line, default=_as_text, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson refuses what JSON can hold (an integer beyond 64 bits)
+        return json.dumps(line, default=_as_text)
+
+
 def log_request(fields: dict[str, Any]) -> None:
-    """Write the per-request line; only the allow-listed fields are kept."""
-    _access_log.info("request", extra={name: fields.get(name) for name in REQUEST_FIELDS})
+    """Write the per-request line; only the allow-listed fields are kept.
+
+    The record is made here rather than by ``Logger.info``, which would walk the stack to find
+    the caller's file and line: the line never shows them, and it is written for every request.
+    """
+    if not _access_log.isEnabledFor(logging.INFO):
+        return
+    extra = {name: fields.get(name) for name in REQUEST_FIELDS}
+    record = _access_log.makeRecord(
+        ACCESS_LOGGER, logging.INFO, "", 0, "request", (), None, None, extra
+    )
+    _access_log.handle(record)
 
 
 class GunicornLogger(GunicornBaseLogger):

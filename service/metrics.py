@@ -12,22 +12,25 @@ levels and rule ids from the loaded rule sets. No label ever holds a value from 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import cache
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, Metric
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-HTTP_REQUESTS = Counter(
-    "popliteal_http_requests",
-    "HTTP requests answered, by route template, method and status.",
-    ["route", "method", "status"],
-)
+HTTP_LABELS = ("route", "method", "status")
+HTTP_LATENCY_NAME = "popliteal_http_request_duration_seconds"
 HTTP_LATENCY = Histogram(
-    "popliteal_http_request_duration_seconds",
+    HTTP_LATENCY_NAME,
     "Time to answer an HTTP request, by route template, method and status.",
-    ["route", "method", "status"],
+    HTTP_LABELS,
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+# popliteal_http_requests_total is the latency histogram's count under its own name: one
+# observation per request feeds both, rather than a counter of the same event beside it.
+HTTP_REQUESTS_NAME = "popliteal_http_requests"
+HTTP_REQUESTS_HELP = "HTTP requests answered, by route template, method and status."
 ASSESSMENTS = Counter(
     "popliteal_assessments",
     "Assessments made (POST /v1/assess and CDS Hooks calls), by triage level.",
@@ -63,6 +66,46 @@ def series(metric, *labels: str):
     return metric.labels(*labels)
 
 
+def record_request(route: str, method: str, status: str, seconds: float) -> None:
+    """The request's one observation: its latency, which also counts it."""
+    series(HTTP_LATENCY, route, method, status).observe(seconds)
+
+
+def _request_counts(families: Iterable[Metric]) -> CounterMetricFamily:
+    """popliteal_http_requests_total, read off the latency histogram's _count samples."""
+    counts: dict[tuple[str, ...], float] = {}
+    created: dict[tuple[str, ...], float] = {}
+    for family in families:
+        if family.name != HTTP_LATENCY_NAME:
+            continue
+        for sample in family.samples:
+            kept = {f"{HTTP_LATENCY_NAME}_count": counts, f"{HTTP_LATENCY_NAME}_created": created}
+            if sample.name in kept:
+                kept[sample.name][tuple(sample.labels[name] for name in HTTP_LABELS)] = sample.value
+    family = CounterMetricFamily(HTTP_REQUESTS_NAME, HTTP_REQUESTS_HELP, labels=HTTP_LABELS)
+    for labels, value in counts.items():
+        family.add_metric(labels, value, created=created.get(labels))
+    return family
+
+
+class _RequestCountsOf:
+    """A collector of popliteal_http_requests_total from another collector's families; with
+    ``also_source``, the source's own families as well."""
+
+    def __init__(self, source, also_source: bool) -> None:
+        self.source, self.also_source = source, also_source
+
+    def collect(self) -> Iterator[Metric]:
+        families = list(self.source.collect())
+        if self.also_source:
+            yield from families
+        yield _request_counts(families)
+
+
+# In this process (tests, ``flask run``): beside the histogram in the default registry.
+REGISTRY.register(_RequestCountsOf(HTTP_LATENCY, also_source=False))
+
+
 def record_assessment(assessment: dict) -> None:
     series(ASSESSMENTS, assessment["triage"]["level"]).inc()
     for fired in assessment["trace"]["rules_fired"]:
@@ -78,5 +121,5 @@ def record_escalation_check(check: dict) -> None:
 def multiprocess_registry() -> CollectorRegistry:
     """A registry that reads every worker's samples (the gunicorn master serves this one)."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    registry.register(_RequestCountsOf(MultiProcessCollector(None), also_source=True))
     return registry

@@ -1,15 +1,17 @@
 """What operators see of each request: one log line and its metrics, with no health data.
 
 The routes report what they decided (``observe_assessment``, ``observe_escalation_check``);
-the hooks here turn that, with the request's route template, status and duration, into the
-per-request log line and the Prometheus samples.
+``record_response``, called by the pipeline's last after-request hook, turns that, with the
+request's route template, status and duration (from ``g.request_started``, set by the
+pipeline's first hook), into the per-request log line and the Prometheus samples: one latency
+observation (which also counts the request), one log record.
 """
 
 from __future__ import annotations
 
 import time
 
-from flask import Flask, Response, g, request
+from flask import Response, g, request
 
 from service import metrics
 from service.logs import KNOWN_METHODS, log_request
@@ -44,37 +46,31 @@ def observe_rate_limit(limit: str) -> None:
     g.rate_limited_by = limit
 
 
-def install_request_observation(app: Flask) -> None:
-    # Registered before every other hook, so the duration covers key checks and limits too.
-    app.before_request_funcs.setdefault(None, []).insert(0, _start_clock)
-
-    @app.after_request
-    def observe(response: Response) -> Response:
-        started = getattr(g, "request_started", None)
-        duration = time.perf_counter() - started if started is not None else 0.0
-        rule = request.url_rule
-        route = rule.rule if rule is not None else UNMATCHED_ROUTE
-        status = str(response.status_code)
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.series(metrics.HTTP_REQUESTS, route, method, status).inc()
-        metrics.series(metrics.HTTP_LATENCY, route, method, status).observe(duration)
-        if response.status_code == 429:
-            metrics.RATE_LIMIT_REJECTIONS.labels(getattr(g, "rate_limited_by", "api_key")).inc()
-        principal = getattr(g, "principal", None)
-        log_request(
-            {
-                "request_id": getattr(g, "request_id", None),
-                "tenant": principal.tenant if principal is not None else None,
-                "method": method,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(duration * 1000, 3),
-                "rules_version": getattr(g, "rules_version", None),
-                "triage_level": getattr(g, "triage_level", None),
-            }
-        )
-        return response
-
-
-def _start_clock() -> None:
-    g.request_started = time.perf_counter()
+def record_response(response: Response) -> None:
+    """The request's metrics and its log line, from the final answer."""
+    context = g._get_current_object()  # one proxy look-up for the attributes read below
+    started = getattr(context, "request_started", None)
+    duration = time.perf_counter() - started if started is not None else 0.0
+    rule = request.url_rule
+    route = rule.rule if rule is not None else UNMATCHED_ROUTE
+    status = response.status_code
+    method = request.method
+    if method not in KNOWN_METHODS:
+        method = "other"
+    metrics.record_request(route, method, str(status), duration)
+    if status == 429:
+        limit = getattr(context, "rate_limited_by", "api_key")
+        metrics.series(metrics.RATE_LIMIT_REJECTIONS, limit).inc()
+    principal = getattr(context, "principal", None)
+    log_request(
+        {
+            "request_id": getattr(context, "request_id", None),
+            "tenant": principal.tenant if principal is not None else None,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            "rules_version": getattr(context, "rules_version", None),
+            "triage_level": getattr(context, "triage_level", None),
+        }
+    )

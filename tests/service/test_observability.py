@@ -95,6 +95,115 @@ def test_the_access_line_is_one_json_object(caplog, client):
     assert {"timestamp", "service"} <= set(line)
 
 
+# A fixed moment, so that a line's timestamp can be compared as text.
+CREATED = 1_700_000_000.25
+CREATED_TEXT = "2023-11-14T22:13:20.250000+00:00"
+
+
+def _record(name: str, level: int, message: str, args=(), exc_info=None, **extra):
+    record = logging.getLogger(name).makeRecord(
+        name, level, "somewhere.py", 1, message, args, exc_info, None, extra
+    )
+    record.created = CREATED
+    return record
+
+
+def test_an_access_line_holds_exactly_these_fields_in_this_order():
+    values = {
+        "request_id": "req-1",
+        "tenant": "clinic-ü",
+        "method": "POST",
+        "route": "/v1/assess",
+        "status": 200,
+        "duration_ms": 1.25,
+        "rules_version": "2.0.0",
+        "triage_level": "urgent",
+    }
+    record = _record(ACCESS_LOGGER, logging.INFO, "request", **values)
+    text = RedactingJsonFormatter().format(record)
+    assert "\n" not in text
+    line = json.loads(text)
+    assert list(line) == ["level", "logger", "message", "service", *REQUEST_FIELDS, "timestamp"]
+    assert line == {
+        "level": "INFO",
+        "logger": ACCESS_LOGGER,
+        "message": "request",
+        "service": "popliteal",
+        **values,
+        "timestamp": CREATED_TEXT,
+    }
+
+
+def test_an_error_line_names_the_exception_and_its_causes_but_never_their_messages():
+    canary = _canary()
+    try:
+        try:
+            raise KeyError(f"first {canary}")
+        except KeyError as error:
+            raise RuntimeError(f"second {canary}") from error
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = _record(
+        "popliteal.test", logging.ERROR, "failed in %s", ("a step",), exc_info, kind="unexpected"
+    )
+    line = json.loads(RedactingJsonFormatter().format(record))
+    assert list(line) == [
+        "level", "logger", "message", "service", "exc_info", "kind", "timestamp"
+    ]  # fmt: skip
+    trace = line.pop("exc_info")
+    assert line == {
+        "level": "ERROR",
+        "logger": "popliteal.test",
+        "message": "failed in a step",
+        "service": "popliteal",
+        "kind": "unexpected",
+        "timestamp": CREATED_TEXT,
+    }
+    assert trace.startswith("Traceback (most recent call last):\n")
+    assert "test_an_error_line_names_the_exception" in trace, "the frames are kept"
+    assert trace.endswith("RuntimeError (after KeyError)")
+    assert canary not in trace
+
+
+def test_a_value_json_cannot_hold_as_such_still_gives_a_line_without_an_exception_message():
+    canary = _canary()
+    record = _record(
+        "popliteal.test",
+        logging.WARNING,
+        "odd values",
+        error=ValueError(canary),
+        big=2**70,
+        kind=KeyError,
+    )
+    line = json.loads(RedactingJsonFormatter().format(record))
+    assert line["error"] == "ValueError"
+    assert line["big"] == 2**70
+    assert line["kind"] == "KeyError"
+    assert canary not in json.dumps(line)
+
+
+def test_each_request_is_observed_once_and_counted_by_its_latency_histogram(client):
+    labels = {"route": "/healthz", "method": "GET", "status": "200"}
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        sample("popliteal_http_requests_total"),
+        sample("popliteal_http_request_duration_seconds_count"),
+    )
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    after = (
+        sample("popliteal_http_requests_total"),
+        sample("popliteal_http_request_duration_seconds_count"),
+    )
+    assert after[0] - before[0] == 3
+    assert after[1] - before[1] == 3
+    assert after[0] == after[1], "the request count is the histogram's count"
+    assert REGISTRY.get_sample_value("popliteal_http_requests_created", labels)
+
+
 # -- No health data in any log ----------------------------------------------------------------
 
 
@@ -406,28 +515,34 @@ def test_an_unreachable_database_is_counted():
     assert (after or 0) - (before or 0) == 1
 
 
-def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_cpus():
-    def load(**environment: str) -> tuple[int, int]:
-        code = (
-            "import runpy; settings = runpy.run_path('gunicorn.conf.py'); "
-            "print(settings['workers'], settings['_cpus_available']())"
-        )
-        env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=REPO_ROOT,
-            env={**env, **environment},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        workers, cpus = map(int, result.stdout.split())
-        return workers, cpus
+def _gunicorn_settings(code: str, **environment: str) -> list[str]:
+    """What ``code`` prints with ``settings``, gunicorn.conf.py's names, loaded as gunicorn does."""
+    program = f"import runpy; settings = runpy.run_path('gunicorn.conf.py'); {code}"
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO_ROOT,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
 
-    assert load(WEB_CONCURRENCY="7")[0] == 7
-    workers, cpus = load()
+
+def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_cpus():
+    code = "print(settings['workers'], settings['_cpus_available']())"
+    assert _gunicorn_settings(code, WEB_CONCURRENCY="7")[0] == "7"
+    workers, cpus = map(int, _gunicorn_settings(code))
     assert cpus >= 1
-    assert workers == 2 * cpus + 1
+    assert workers == max(2, cpus)
+
+
+def test_the_default_worker_count_is_one_per_cpu_and_never_below_two():
+    """The rule measured with bench/run.py: one sync worker per CPU (more only added context
+    switches), at least two so that one slow request never leaves no worker free."""
+    code = "print(*(settings['default_workers'](cpus) for cpus in (1, 2, 3, 4, 8, 16)))"
+    assert list(map(int, _gunicorn_settings(code))) == [2, 2, 3, 4, 8, 16]
 
 
 def test_the_gunicorn_config_file_exists_where_every_launcher_looks():
