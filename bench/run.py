@@ -23,8 +23,9 @@ by the names in brackets; bare Flask is always measured, every ratio is to it):
 - bare Flask (bench/bare_app.py under plain gunicorn, same worker count: parses the same JSON
   body, returns a small dict) - [bare] POST /v1/assess;
 - the service on a throw-away SQLite file, limits in memory - [assess] POST /v1/assess with
-  "store": false, [escalation] POST /v1/escalation-check, [stored-sqlite] POST /v1/assess
-  stored (each request writes the assessment and its plan);
+  "store": false, [escalation] POST /v1/escalation-check, [interview] POST /v1/interview/next
+  (the same report), [stored-sqlite] POST /v1/assess stored (each request writes the
+  assessment and its plan);
 - the same on its own SQLite file with limits on Redis (--redis-url or BENCH_REDIS_URL; under a
   key prefix of the run's own, bench/prefixed_app.py) - [assess-redis] POST /v1/assess
   "store": false;
@@ -83,6 +84,7 @@ BARE = "bare Flask"
 ASSESS = "assess store:false, limits memory"
 ASSESS_REDIS = "assess store:false, limits Redis"
 ESCALATION = "escalation-check, limits memory"
+INTERVIEW = "interview/next, limits memory"
 STORED_PG = "assess stored, PostgreSQL"
 STORED_SQLITE = "assess stored, SQLite"
 GET = "GET assessment, PostgreSQL"
@@ -128,6 +130,7 @@ ALL_TARGETS = (
     Target("assess", ASSESS, "memory", "POST", "/v1/assess", STATELESS),
     Target("assess-redis", ASSESS_REDIS, "redis", "POST", "/v1/assess", STATELESS),
     Target("escalation", ESCALATION, "memory", "POST", "/v1/escalation-check", SELF_CARE_TECHNIQUE),
+    Target("interview", INTERVIEW, "memory", "POST", "/v1/interview/next", SELF_CARE_TECHNIQUE),
     Target("stored-pg", STORED_PG, "postgres", "POST", "/v1/assess", SELF_CARE_TECHNIQUE,
            postgres=True),
     Target("stored-sqlite", STORED_SQLITE, "memory", "POST", "/v1/assess", SELF_CARE_TECHNIQUE),
@@ -602,6 +605,15 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
             (
                 "escalation-check faster than assess",
                 statistics.median(ratios(ESCALATION, ASSESS)) > 1,
+            )
+        )
+    if INTERVIEW in results and ESCALATION in results:
+        # The interview screens the report as the escalation check does, then chooses a
+        # question: it should cost at most about twice as much.
+        verdicts.append(
+            (
+                "interview/next at least half the throughput of escalation-check",
+                statistics.median(ratios(INTERVIEW, ESCALATION)) >= 0.5,
             )
         )
     for text, met in verdicts:

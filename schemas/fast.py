@@ -6,6 +6,10 @@ most of a request's time. This checker is built from the same report vocabulary 
 exactly the reports the marshmallow schema accepts (a test holds the two equal on thousands of
 generated valid and invalid reports). The service uses it to let valid reports through
 quickly; anything it does not accept goes through marshmallow, which produces the 422.
+
+A ``null`` on an optional field, an optional section or ``rules_version`` means "not asked", as
+in the marshmallow schema: the report is accepted as if the key had been left out, and the copy
+handed on has no such key, so that nothing downstream ever sees a ``None`` answer.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def _field_check(spec: Mapping[str, Any]):
 
 
 class ReportAcceptor:
-    """``accepts(data)`` is True exactly when the marshmallow report schema would load it."""
+    """``accept(data)`` is the report (nulls taken out) exactly when the marshmallow report
+    schema would load it, else None."""
 
     def __init__(
         self,
@@ -85,38 +90,78 @@ class ReportAcceptor:
             name for name, (_, required) in self._sections.items() if required
         )
 
-    def accepts(self, data: Any) -> bool:
-        if type(data) is not dict:
-            return False
-        if not self._required_sections.issubset(data):
-            return False
-        sections = self._sections
+    def accept(self, data: Any) -> dict | None:
+        """The report as the schema would load it (``data`` itself when it has no null), or
+        None when the schema would refuse it."""
+        if type(data) is not dict or not self._required_sections.issubset(data):
+            return None
+        has_null = False
         for key, body in data.items():
-            if key == "rules_version":
-                if type(body) is not str or body not in self._versions:
-                    return False
-                continue
-            section = sections.get(key)
-            if section is None:
-                extra = self._extra.get(key)
-                if extra is None or not extra(body):
-                    return False
-                continue
-            if type(body) is not dict:
-                return False
-            checks, required = section
-            if required and not required.issubset(body):
-                return False
-            for field, value in body.items():
-                check = checks.get(field)
-                if check is None or not check(value):
-                    return False
-        return True
+            verdict = self._accept_entry(key, body)
+            if verdict is None:
+                return None
+            has_null = has_null or verdict
+        return _without_nulls(data, self._sections) if has_null else data
+
+    def _accept_entry(self, key: str, body: Any) -> bool | None:
+        """None when the schema would refuse this top-level entry, else whether it holds a
+        null taken as "not asked"."""
+        if key == "rules_version":
+            if body is None:
+                return True
+            return False if type(body) is str and body in self._versions else None
+        section = self._sections.get(key)
+        if section is None:
+            extra = self._extra.get(key)
+            return False if extra is not None and extra(body) else None
+        if type(body) is not dict:
+            # A whole section sent as null was not asked about at all; a required one is
+            # missing.
+            return True if body is None and key not in self._required_sections else None
+        return _accept_section(section, body)
+
+    def accepts(self, data: Any) -> bool:
+        return self.accept(data) is not None
 
     def validated(self, data: Any, schema) -> Any:
-        """``data`` if this checker accepts it, else marshmallow's load of it, which raises
+        """What this checker accepts, else marshmallow's load of ``data``, which raises
         ValidationError with the field-by-field messages."""
-        return data if self.accepts(data) else schema.load(data)
+        accepted = self.accept(data)
+        return accepted if accepted is not None else schema.load(data)
+
+
+def _accept_section(section: tuple, body: dict) -> bool | None:
+    """None when the schema would refuse this section, else whether it holds a null answer."""
+    checks, required = section
+    if required and not required.issubset(body):
+        return None
+    has_null = False
+    for field, value in body.items():
+        check = checks.get(field)
+        if check is None:
+            return None
+        if value is None:
+            # Not asked; but a required answer sent as null is missing, as marshmallow says.
+            if field in required:
+                return None
+            has_null = True
+        elif not check(value):
+            return None
+    return has_null
+
+
+def _without_nulls(report: dict, sections: Mapping[str, Any]) -> dict:
+    """An accepted report without its null answers (a copy: the caller's stays as sent). Only
+    the report's own keys can be null once accepted: the checks of other fields refuse None."""
+    return {
+        key: (
+            {field: value for field, value in body.items() if value is not None}
+            if key in sections
+            else body
+        )
+        for key, body in report.items()
+        if body is not None
+    }
 
 
 def check_subject(value: Any) -> bool:

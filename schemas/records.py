@@ -9,7 +9,7 @@ most punctuation are refused, so a name typed into the value is refused too.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from marshmallow import (
     Schema,
@@ -70,6 +70,46 @@ def in_utc_range(value: datetime) -> None:
         value.astimezone(UTC)
     except OverflowError:
         raise ValidationError("This time is out of range once converted to UTC.") from None
+
+
+# A date alone, in a time filter: the start of that day in UTC.
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_ZONED_TIME = fields.AwareDateTime()
+TIME_OR_DAY_FORMS = (
+    "a time with its zone, as 2026-12-01T09:30:00Z or 2026-12-01T10:30:00+01:00, or a date "
+    "alone, as 2026-12-01 (the start of that day, UTC)"
+)
+
+
+class TimeOrDay(fields.Field):
+    """An ISO 8601 time with its zone, or a date alone, read as the start of that day in UTC.
+    A time without a zone stays refused: which day it falls on would be a guess."""
+
+    default_error_messages = {"invalid": f"Not a time: give {TIME_OR_DAY_FORMS}."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        if _DAY.match(value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:
+                raise self.make_error("invalid") from None
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        try:
+            return _ZONED_TIME.deserialize(value)
+        except ValidationError:
+            raise self.make_error("invalid") from None
+
+
+def time_or_day_metadata(description: str) -> dict:
+    """The spec's view of a TimeOrDay: a date-time or a date."""
+    return {
+        "description": description,
+        "type": "string",
+        "anyOf": [{"format": "date-time"}, {"format": "date"}],
+        "example": "2026-12-01",
+    }
 
 
 class SubjectSchema(StrictSchema):
@@ -138,13 +178,22 @@ class RecordListQuerySchema(Schema):
             "example": "https://fitness.example/member-ids|m-4f9c2a",
         },
     )
-    created_after = fields.AwareDateTime(
+    created_after = TimeOrDay(
         validate=in_utc_range,
-        metadata={"description": "Only records created at or after this time (ISO 8601, zone)."},
+        metadata=time_or_day_metadata(
+            "Only records created at or after this time: ISO 8601 with its zone "
+            "(2026-12-01T09:30:00Z, 2026-12-01T10:30:00+01:00), or a date alone "
+            "(2026-12-01), which means the start of that day in UTC: records of that day and "
+            "later."
+        ),
     )
-    created_before = fields.AwareDateTime(
+    created_before = TimeOrDay(
         validate=in_utc_range,
-        metadata={"description": "Only records created before this time (ISO 8601, zone)."},
+        metadata=time_or_day_metadata(
+            "Only records created before this time: ISO 8601 with its zone "
+            "(2026-12-01T09:30:00Z), or a date alone (2026-12-01), which means the start of "
+            "that day in UTC: records of the days before it, not of that day."
+        ),
     )
     limit = fields.Integer(
         load_default=20,

@@ -3,14 +3,15 @@
 The schema is generated from the rules' report vocabulary (``rules/report_fields.yaml``), the
 same file the rule conditions are checked against, so the API cannot accept a field the rules
 do not know or miss one they read. Every field is optional except ``pain.intensity``: an absent
-answer means "not asked", and the response says which unanswered questions matter.
+answer means "not asked", and the response says which unanswered questions matter. So does a
+null one, which many JSON serialisers send for "no value" (``NullMeansNotAsked``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from rules import load_library, load_report_fields
 from schemas.fields import StrictBoolean, StrictInteger, StrictSchema, StrictString
@@ -31,6 +32,35 @@ SECTION_TITLES = {
 }
 
 
+# Said in every section's description (the spec also marks those fields nullable).
+NULL_MEANS_NOT_ASKED = (
+    'An optional answer sent as null means "not asked" (unknown, never "no"), exactly as if '
+    "it were left out."
+)
+
+
+def whole_number_message(minimum: int, maximum: int) -> str:
+    """The one wording of a refused whole-number answer (4.5, "5", true): both the JSON schema
+    and, through it, the fast acceptor's fallback answer with it."""
+    return f"Must be a whole number from {minimum} to {maximum}."
+
+
+class NullMeansNotAsked(StrictSchema):
+    """A part of a report in which a null value is loaded as if its key had been left out.
+
+    ``null_means_absent`` names the keys this applies to. A required key sent as null is thus
+    reported as missing, not as "may not be null"."""
+
+    null_means_absent: frozenset[str] = frozenset()
+
+    @pre_load
+    def drop_null_answers(self, data: Any, **kwargs) -> Any:
+        if not isinstance(data, dict):
+            return data  # marshmallow refuses it with its own message
+        absent = self.null_means_absent
+        return {key: value for key, value in data.items() if value is not None or key not in absent}
+
+
 def _unique(values: list[Any]) -> None:
     if len(set(values)) != len(values):
         raise ValidationError("Values must not repeat.")
@@ -41,23 +71,25 @@ def _field_for(spec: dict[str, Any]) -> fields.Field:
     if "example" in spec:
         metadata["example"] = spec["example"]
     required = bool(spec.get("required"))
+    # allow_none documents a null answer (nullable) in the spec; NullMeansNotAsked drops it
+    # before the field ever sees it.
+    presence = {"required": required, "allow_none": not required}
     kind = spec["kind"]
     if kind == "boolean":
-        return StrictBoolean(required=required, metadata=metadata)
+        return StrictBoolean(**presence, metadata=metadata)
     if kind == "integer":
         return StrictInteger(
-            required=required,
+            **presence,
             validate=validate.Range(min=spec["minimum"], max=spec["maximum"]),
+            error_messages={"invalid": whole_number_message(spec["minimum"], spec["maximum"])},
             metadata=metadata,
         )
     if kind == "choice":
-        return StrictString(
-            required=required, validate=validate.OneOf(spec["values"]), metadata=metadata
-        )
+        return StrictString(**presence, validate=validate.OneOf(spec["values"]), metadata=metadata)
     # A list of distinct values from a fixed set: bounded by the size of that set.
     return fields.List(
         StrictString(validate=validate.OneOf(spec["values"])),
-        required=required,
+        **presence,
         validate=[validate.Length(max=len(spec["values"])), _unique],
         metadata={**metadata, "uniqueItems": True},
     )
@@ -70,10 +102,11 @@ def build_section_schemas() -> dict[str, type[Schema]]:
         schema_fields = {name: _field_for(spec) for name, spec in body["fields"].items()}
         cls = type(
             SECTION_TITLES.get(section, section.title() + "Report"),
-            (StrictSchema,),
+            (NullMeansNotAsked,),
             {
                 **schema_fields,
-                "__doc__": body["description"],
+                "null_means_absent": frozenset(schema_fields),
+                "__doc__": f"{body['description']} {NULL_MEANS_NOT_ASKED}",
             },
         )
         schemas[section] = cls
@@ -93,17 +126,21 @@ def _nested_sections() -> dict[str, fields.Field]:
         section: fields.Nested(
             schema(),
             required=section in REQUIRED_SECTIONS,
+            allow_none=section not in REQUIRED_SECTIONS,
             metadata={"description": schema.__doc__},
         )
         for section, schema in SECTION_SCHEMAS.items()
     }
 
 
-def rules_version_field() -> fields.Field:
+def rules_version_field(nullable: bool = False) -> fields.Field:
+    """``nullable``: in a symptom report, where null means left out (the newest version)."""
+    omit = "Omit (or send null)" if nullable else "Omit"
     return StrictString(
+        allow_none=nullable,
         validate=validate.OneOf(RULES_VERSIONS, error="Not an available rules version: {choices}."),
         metadata={
-            "description": "Pin a released rules version (SemVer). Omit to use the newest.",
+            "description": f"Pin a released rules version (SemVer). {omit} to use the newest.",
             "example": RULES_VERSIONS[-1],
         },
     )
@@ -111,11 +148,14 @@ def rules_version_field() -> fields.Field:
 
 SymptomReportSchema = type(
     "SymptomReportSchema",
-    (StrictSchema,),
+    (NullMeansNotAsked,),
     {
-        "rules_version": rules_version_field(),
+        "rules_version": rules_version_field(nullable=True),
         **_nested_sections(),
-        "__doc__": "A symptom report. Only pain.intensity is required; send what is known.",
+        "null_means_absent": frozenset({"rules_version", *SECTION_SCHEMAS}),
+        "__doc__": "A symptom report. Only pain.intensity is required; send what is known. "
+        + NULL_MEANS_NOT_ASKED
+        + " So does a whole section sent as null.",
     },
 )
 
@@ -144,6 +184,7 @@ def pain_intensity_field(required: bool) -> fields.Field:
     return StrictInteger(
         required=required,
         validate=validate.Range(min=0, max=10),
+        error_messages={"invalid": whole_number_message(0, 10)},
         metadata={
             "description": "With conditions: current pain on the 0-10 numeric rating scale.",
             "example": 2,
@@ -244,9 +285,15 @@ def strict_schema_names() -> set[str]:
     return names
 
 
-class FhirAssessQuerySchema(StrictSchema):
+class FhirReportQuerySchema(StrictSchema):
     """What a FHIR QuestionnaireResponse cannot say, given as query parameters: these are
     instructions to the service, not answers of the patient's."""
+
+    rules_version = rules_version_field()
+
+
+class FhirAssessQuerySchema(FhirReportQuerySchema):
+    """The query of a QuestionnaireResponse to assess: also whether to store the result."""
 
     store = fields.Boolean(
         truthy={"true"},
@@ -257,4 +304,3 @@ class FhirAssessQuerySchema(StrictSchema):
             'storing (as "store": false in JSON). Default "true".'
         },
     )
-    rules_version = rules_version_field()

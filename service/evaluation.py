@@ -1,24 +1,35 @@
 """Symptom reports at the edge: how a body is read and checked, which rules version evaluates
 it, and the one evaluation path of an assessment.
 
-A valid body is accepted by the fast checker (equivalent to the marshmallow schema, and ten
-times cheaper); anything else goes through the schema, for its field-by-field errors. Both are
-built at import, when there is no app, from the rules shipped with this build: the library
-create_app loads too (``SHIPPED_RULES``), as ``schemas.report`` builds the schemas from it.
-Requests read the app's library through ``state().rules``.
+The report endpoints declare their body with ``@blp.arguments`` like any other, and their
+blueprint parses it with ``ReportParser``: a valid JSON body is accepted by the fast checker
+(equivalent to the marshmallow schema, and ten times cheaper); a FHIR QuestionnaireResponse is
+read as the report it stands for (``service.fhir_intake``); anything else goes through
+webargs and the schema, for its field-by-field errors. The checkers are built at import, when
+there is no app, from the rules shipped with this build: the library create_app loads too
+(``SHIPPED_RULES``), as ``schemas.report`` builds the schemas from it. Requests read the app's
+library through ``state().rules``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import orjson
 from flask import g, request
 from flask_smorest import abort
+from marshmallow import Schema
+from werkzeug.exceptions import UnsupportedMediaType
 
 from rules import Evaluator, load_library
 from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.report import RULES_VERSIONS, AssessRequestSchema, SymptomReportSchema
+from service.fhir_intake import assess_request_from_fhir, report_from_fhir
 from service.state import state
-from service.web import Blueprint
+from service.web import JSONParser, flatten_errors, sends_fhir
 
 SHIPPED_RULES = load_library()
 
@@ -28,6 +39,11 @@ ASSESS_REQUEST = AssessRequestSchema()
 REPORT_ACCEPTOR = ReportAcceptor(SHIPPED_RULES.report_sections, RULES_VERSIONS)
 ASSESS_REQUEST_ACCEPTOR = ReportAcceptor(
     SHIPPED_RULES.report_sections, RULES_VERSIONS, ASSESS_REQUEST_EXTRA_FIELDS
+)
+
+QUESTIONNAIRE_RESPONSE_AS_JSON = (
+    "This body is a FHIR QuestionnaireResponse: send it with Content-Type: "
+    f"{FHIR_MEDIA_TYPE} to be read as one, or send the JSON symptom report instead."
 )
 
 
@@ -44,29 +60,57 @@ def refuse_query_parameters() -> None:
     if request.args:
         abort(
             422,
-            message="Query parameters are only for QuestionnaireResponse bodies (POST /v1/assess); "
-            "put store and rules_version in the JSON body.",
+            message="Query parameters are only for QuestionnaireResponse bodies; a JSON body "
+            "carries its own settings (rules_version, and store on POST /v1/assess).",
             errors={name: ["Not a query parameter here."] for name in request.args},
         )
 
 
-def parse_body(acceptor: ReportAcceptor, schema) -> dict:
-    """The request's body, validated.
+@dataclass(frozen=True)
+class ReportBody:
+    """How one report endpoint reads its body: the fast checker of its JSON form, and how a
+    QuestionnaireResponse becomes that form (``from_fhir(acceptor, schema, flatten)``)."""
 
-    A valid body is accepted by the fast checker (equivalent to the schema, and ten times
-    cheaper); anything else goes through the marshmallow schema, which raises the 400 or 422
-    with its field-by-field messages.
-    """
-    refuse_query_parameters()
-    data = request.get_data(cache=True)
-    if data:
+    acceptor: ReportAcceptor
+    from_fhir: Callable[..., dict[str, Any]]
+
+
+class ReportParser(JSONParser):
+    """The argument parser of the report endpoints: a JSON body of a schema it knows is let
+    through by its fast checker; a FHIR body is read as the report it stands for; anything
+    else is webargs' and marshmallow's, whose errors are the 400 or 422. Every other schema
+    is parsed exactly as by JSONParser."""
+
+    def __init__(self, bodies: dict[Schema, ReportBody]) -> None:
+        super().__init__()
+        self._bodies = bodies
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        body = self._bodies.get(argmap) if location == "json" else None
+        if body is None:
+            return super().parse(argmap, req, location=location, **kwargs)
+        if sends_fhir():
+            return body.from_fhir(body.acceptor, argmap, flatten_errors)
+        refuse_query_parameters()
+        data = request.get_data(cache=True)
         try:
-            body = orjson.loads(data)
+            sent = orjson.loads(data) if data else None
         except orjson.JSONDecodeError:
-            body = None
-        if body is not None and acceptor.accepts(body):
-            return body
-    return Blueprint.ARGUMENTS_PARSER.parse(schema, request, location="json")
+            sent = None  # webargs answers the 400
+        accepted = body.acceptor.accept(sent)
+        if accepted is not None:
+            return accepted
+        if type(sent) is dict and sent.get("resourceType") == "QuestionnaireResponse":
+            raise UnsupportedMediaType(description=QUESTIONNAIRE_RESPONSE_AS_JSON)
+        return super().parse(argmap, req, location=location, **kwargs)
+
+
+REPORT_PARSER = ReportParser(
+    {
+        ASSESS_REQUEST: ReportBody(ASSESS_REQUEST_ACCEPTOR, assess_request_from_fhir),
+        REPORT: ReportBody(REPORT_ACCEPTOR, report_from_fhir),
+    }
+)
 
 
 def assess_report(report: dict) -> tuple[dict, dict]:

@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from rules import RulesLibrary
 from rules.terminology import report_field_paths
 from schemas.fhir.questionnaire import QuestionnaireResponseError, ResponseReader, questionnaire
-from schemas.report import FhirAssessQuerySchema
+from schemas.report import FhirAssessQuerySchema, FhirReportQuerySchema
 from service.state import state
 from service.web import FhirInputError
 
@@ -44,6 +44,7 @@ def response_reader(library: RulesLibrary) -> ResponseReader:
 
 
 FHIR_ASSESS_QUERY = FhirAssessQuerySchema()
+FHIR_REPORT_QUERY = FhirReportQuerySchema()
 
 
 def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
@@ -51,12 +52,30 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
 
     It then goes through the very checks a JSON body goes through (``acceptor`` and
     ``schema``), so both forms accept and refuse the same reports; errors name the linkId."""
+    report, subject, options = _read(FHIR_ASSESS_QUERY, flatten)
+    if subject is not None:
+        report["subject"] = subject
+    if not options["store"]:
+        report["store"] = False
+    return _checked(report, options, acceptor, schema, flatten)
+
+
+def report_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
+    """The JSON symptom report a QuestionnaireResponse body (and ``rules_version`` in the
+    query) stands for, checked as a JSON report is. Its subject is not needed: a report alone
+    is never stored."""
+    report, _subject, options = _read(FHIR_REPORT_QUERY, flatten)
+    return _checked(report, options, acceptor, schema, flatten)
+
+
+def _read(query_schema, flatten) -> tuple[dict[str, Any], dict | None, dict[str, Any]]:
+    """The request's QuestionnaireResponse as a report and its subject, and the query."""
     try:
         response = orjson.loads(request.get_data(cache=True))
     except orjson.JSONDecodeError:
         raise FhirInputError(400, "The request body is not valid JSON.") from None
     try:
-        options = FHIR_ASSESS_QUERY.load(request.args)
+        options = query_schema.load(request.args)
     except ValidationError as error:
         raise FhirInputError(422, "Invalid query parameters.", flatten(error.messages)) from None
     try:
@@ -65,11 +84,10 @@ def assess_request_from_fhir(acceptor, schema, flatten) -> dict[str, Any]:
         raise FhirInputError(
             422, "The QuestionnaireResponse cannot be read as a symptom report.", error.errors
         ) from None
-    body: dict[str, Any] = dict(report)
-    if subject is not None:
-        body["subject"] = subject
-    if not options["store"]:
-        body["store"] = False
+    return dict(report), subject, options
+
+
+def _checked(body: dict[str, Any], options, acceptor, schema, flatten) -> dict[str, Any]:
     if "rules_version" in options:
         body["rules_version"] = options["rules_version"]
     try:

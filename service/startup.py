@@ -95,10 +95,20 @@ def register_blueprints(app: Flask, api: Api) -> None:
     """The routes, in the order the OpenAPI document lists them."""
     # Imported here, when an app is made: importing the service package (for its settings,
     # its metrics or its commands) does not import every route and build its documentation.
-    from service.api import assessment, catalogue, cds_hooks, fhir, health, reassessments, records
+    from service.api import (
+        assessment,
+        catalogue,
+        cds_hooks,
+        fhir,
+        health,
+        interview,
+        reassessments,
+        records,
+    )
     from service.docs import docs_assets
 
     api.register_blueprint(assessment.blp)
+    api.register_blueprint(interview.blp)
     api.register_blueprint(records.blp)
     api.register_blueprint(reassessments.blp)
     api.register_blueprint(catalogue.blp)

@@ -12,6 +12,7 @@ version folder's files in the order their rules may refer to one another.
 
 from __future__ import annotations
 
+from rules.loading.checklists import CHECKLISTS_FILE, Checklist, load_checklists
 from rules.loading.report_fields import (
     REPORT_FIELDS_FILE,
     load_report_fields,
@@ -24,10 +25,13 @@ from rules.loading.vocabulary import CATEGORIES, PHASES
 
 __all__ = [
     "CATEGORIES",
+    "CHECKLISTS_FILE",
     "PHASES",
     "REPORT_FIELDS_FILE",
     "VERSIONS_DIR",
+    "Checklist",
     "discover_versions",
+    "load_checklists",
     "load_report_fields",
     "load_ruleset",
     "questions_for",

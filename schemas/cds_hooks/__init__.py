@@ -42,7 +42,10 @@ class HookRequestSchema(_Open):
         metadata={"description": "A UUID for this call."},
     )
     fhirServer = fields.Url(
-        require_tld=False, metadata={"description": "The client's FHIR base URL."}
+        require_tld=False,
+        # OpenAPI's format for an absolute address is uri; apispec writes url, which JSON
+        # Schema does not define and client generators do not know.
+        metadata={"description": "The client's FHIR base URL.", "format": "uri"},
     )
     fhirAuthorization = fields.Dict(
         metadata={"description": "Not used: this service never calls the client's FHIR server."}

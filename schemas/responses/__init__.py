@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from rules.model import PLAN_STATUSES
 from schemas.responses.assessment import (
+    PRESCRIPTION_BASES,
     AssessmentSchema,
     EscalationSchema,
     PrescriptionSchema,
@@ -84,6 +85,7 @@ __all__ = [
     "LEVEL",
     "LIKELIHOODS",
     "PLAN_STATUSES",
+    "PRESCRIPTION_BASES",
     "PRIORITIES",
     "TIME_FRAMES",
     "ApplicabilitySchema",

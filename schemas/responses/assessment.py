@@ -23,6 +23,8 @@ from schemas.responses.triage import (
     TriageSchema,
 )
 
+PRESCRIPTION_BASES = ("report", "conditions")
+
 
 class TraceEntrySchema(Schema):
     rule_id = _s("The stable id of the rule.")
@@ -111,7 +113,7 @@ class PrescriptionSchema(Schema):
     rules_version = _version_field()
     basis = _s(
         "report (also when made from a stored assessment's report) or conditions.",
-        validate=validate.OneOf(("report", "conditions")),
+        validate=validate.OneOf(PRESCRIPTION_BASES),
     )
     triage = fields.Nested(TriageSchema, metadata={"description": "With a report: the triage."})
     conditions = fields.List(fields.String(), metadata={"description": "With conditions."})

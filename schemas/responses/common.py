@@ -71,7 +71,9 @@ class SourceSchema(Schema):
     paragraph = fields.Integer(
         metadata={"description": "The paragraph number under that heading, from 1."}
     )
-    url = _s("The address of an external guideline.", required=False)
+    url = fields.String(
+        metadata={"description": "The address of an external guideline.", "format": "uri"}
+    )
     quote = _s(
         "Rules 2.0.0 and later: the words of the article paragraph the rule relies on.",
         required=False,

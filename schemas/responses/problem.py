@@ -19,7 +19,7 @@ class ProblemSchema(Schema):
         values=fields.List(fields.String()),
         metadata={
             "description": "For validation errors: messages by field path, e.g. "
-            '{"pain.intensity": ["Not a valid integer: send a JSON number without quotes."]}'
+            '{"pain.intensity": ["Must be a whole number from 0 to 10."]}'
         },
     )
     request_id = _s("The request id, as in the X-Request-ID header.")

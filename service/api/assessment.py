@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import g, request
 
-from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.report import PrescriptionRequestSchema
 from schemas.responses import (
     AssessmentRecordSchema,
@@ -13,27 +12,25 @@ from schemas.responses import (
     PrescriptionRecordSchema,
     PrescriptionSchema,
 )
-from service import examples
+from service import examples, response_examples
 from service.api.assessment_docs import (
-    FHIR_QUERY_PARAMETERS,
+    ASSESS_BODY_DESCRIPTION,
+    ESCALATION_BODY_DESCRIPTION,
+    FHIR_REPORT_BODY,
     IDEMPOTENCY_PARAMETER,
     LOCATION_HEADERS,
     PRESCRIPTION_BODY,
     example,
     example_evaluator,
-    report_body_doc,
 )
 from service.evaluation import (
     ASSESS_REQUEST,
-    ASSESS_REQUEST_ACCEPTOR,
     REPORT,
-    REPORT_ACCEPTOR,
+    REPORT_PARSER,
     assess_report,
     evaluator_for,
-    parse_body,
     refuse_query_parameters,
 )
-from service.fhir_intake import assess_request_from_fhir
 from service.observability import (
     observe_assessment,
     observe_escalation_check,
@@ -60,7 +57,6 @@ from service.web import (
     V1_ERRORS,
     Blueprint,
     documented,
-    flatten_errors,
     json_response,
     problem_responses,
 )
@@ -72,38 +68,36 @@ blp = Blueprint(
     description="Triage a symptom report, screen it for red flags, and prescribe exercise.",
 )
 
+# The report bodies of /assess and /escalation-check go through the fast checker (JSON) or the
+# FHIR intake; every other body is parsed as on any blueprint.
+blp.ARGUMENTS_PARSER = REPORT_PARSER
+
 # Schema instances, built once: a schema class passed here would be rebuilt on every request.
 PRESCRIPTION_REQUEST = PrescriptionRequestSchema()
 
 
 @blp.route("/assess", methods=["POST"])
-@documented(
-    problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS),
-    blp.doc(
-        requestBody=report_body_doc(
-            "AssessRequest",
-            "The symptom report, with whom it is about and whether to store it; or a FHIR "
-            "QuestionnaireResponse to GET /v1/questionnaire (the subject as an identifier, "
-            "store and rules_version as query parameters).",
-            fhir=True,
-        ),
-        parameters=[IDEMPOTENCY_PARAMETER, *FHIR_QUERY_PARAMETERS],
-    ),
-    blp.response(
-        201,
-        AssessmentRecordSchema,
-        description="Stored: the assessment with its id, its plan's link and the report.",
-        headers=LOCATION_HEADERS,
-    ),
-    blp.alt_response(
-        200,
-        schema=AssessmentSchema,
-        description='With "store": false (or storage turned off): the assessment; nothing kept.',
-        example=example("assess", examples.SELF_CARE_TECHNIQUE),
-        headers=RULES_RESPONSE_HEADERS,
-    ),
+@blp.arguments(
+    ASSESS_REQUEST, description=ASSESS_BODY_DESCRIPTION, examples=examples.REPORT_EXAMPLES
 )
-def assess():
+@blp.doc(requestBody=FHIR_REPORT_BODY, parameters=[IDEMPOTENCY_PARAMETER])
+# The views return finished Responses (orjson), which @blp.response passes through undumped.
+@blp.response(
+    201,
+    AssessmentRecordSchema,
+    description="Stored: the assessment with its id, its plan's link and the report.",
+    example=response_examples.STORED_ASSESSMENT,
+    headers=LOCATION_HEADERS,
+)
+@blp.alt_response(
+    200,
+    schema=AssessmentSchema,
+    description='With "store": false (or storage turned off): the assessment; nothing kept.',
+    example=example("assess", examples.SELF_CARE_TECHNIQUE),
+    headers=RULES_RESPONSE_HEADERS,
+)
+@problem_responses(blp, 400, 413, 415, 410, 422, *V1_ERRORS)
+def assess(body: dict):
     """Assess a symptom report
 
     Triage level and red flags, likely causes with their evidence, advice, an exercise plan,
@@ -119,10 +113,6 @@ def assess():
     result of the equivalent JSON report; its errors are `OperationOutcome`s naming the item.
     """
     key = idempotency_key()
-    if request.mimetype == FHIR_MEDIA_TYPE:
-        body = assess_request_from_fhir(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST, flatten_errors)
-    else:
-        body = parse_body(ASSESS_REQUEST_ACCEPTOR, ASSESS_REQUEST)
     keep = body.pop("store", True) and storing_enabled()
     subject = subject_from(body.pop("subject", None))
     sent, assessment = assess_report(body)
@@ -135,26 +125,27 @@ def assess():
 
 
 @blp.route("/escalation-check", methods=["POST"])
-@documented(
-    problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS),
-    blp.doc(requestBody=report_body_doc("SymptomReport", "The symptom report.")),
-    blp.response(
-        200,
-        EscalationSchema,
-        description="The red-flag screen; it always agrees with POST /v1/assess.",
-        example=example("escalation_check", examples.POSSIBLE_DVT),
-        headers=RULES_RESPONSE_HEADERS,
-    ),
+@blp.arguments(REPORT, description=ESCALATION_BODY_DESCRIPTION, examples=examples.REPORT_EXAMPLES)
+@blp.doc(requestBody=FHIR_REPORT_BODY)
+@blp.response(
+    200,
+    EscalationSchema,
+    description="The red-flag screen; it always agrees with POST /v1/assess.",
+    example=example("escalation_check", examples.POSSIBLE_DVT),
+    headers=RULES_RESPONSE_HEADERS,
 )
-def escalation_check():
+@problem_responses(blp, 400, 413, 415, 422, *V1_ERRORS)
+def escalation_check(report: dict):
     """Screen a report for red flags
 
     The fast check a fitness app runs before or during a stretching session: the triage level,
     whether to escalate and to stop stretching, the red flags, and the red-flag questions still
     unanswered. Same report as POST /v1/assess (without `store` or `subject`: nothing is ever
     stored here), and the same answer on every input.
+
+    A FHIR `QuestionnaireResponse` (`Content-Type: application/fhir+json`) gives exactly the
+    result of the equivalent JSON report.
     """
-    report = parse_body(REPORT_ACCEPTOR, REPORT)
     evaluator = evaluator_for(report.pop("rules_version", None))
     check = evaluator.escalation_check(report)
     observe_escalation_check(check)
@@ -172,6 +163,7 @@ def escalation_check():
         201,
         PrescriptionRecordSchema,
         description="Stored: the prescription with its id and the request it was made from.",
+        example=response_examples.CREATED_PRESCRIPTION,
         headers=LOCATION_HEADERS,
     ),
     blp.alt_response(

@@ -16,13 +16,19 @@ IDEMPOTENCY_PARAMETER = {
     "name": IDEMPOTENCY_HEADER,
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    # No example: Swagger UI would send it with every Execute, and one fixed key turns every
+    # other request into a 422 and a repeated one into a replay. The /docs page fills in a
+    # fresh key instead (service.docs).
     "description": (
-        "Makes a retry safe: the same key with the same body returns the first result (201, "
-        "with Idempotent-Replayed: true) without storing a second record; the same key with "
-        "another body is a 422; the key of an erased record is a 410 (nothing stored again). "
-        "Keys are per tenant."
+        "Optional; makes a retry safe. Send a new key, such as a fresh UUID, with each new "
+        "request, and the same key again only when you retry that request (after a timeout or "
+        "a lost answer). The same key with the same body returns the first result (201, with "
+        "Idempotent-Replayed: true) without storing a second record; the same key with another "
+        "body is a 422 (idempotency-key-reused); the key of an erased record is a 410 (nothing "
+        "stored again). Keys are per tenant. On the /docs page, leave this field empty: the "
+        "page sends a fresh UUID with each Execute (see it in the curl line). Type a key in "
+        "only to try a retry."
     ),
-    "example": "5f1c7d3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f",
 }
 LOCATION_HEADERS = {
     **RULES_RESPONSE_HEADERS,
@@ -35,38 +41,44 @@ LOCATION_HEADERS = {
 }
 
 
-def report_body_doc(schema_name: str, description: str, fhir: bool = False) -> dict:
-    content = {
-        "application/json": {
-            "schema": {"$ref": f"#/components/schemas/{schema_name}"},
-            "examples": examples.REPORT_EXAMPLES,
-        }
-    }
-    if fhir:
-        content[FHIR_MEDIA_TYPE] = {
+# The FHIR form of a report body, documented beside the JSON form that @blp.arguments gives.
+FHIR_REPORT_BODY = {
+    "content": {
+        FHIR_MEDIA_TYPE: {
             **FHIR_RESPONSES["QuestionnaireResponse"][FHIR_MEDIA_TYPE],
             "examples": examples.QUESTIONNAIRE_RESPONSE_EXAMPLES,
         }
-    return {"required": True, "description": description, "content": content}
+    }
+}
 
 
-FHIR_QUERY_PARAMETERS = [
-    {
-        "in": "query",
-        "name": "store",
-        "required": False,
-        "schema": {"type": "string", "enum": ["true", "false"]},
-        "description": 'Only with a QuestionnaireResponse body: "false" assesses without '
-        'storing (200), as "store": false does in JSON. A JSON body takes it in the body.',
-    },
-    {
-        "in": "query",
-        "name": "rules_version",
-        "required": False,
-        "schema": {"type": "string", "enum": list(RULES_VERSIONS)},
-        "description": "Only with a QuestionnaireResponse body: pin a rules version.",
-    },
-]
+# Said only of the FHIR body, not as the operation's query parameters: with a JSON body they
+# are a 422, and a generated client would offer them beside every JSON call.
+FHIR_QUERY_PARAMETERS = (
+    "With a QuestionnaireResponse body only, two query parameters set what a JSON body says "
+    'in its own fields: `store=false` assesses without storing (200), as `"store": false` '
+    "does, and `rules_version` pins a rules version ("
+    + ", ".join(f"`{version}`" for version in RULES_VERSIONS)
+    + "). With a JSON body, any query parameter is a 422."
+)
+# Said of the JSON report in both request bodies, as the spec marks those keys nullable.
+REPORT_NULLS = (
+    "In the JSON report, an optional answer, a whole section or `rules_version` sent as null "
+    'means "not asked" (unknown, never "no"), exactly as if it were left out.'
+)
+ASSESS_BODY_DESCRIPTION = (
+    "The symptom report, with whom it is about and whether to store it; or a FHIR "
+    "QuestionnaireResponse to GET /v1/questionnaire (the subject as an identifier).\n\n"
+    + FHIR_QUERY_PARAMETERS
+    + "\n\n"
+    + REPORT_NULLS
+)
+ESCALATION_BODY_DESCRIPTION = (
+    "The symptom report; or a FHIR QuestionnaireResponse to GET /v1/questionnaire (its subject "
+    "is not needed: nothing is stored). With a QuestionnaireResponse body only, the query "
+    "parameter `rules_version` pins a rules version; with a JSON body, any query parameter is "
+    "a 422.\n\n" + REPORT_NULLS
+)
 
 
 def example_evaluator():

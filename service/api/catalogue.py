@@ -15,6 +15,7 @@ from schemas.responses import (
     RulesVersionListSchema,
 )
 from service.evaluation import SHIPPED_RULES, evaluator_for
+from service.response_examples import shortened
 from service.state import state
 from service.web import (
     RULES_RESPONSE_HEADERS,
@@ -39,9 +40,49 @@ class VersionQuerySchema(Schema):
 VERSION_QUERY = VersionQuerySchema()
 
 
+def _newest():
+    # The documented examples are built at import, when there is no app.
+    return SHIPPED_RULES.get().ruleset
+
+
+def _exercise_list(ruleset) -> dict:
+    return {
+        "rules_version": ruleset.version,
+        "exercises": [e.catalogue for e in ruleset.exercises.values()],
+    }
+
+
+def _condition_list(ruleset, classification) -> dict:
+    return {
+        "rules_version": ruleset.version,
+        "conditions": [_condition(c, classification) for c in ruleset.causes],
+    }
+
+
+def _rules_versions(library) -> dict:
+    return {
+        "default_version": library.default_version,
+        "versions": [
+            {
+                "version": e.ruleset.version,
+                "released": e.ruleset.released,
+                "summary": e.ruleset.summary,
+                "digest": e.ruleset.digest,
+                "default": e.ruleset.version == library.default_version,
+            }
+            for e in library
+        ],
+    }
+
+
 @blp.route("/exercises")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ExerciseListSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    ExerciseListSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    example=shortened(_exercise_list(_newest())),
+)
 @problem_responses(blp, *V1_ERRORS)
 def list_exercises(rules_version: str | None = None):
     """List the exercises
@@ -49,22 +90,11 @@ def list_exercises(rules_version: str | None = None):
     The article's stretches and strengthening exercises, and the warm-up, with steps, cues,
     cautions and contraindications.
     """
-    ruleset = evaluator_for(rules_version).ruleset
-    return json_response(
-        {
-            "rules_version": ruleset.version,
-            "exercises": [e.catalogue for e in ruleset.exercises.values()],
-        }
-    )
+    return json_response(_exercise_list(evaluator_for(rules_version).ruleset))
 
 
 def _path(name: str, description: str, example: str) -> list[dict]:
     return [{"in": "path", "name": name, "description": description, "example": example}]
-
-
-def _newest():
-    # The documented examples are built at import, when there is no app.
-    return SHIPPED_RULES.get().ruleset
 
 
 def _condition(cause, classification) -> dict:
@@ -99,7 +129,12 @@ def get_exercise(exercise_id: str, rules_version: str | None = None):
 
 @blp.route("/conditions")
 @blp.arguments(VERSION_QUERY, location="query", as_kwargs=True)
-@blp.response(200, ConditionListSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    ConditionListSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    example=shortened(_condition_list(_newest(), SHIPPED_RULES.classification)),
+)
 @problem_responses(blp, *V1_ERRORS)
 def list_conditions(rules_version: str | None = None):
     """List the conditions
@@ -107,13 +142,7 @@ def list_conditions(rules_version: str | None = None):
     The thirteen possible causes the rules rank, with the signals that point to each.
     """
     ruleset = evaluator_for(rules_version).ruleset
-    classification = state().rules.classification
-    return json_response(
-        {
-            "rules_version": ruleset.version,
-            "conditions": [_condition(c, classification) for c in ruleset.causes],
-        }
-    )
+    return json_response(_condition_list(ruleset, state().rules.classification))
 
 
 @blp.route(
@@ -140,36 +169,32 @@ def get_condition(code: str, rules_version: str | None = None):
 
 
 @blp.route("/rules")
-@blp.response(200, RulesVersionListSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    RulesVersionListSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    example=_rules_versions(SHIPPED_RULES),
+)
 @problem_responses(blp, *V1_ERRORS)
 def list_rule_sets():
     """List the rules versions
 
     Every loaded version, oldest first. A request may pin one with `rules_version`.
     """
-    library = state().rules
-    return json_response(
-        {
-            "default_version": library.default_version,
-            "versions": [
-                {
-                    "version": e.ruleset.version,
-                    "released": e.ruleset.released,
-                    "summary": e.ruleset.summary,
-                    "digest": e.ruleset.digest,
-                    "default": e.ruleset.version == library.default_version,
-                }
-                for e in library
-            ],
-        }
-    )
+    return json_response(_rules_versions(state().rules))
 
 
 @blp.route(
     "/rules/<string:version>",
     parameters=_path("version", "A rules version from GET /v1/rules.", "1.0.0"),
 )
-@blp.response(200, RuleSetDocumentSchema, headers=RULES_RESPONSE_HEADERS)
+@blp.response(
+    200,
+    RuleSetDocumentSchema,
+    headers=RULES_RESPONSE_HEADERS,
+    # Every list cut short: the whole document runs to some 150 kB.
+    example=shortened(_newest().document),
+)
 @problem_responses(blp, 404, *V1_ERRORS)
 def get_rule_set(version: str):
     """Get a rule set

@@ -18,7 +18,7 @@ from flask import current_app, g
 
 from schemas.cds_hooks import FeedbackRequestSchema, HookRequestSchema
 from schemas.fhir import QUESTIONNAIRE_URL
-from service import examples
+from service import examples, response_examples
 from service.cds.authentication import CdsFailureBudgetSpent, authenticate
 from service.cds.cards import cards_for
 from service.cds.feedback import UnknownCards, record_feedback
@@ -196,7 +196,8 @@ SERVICE_ID_PARAMETER = [
                                 "description": "CDS Hooks 2.0 cards.",
                             }
                         },
-                    }
+                    },
+                    "example": response_examples.CDS_CARDS,
                 }
             },
         },

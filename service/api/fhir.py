@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from service import response_examples
 from service.fhir_intake import intake_questionnaire
+from service.response_examples import fhir_doc_with_example
 from service.state import state
-from service.web import V1_ERRORS, Blueprint, fhir_doc, fhir_response, problem_responses
+from service.web import (
+    V1_ERRORS,
+    Blueprint,
+    fhir_response,
+    problem_responses,
+    require_fhir,
+)
 
 blp = Blueprint(
     "fhir",
@@ -17,7 +25,11 @@ blp = Blueprint(
 
 
 @blp.route("/questionnaire")
-@blp.doc(**fhir_doc("Questionnaire", "The symptom intake Questionnaire."))
+@blp.doc(
+    **fhir_doc_with_example(
+        "Questionnaire", "The symptom intake Questionnaire.", response_examples.QUESTIONNAIRE
+    )
+)
 @problem_responses(blp, *V1_ERRORS)
 def get_questionnaire():
     """The symptom intake as a FHIR Questionnaire
@@ -28,4 +40,5 @@ def get_questionnaire():
     another. Send a `QuestionnaireResponse` to it to `POST /v1/assess` with
     `Content-Type: application/fhir+json`: the result is the same as for the JSON report.
     """
+    require_fhir()
     return fhir_response(intake_questionnaire(state().rules))

@@ -3,32 +3,49 @@
 from __future__ import annotations
 
 from schemas.responses import HealthSchema, ReadinessSchema
+from service.evaluation import SHIPPED_RULES
 from service.state import state
 from service.web import Blueprint, json_response
 
 blp = Blueprint("health", __name__, description="Service health.")
+# Every check passed, in the words readyz uses.
+READY = {"rules": "loaded", "database": "ok", "migrations": "current"}
+
+
+def _health(library) -> dict:
+    return {
+        "status": "ok",
+        "rules_versions": library.versions,
+        "default_rules_version": library.default_version,
+    }
 
 
 @blp.route("/healthz")
-@blp.response(200, HealthSchema)
+@blp.response(200, HealthSchema, example=_health(SHIPPED_RULES))
 def healthz():
     """The process is up and its rules are loaded
 
     For load balancers and orchestrators: answers 200 with the loaded rules versions.
     """
-    library = state().rules
-    return json_response(
-        {
-            "status": "ok",
-            "rules_versions": library.versions,
-            "default_rules_version": library.default_version,
-        }
-    )
+    return json_response(_health(state().rules))
 
 
 @blp.route("/readyz")
-@blp.response(200, ReadinessSchema, description="Ready: rules loaded, database reachable.")
-@blp.alt_response(503, schema=ReadinessSchema, description="Not ready; checks says why.")
+@blp.response(
+    200,
+    ReadinessSchema,
+    description="Ready: rules loaded, database reachable.",
+    example={"status": "ready", "checks": READY},
+)
+@blp.alt_response(
+    503,
+    schema=ReadinessSchema,
+    description="Not ready; checks says why.",
+    example={
+        "status": "not_ready",
+        "checks": {**READY, "database": "unreachable", "migrations": "unknown"},
+    },
+)
 def readyz():
     """The service can take traffic
 

@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from rules.difference import assessment_difference
 from schemas.reassessments import ReassessmentRequestSchema, ReassessmentSchema
 from schemas.report import RULES_VERSIONS
+from service import response_examples
 from service.api.assessment_docs import IDEMPOTENCY_PARAMETER, LOCATION_HEADERS
 from service.api.records import get_record, problem_404
 from service.evaluation import REPORT, REPORT_ACCEPTOR, assess_report, refuse_query_parameters
@@ -108,6 +109,7 @@ def reassessment(
     ReassessmentSchema,
     description="Both assessments and their difference; nothing written.",
     headers=RULES_RESPONSE_HEADERS,
+    example=reassessment(response_examples.ORIGINAL_RECORD, response_examples.REASSESSED),
 )
 @blp.alt_response(
     201,
@@ -115,6 +117,11 @@ def reassessment(
     description="With store: true, the same, and the new assessment was stored (Location), "
     "with its plan, the original's subject and links.reassessment_of.",
     headers=LOCATION_HEADERS,
+    example=reassessment(
+        response_examples.ORIGINAL_RECORD,
+        response_examples.REASSESSED,
+        response_examples.REASSESSMENT_ID,
+    ),
 )
 @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
 @problem_responses(blp, 400, 404, 409, 410, 413, 415, 422, *V1_ERRORS)

@@ -13,20 +13,22 @@ from flask.views import MethodView
 
 from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
+from service import response_examples
 from service.records_as_fhir import bundle_for, care_plan_for
 from service.records_as_json import assessment_json, render_prescription, render_summary
+from service.response_examples import fhir_doc_with_example
 from service.state import state
 from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, RECORD_ID_LENGTH, Subject
 from service.web import (
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
-    fhir_doc,
     fhir_response,
     json_response,
     problem,
     problem_responses,
-    speaks_fhir,
+    require_fhir,
+    wants_fhir,
 )
 
 blp = Blueprint(
@@ -67,7 +69,7 @@ def problem_404():
 
 @blp.route("/assessments")
 @blp.arguments(LIST_QUERY, location="query", as_kwargs=True)
-@blp.response(200, AssessmentPageSchema)
+@blp.response(200, AssessmentPageSchema, example=response_examples.ASSESSMENT_PAGE)
 @problem_responses(blp, 422, *V1_ERRORS)
 def list_assessments(limit, cursor=None, subject=None, created_after=None, created_before=None):
     """List your stored assessments
@@ -101,7 +103,12 @@ def list_assessments(limit, cursor=None, subject=None, created_after=None, creat
 
 @blp.route("/assessments/<string:assessment_id>")
 class Assessment(MethodView):
-    @blp.response(200, AssessmentRecordSchema, headers=RULES_RESPONSE_HEADERS)
+    @blp.response(
+        200,
+        AssessmentRecordSchema,
+        headers=RULES_RESPONSE_HEADERS,
+        example=response_examples.STORED_ASSESSMENT,
+    )
     @problem_responses(blp, *READ_ERRORS)
     def get(self, assessment_id):
         """A stored assessment
@@ -115,7 +122,7 @@ class Assessment(MethodView):
         causes), one `Condition` per likely cause (`differential`, with its ICD-10-CM code) and
         the `CarePlan`; errors are then `OperationOutcome`s.
         """
-        if speaks_fhir():
+        if wants_fhir():
             return _as_fhir(ASSESSMENT, assessment_id, bundle_for)
         record = get_record(ASSESSMENT, assessment_id)
         if record is None:
@@ -143,7 +150,12 @@ class Assessment(MethodView):
 
 @blp.route("/exercise-prescriptions/<string:prescription_id>")
 class Prescription(MethodView):
-    @blp.response(200, PrescriptionRecordSchema, headers=RULES_RESPONSE_HEADERS)
+    @blp.response(
+        200,
+        PrescriptionRecordSchema,
+        headers=RULES_RESPONSE_HEADERS,
+        example=response_examples.STORED_PRESCRIPTION,
+    )
     @problem_responses(blp, *READ_ERRORS)
     def get(self, prescription_id):
         """A stored exercise prescription
@@ -156,7 +168,7 @@ class Prescription(MethodView):
         addresses with their ICD-10-CM codes, the stop rules and sources as notes; errors are
         then `OperationOutcome`s. Also at `GET /v1/exercise-prescriptions/{id}/fhir`.
         """
-        if speaks_fhir():
+        if wants_fhir():
             return _as_fhir(EXERCISE_PRESCRIPTION, prescription_id, care_plan_for)
         record = get_record(EXERCISE_PRESCRIPTION, prescription_id)
         if record is None:
@@ -176,6 +188,7 @@ class Prescription(MethodView):
 
 
 def _as_fhir(kind: str, record_id: str, render):
+    require_fhir()
     record = get_record(kind, record_id)
     if record is None:
         return problem_404()
@@ -183,7 +196,9 @@ def _as_fhir(kind: str, record_id: str, render):
 
 
 @blp.route("/assessments/<string:assessment_id>/fhir")
-@blp.doc(**fhir_doc("Bundle", "The assessment as a FHIR Bundle."))
+@blp.doc(
+    **fhir_doc_with_example("Bundle", "The assessment as a FHIR Bundle.", response_examples.BUNDLE)
+)
 @problem_responses(blp, *READ_ERRORS)
 def get_assessment_fhir(assessment_id):
     """A stored assessment as a FHIR Bundle
@@ -195,7 +210,11 @@ def get_assessment_fhir(assessment_id):
 
 
 @blp.route("/exercise-prescriptions/<string:prescription_id>/fhir")
-@blp.doc(**fhir_doc("CarePlan", "The prescription as a FHIR CarePlan."))
+@blp.doc(
+    **fhir_doc_with_example(
+        "CarePlan", "The prescription as a FHIR CarePlan.", response_examples.CARE_PLAN
+    )
+)
 @problem_responses(blp, *READ_ERRORS)
 def get_prescription_fhir(prescription_id):
     """A stored exercise prescription as a FHIR CarePlan

@@ -1,25 +1,32 @@
-"""Command-line tools: migrations, API keys, and reassessing stored records after a release.
+"""Command-line tools: migrations, API keys, backups, and reassessing stored records after a
+release.
 
-flask --app service.wsgi db upgrade
-flask --app service.wsgi keys create --tenant acme-fitness --label "production backend"
-flask --app service.wsgi keys list [--tenant acme-fitness]
-flask --app service.wsgi keys revoke 3
-flask --app service.wsgi reassess --tenant acme-fitness --rules-version 2.0.0 \
+In the project's environment the `popliteal` command has the app preset:
+
+popliteal db upgrade
+popliteal keys create --tenant acme-fitness --label "production backend"
+popliteal keys list [--tenant acme-fitness]
+popliteal keys revoke 3
+popliteal reassess --tenant acme-fitness --rules-version 2.0.0 \
     [--output report.json] [--format json|jsonl] [--changed-only]
-flask --app service.wsgi backup create /backups/popliteal-2026-05-01.backup
-flask --app service.wsgi backup restore /backups/popliteal-2026-05-01.backup [--replace]
+popliteal backup create /backups/popliteal-2026-05-01.backup
+popliteal backup restore /backups/popliteal-2026-05-01.backup [--replace]
+
+Wherever Flask's own `flask` is on the PATH (the container image, for one), the same commands
+are `flask --app service.wsgi db upgrade`, and so on.
 """
 
 from __future__ import annotations
 
 from flask import Flask
+from flask.cli import FlaskGroup, ScriptInfo
 
 from service.cli.api_keys import keys
 from service.cli.backups import backup
 from service.cli.database import db
 from service.cli.reassessment import reassess
 
-__all__ = ["backup", "db", "keys", "reassess", "register_commands"]
+__all__ = ["backup", "db", "keys", "main", "reassess", "register_commands"]
 
 
 def register_commands(app: Flask) -> None:
@@ -27,3 +34,16 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(keys)
     app.cli.add_command(reassess)
     app.cli.add_command(backup)
+
+
+# What `flask --app` names: the app, as gunicorn loads it.
+APP_IMPORT_PATH = "service.wsgi"
+
+
+def main() -> None:
+    """The `popliteal` command ([project.scripts]): Flask's command line with the app preset,
+    exactly as `flask --app service.wsgi`, so that no --app is needed."""
+    FlaskGroup(
+        name="popliteal",
+        help="Popliteal's command line: migrations, API keys, backups, reassessment.",
+    ).main(prog_name="popliteal", obj=ScriptInfo(app_import_path=APP_IMPORT_PATH))

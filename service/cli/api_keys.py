@@ -1,11 +1,15 @@
-"""flask keys: create, list and revoke API keys, and the development key of a first start."""
+"""The keys commands (`popliteal keys …`, or `flask --app service.wsgi keys …`): create, list and
+revoke API keys, and the development key of a first start."""
 
 from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
 
+from service.cli.typed import typed_command
 from service.state import state
+
+CREATE_HINT = "keys create --tenant NAME"
 
 keys = AppGroup("keys", help="API keys: create, list, revoke.")
 
@@ -48,10 +52,12 @@ def keys_ensure_development() -> None:
     """On a database with no keys yet, create one for the 'development' tenant and print it."""
     key = state().storage.keys.ensure_development_key()
     if key is None:
-        click.echo("API keys exist already; none created. (flask keys create --tenant NAME)")
+        click.echo("API keys exist already; none created. To create another, run:")
+        click.echo(f"    {typed_command(CREATE_HINT)}")
         return
     click.echo("")
     click.echo("First start: a development API key was created. It is shown only this once.")
     click.echo("Authorise in /docs (Authorize button) or send: Authorization: Bearer <key>")
     click.echo(f"    {key}")
+    click.echo(f"More keys: {typed_command(CREATE_HINT)}")
     click.echo("")

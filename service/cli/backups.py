@@ -1,4 +1,5 @@
-"""flask backup: create a backup while the service runs, restore one with the service stopped."""
+"""The backup commands (`popliteal backup …`, or `flask --app service.wsgi backup …`): create
+a backup while the service runs, restore one with the service stopped."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 from flask.cli import AppGroup
 
 from service.backup import BackupError, Outcome, create_backup, restore_backup
+from service.cli.typed import typed_command
 from service.state import state
 
 backup = AppGroup("backup", help="Backups: create one while the service runs, restore one.")
@@ -64,9 +66,10 @@ def backup_restore(source: Path, replace: bool) -> None:
     click.echo(
         {
             "current": "Migrations are current: the service can start.",
-            "empty": "The backup holds no migrated database: run db upgrade before starting.",
+            "empty": "The backup holds no migrated database: run "
+            f"`{typed_command('db upgrade')}` before starting.",
             "behind": f"Migrations are behind (this code expects {expected}): run "
-            "`flask --app service.wsgi db upgrade` before starting the service.",
+            f"`{typed_command('db upgrade')}` before starting the service.",
             "unknown": f"The database is at a revision this code does not know (it expects "
             f"{expected}): a newer release made the backup; run that release.",
         }[outcome.migrations]

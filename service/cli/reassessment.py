@@ -1,5 +1,6 @@
-"""flask reassess: every stored assessment of a tenant evaluated again under a rules version,
-and a report of what changes (written as it goes, in JSON or JSON Lines). Stores nothing."""
+"""The reassess command (`popliteal reassess`, or `flask --app service.wsgi reassess`): every
+stored assessment of a tenant evaluated again under a rules version, and a report of what
+changes (written as it goes, in JSON or JSON Lines). Stores nothing."""
 
 from __future__ import annotations
 

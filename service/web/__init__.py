@@ -38,11 +38,15 @@ from service.web.errors import (
     register_error_handlers,
 )
 from service.web.negotiation import (
+    FHIR_VERSIONS,
     RESPONSE_MEDIA_TYPES,
     fhir_outcome,
     fhir_response,
     json_response,
+    require_fhir,
+    sends_fhir,
     speaks_fhir,
+    wants_fhir,
 )
 from service.web.openapi import PoplitealApi, finish_spec, spec_kwargs
 from service.web.problems import (
@@ -65,6 +69,7 @@ __all__ = [
     "ERROR_HANDLERS",
     "FHIR_RESOURCES",
     "FHIR_RESPONSES",
+    "FHIR_VERSIONS",
     "IDEMPOTENCY_KEY_ERASED_PROBLEM",
     "IDEMPOTENCY_KEY_REUSED_PROBLEM",
     "PROBLEM_MEDIA_TYPE",
@@ -99,6 +104,9 @@ __all__ = [
     "problem",
     "problem_responses",
     "register_error_handlers",
+    "require_fhir",
+    "sends_fhir",
     "speaks_fhir",
     "spec_kwargs",
+    "wants_fhir",
 ]

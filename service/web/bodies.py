@@ -19,6 +19,11 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
+from schemas.fhir import FHIR_MEDIA_TYPE
+
+# FHIR JSON's media type before R4 (DSTU2 and STU3); R4 servers still take it.
+LEGACY_FHIR_MEDIA_TYPE = "application/json+fhir"
+
 UNREADABLE_BODY = (
     "The request body could not be read: its chunked transfer coding is malformed (a chunk "
     "size that is not hexadecimal, a chunk without its CRLF, no last chunk) or it ended early."
@@ -76,7 +81,15 @@ class StreamedBody(io.RawIOBase):
 
 
 class Request(FlaskRequest):
-    """Flask's request, with a chunked body held to the same limit as any other."""
+    """Flask's request, with a chunked body held to the same limit as any other, and FHIR JSON
+    under its older media type taken as FHIR JSON."""
+
+    @property
+    def mimetype(self) -> str:
+        # application/json+fhir (FHIR before R4) is application/fhir+json to every check of
+        # the body's type: the JSON parser's, the 415 of a body that is not JSON, FHIR's.
+        mimetype = super().mimetype
+        return FHIR_MEDIA_TYPE if mimetype == LEGACY_FHIR_MEDIA_TYPE else mimetype
 
     @cached_property
     def stream(self):

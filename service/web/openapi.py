@@ -9,18 +9,21 @@ from apispec import APISpec
 from flask_smorest import Api
 
 from rules import RulesLibrary
+from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.report import (
     AssessmentPrescriptionRequestSchema,
-    AssessRequestSchema,
     ConditionsPrescriptionRequestSchema,
     ReportPrescriptionRequestSchema,
-    SymptomReportSchema,
     strict_schema_names,
 )
 from schemas.responses import ProblemSchema
+from service.logs import REQUEST_ID
 from service.web.bodies import Request
 from service.web.documentation import FHIR_RESOURCES, FHIR_RESPONSES, fhir_schema
 from service.web.errors import http_problem
+from service.web.negotiation import FORMAT_JSON
+from service.web.problems import PROBLEM_MEDIA_TYPE
+from service.web.spec_types import name_the_types
 
 HTTP_METHODS = frozenset(("get", "put", "post", "delete", "options", "head", "patch", "trace"))
 
@@ -30,31 +33,65 @@ FHIR_ALTERNATIVES = {
     ("/v1/exercise-prescriptions/{prescription_id}", "get"): "CarePlan",
 }
 
-# Bodies parsed in the view (not by @blp.arguments), documented by reference.
+NOT_ACCEPTABLE = (
+    "Accept or _format asks for a FHIR version other than R4 (fhirVersion 4.0 or 4.0.1) or a "
+    "format other than JSON; the detail says what is served."
+)
+FORMAT_PARAMETER = {
+    "in": "query",
+    "name": "_format",
+    "required": False,
+    "description": "FHIR's _format (https://hl7.org/fhir/R4/http.html#parameters): the FHIR "
+    "answer, whatever Accept says. Only JSON is served; a fhirVersion parameter "
+    "(application/fhir+json; fhirVersion=4.0) may name R4. Anything else is a 406.",
+    "schema": {"type": "string", "enum": list(FORMAT_JSON), "example": "json"},
+}
+
+# Every request may name itself: the id is echoed in the response, the logs and a stored record.
+# (Documented on every operation, it is also what a generated client offers as an argument.)
+# The shape is said in words, not as a pattern: a value of another shape is not refused but
+# replaced, and a pattern would promise a refusal.
+REQUEST_ID_PARAMETER = {
+    "in": "header",
+    "name": "X-Request-ID",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Your id for this request, for tracing: echoed in the X-Request-ID "
+    "response header, written in the logs and, for a stored record, in its request_id. It "
+    f"must match {REQUEST_ID.pattern}; any other value is replaced by a new id.",
+}
+# Bodies parsed in the view (not by @blp.arguments), documented by reference. (The report
+# bodies of /v1/assess and /v1/escalation-check come from their @blp.arguments.)
 BODY_SCHEMAS = (
-    ("SymptomReport", SymptomReportSchema),
-    ("AssessRequest", AssessRequestSchema),
     ("AssessmentPrescriptionRequest", AssessmentPrescriptionRequestSchema),
     ("ReportPrescriptionRequest", ReportPrescriptionRequestSchema),
     ("ConditionsPrescriptionRequest", ConditionsPrescriptionRequestSchema),
 )
 
 SECURITY_SCHEMES = {
-    # Every /v1 operation needs an API key; health, readiness and the docs do not. Swagger UI
-    # shows an Authorize button for this scheme.
-    "apiKey": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An API key: Authorization: Bearer <key>. Create one with "
-        "`flask --app service.wsgi keys create --tenant NAME`.",
-    },
+    # Swagger UI shows these descriptions as Markdown that allows HTML: an angle-bracketed
+    # placeholder would vanish as an unknown tag, so none is used.
     "cdsClientJwt": {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "CDS Hooks 2.0: a JWT signed ES384 or RS384 by a configured CDS "
-        "client (iss on the allow-list, aud = this service endpoint, exp within five "
-        "minutes, a new jti each call).",
+        "description": "**CDS Hooks only: for EHR CDS clients calling /cds-services.** Not "
+        "an API key, and not needed for /v1. The EHR sends a JWT it signed itself (ES384 or "
+        "RS384) as a configured CDS client: iss on the allow-list, aud this service "
+        "endpoint, exp within five minutes, a new jti each call (CDS Hooks 2.0).",
+    },
+    # Every /v1 operation needs an API key; health, readiness and the docs do not. Swagger UI
+    # shows an Authorize button for this scheme. It comes last: Swagger UI's Authorize dialog
+    # focuses the last scheme's field, and that is where a person pastes the key printed for
+    # them.
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "**API key: for every /v1 endpoint, the FHIR ones included.** Paste "
+        "the key alone; Swagger UI sends it as `Authorization: Bearer` followed by the key, "
+        "as any client must. **Getting a key:** `./scripts/run` prints one the first time it "
+        "starts (shown only that once); `flask --app service.wsgi keys create --tenant NAME` "
+        "makes more. Keys are per tenant: a tenant sees only its own records.",
     },
 }
 
@@ -101,10 +138,11 @@ def finish_spec(api: Api) -> None:
     _shared_errors_as_problems(spec)
     _add_body_schemas(spec)
     _refuse_unknown_keys(spec)
+    name_the_types(spec)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
     for path, method, operation in _operations(spec):
-        _finish_operation(path, method, operation)
+        _finish_operation(spec, path, method, operation)
 
 
 def _add_fhir_schemas(spec: APISpec) -> None:
@@ -142,14 +180,39 @@ def _operations(spec: APISpec):
                 yield path, method, operation
 
 
-def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None:
-    """An operation's key requirement, its FHIR alternative, and its errors as FHIR too."""
+def _finish_operation(spec: APISpec, path: str, method: str, operation: dict[str, Any]) -> None:
+    """An operation's key requirement, its request id, its FHIR alternative, and its errors as
+    FHIR too."""
     if path.startswith("/v1/"):
         operation["security"] = [{"apiKey": []}]
+    operation.setdefault("parameters", []).append(REQUEST_ID_PARAMETER)
     alternative = FHIR_ALTERNATIVES.get((path, method))
     if alternative:
-        operation["responses"]["200"]["content"].update(FHIR_RESPONSES[alternative])
+        operation["responses"]["200"]["content"].update(_fhir_alternative(spec, path, alternative))
+    if FHIR_MEDIA_TYPE in operation["responses"].get("200", {}).get("content", {}):
+        _negotiates_fhir(operation)
     for response in operation.get("responses", {}).values():
         content = response.get("content", {})
         if "application/problem+json" in content:
             content.update(FHIR_RESPONSES["OperationOutcome"])
+
+
+def _fhir_alternative(spec: APISpec, path: str, resource: str) -> dict[str, Any]:
+    """The FHIR answer of a JSON address: as its ``/fhir`` twin documents it, with its example,
+    when it has one."""
+    twin = spec._paths.get(f"{path}/fhir", {}).get("get")
+    if twin is None:
+        return FHIR_RESPONSES[resource]
+    media_type = next(iter(FHIR_RESPONSES[resource]))
+    return {media_type: twin["responses"]["200"]["content"][media_type]}
+
+
+def _negotiates_fhir(operation: dict[str, Any]) -> None:
+    """An operation that answers FHIR takes _format, and refuses another FHIR version or
+    format with a 406. (It is answered as a problem, since the client said it cannot read an R4
+    OperationOutcome; documented, as every error is, in both shapes.)"""
+    operation.setdefault("parameters", []).append(FORMAT_PARAMETER)
+    operation["responses"]["406"] = {
+        "description": NOT_ACCEPTABLE,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from service import examples
 from service.docs import MINIMUM_SWAGGER_UI, swagger_ui_version
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -66,8 +67,9 @@ def test_every_request_body_has_a_realistic_example(spec):
             assert content.get("examples") or content.get("example"), (
                 f"{method} {path} {media_type}"
             )
-    # assess, escalation check, prescriptions, reassessments, CDS service and feedback
-    assert bodies == 6
+    # assess, escalation check, interview (JSON and FHIR), prescriptions, reassessments, CDS
+    # service and feedback
+    assert bodies == 8
 
 
 def test_the_main_responses_have_examples(spec):
@@ -168,3 +170,113 @@ def test_every_v1_operation_needs_a_key_and_documents_what_that_can_answer(spec)
             assert "security" not in operation, f"{method} {path}"
     scheme = spec["components"]["securitySchemes"]["apiKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+
+
+# --- A spec that generates idiomatic clients ---------------------------------------------------
+
+
+def _schemas_in(document):
+    """Every dict of the document that may be a schema (examples are data: left out)."""
+    if isinstance(document, dict):
+        yield document
+        for key, value in document.items():
+            if key not in ("example", "examples"):
+                yield from _schemas_in(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _schemas_in(value)
+
+
+def _reference(prop):
+    """The component a property refers to, directly or through a one-item allOf."""
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    (only,) = prop["allOf"]
+    return only["$ref"].rsplit("/", 1)[-1]
+
+
+SHARED_ENUMERATIONS = (
+    "TriageLevel",
+    "TimeFrameCode",
+    "PlanStatus",
+    "ExercisePhase",
+    "PrescriptionBasis",
+    "RulesVersionNumber",
+)
+
+
+def _enum(schema) -> tuple:
+    return tuple(value for value in schema.get("enum", ()) if value is not None)
+
+
+def test_each_shared_enumeration_is_one_component_that_every_field_refers_to(spec):
+    schemas = spec["components"]["schemas"]
+    levels = ["self_care", "see_professional", "urgent", "emergency"]
+    assert schemas["TriageLevel"]["enum"] == levels
+    leveled = [
+        ("Triage", "level"),
+        ("RedFlag", "level"),
+        ("Escalation", "level"),
+        ("AssessmentSummary", "level"),
+        ("MissingInformation", "could_raise_level_to"),
+        ("LevelChange", "from"),
+        ("LevelChange", "to"),
+    ]
+    for schema, field in leveled:
+        assert _reference(schemas[schema]["properties"][field]) == "TriageLevel", (schema, field)
+    assert _reference(schemas["PlanItem"]["properties"]["phase"]) == "ExercisePhase"
+    assert _reference(schemas["Exercise"]["properties"]["kind"]) == "ExercisePhase"
+    assert _reference(schemas["ExercisePlan"]["properties"]["status"]) == "PlanStatus"
+    assert _reference(schemas["RedFlag"]["properties"]["time_frame"]) == "TimeFrameCode"
+    # No copy of a shared list is left inline anywhere, in a schema or a parameter.
+    shared = {tuple(schemas[name]["enum"]) for name in SHARED_ENUMERATIONS}
+    others = {name: s for name, s in schemas.items() if name not in SHARED_ENUMERATIONS}
+    inline = [s["enum"] for s in _schemas_in([others, spec["paths"]]) if _enum(s) in shared]
+    assert inline == []
+
+
+def test_a_field_that_may_be_null_is_its_component_or_null(spec):
+    schemas = spec["components"]["schemas"]
+    plan = schemas["Assessment"]["properties"]["exercise_plan"]
+    assert plan["nullable"] is True
+    assert plan["allOf"] == [{"$ref": "#/components/schemas/ExercisePlan"}]
+    assert "exercise_plan" in schemas["Assessment"]["required"]
+    # apispec's "anyOf the component or an empty nullable object" is gone everywhere: clients
+    # generated from it have an empty class for the null.
+    empty_objects = [
+        schema
+        for schema in _schemas_in(spec)
+        if schema.get("type") == "object"
+        and schema.get("nullable")
+        and not schema.get("properties")
+        and not schema.get("additionalProperties")
+    ]
+    assert empty_objects == []
+
+
+def test_addresses_are_uris(spec):
+    formats = {schema.get("format") for schema in _schemas_in(spec)}
+    assert "url" not in formats
+    schemas = spec["components"]["schemas"]
+    assert schemas["HookRequest"]["properties"]["fhirServer"]["format"] == "uri"
+    assert schemas["Source"]["properties"]["url"]["format"] == "uri"
+
+
+def test_no_operation_with_a_json_body_documents_a_query_parameter(spec):
+    """A JSON body's settings (store, rules_version) go in the body; a query parameter beside
+    it is a 422. With a QuestionnaireResponse body they are query parameters, and the FHIR
+    body's description says so."""
+    for path, method, operation in _operations(spec):
+        body = operation.get("requestBody", {}).get("content", {})
+        if "application/json" in body:
+            queries = [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
+            assert queries == [], f"{method} {path}"
+    assess = spec["paths"]["/v1/assess"]["post"]["requestBody"]["description"]
+    assert "`store=false`" in assess
+    assert "`rules_version`" in assess
+
+
+def test_a_query_parameter_beside_a_json_body_is_refused(client):
+    response = client.post("/v1/assess?store=false", json=examples.MINIMAL)
+    assert response.status_code == 422
+    assert "store" in response.get_json()["errors"]

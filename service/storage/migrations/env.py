@@ -1,5 +1,5 @@
-"""Alembic environment: migrations run on the engine the service built (``flask db upgrade``)
-or, from the alembic command line, on DATABASE_URL."""
+"""Alembic environment: migrations run on the engine the service built (``popliteal db
+upgrade``) or, from the alembic command line, on DATABASE_URL."""
 
 from __future__ import annotations
 
