@@ -17,7 +17,10 @@ def _json_dumps(value) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> Engine:
+def create_storage_engine(
+    url: str, statement_timeout_ms: int | None = None, *, autocommit: bool = False
+) -> Engine:
+    """An engine for DATABASE_URL; with ``autocommit``, every statement commits on its own."""
     parsed = make_url(url)
     options: dict = {
         "json_serializer": _json_dumps,
@@ -26,6 +29,8 @@ def create_storage_engine(url: str, statement_timeout_ms: int | None = None) -> 
         # error messages end up in logs.
         "hide_parameters": True,
     }
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
     if parsed.get_backend_name() == "sqlite":
         options.update(_sqlite_options(parsed))
         engine = sa.create_engine(parsed, **options)

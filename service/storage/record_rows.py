@@ -53,6 +53,13 @@ def select_full():
     )
 
 
+# Built once: building a SELECT and its WHERE clause costs more CPU than SQLite takes to run it.
+RECORD_BY_ID = select_full().where(
+    records.c.tenant_id == sa.bindparam("tenant_id"), records.c.id == sa.bindparam("record_id")
+)
+RECORD_OF_KIND_BY_ID = RECORD_BY_ID.where(records.c.kind == sa.bindparam("kind"))
+
+
 def _subject(row) -> Subject | None:
     if row.subject_system is None:
         return None

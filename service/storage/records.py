@@ -18,6 +18,8 @@ from service.storage.connections import Connections
 from service.storage.erasure import erase_record
 from service.storage.errors import translate_unavailable
 from service.storage.record_rows import (
+    RECORD_BY_ID,
+    RECORD_OF_KIND_BY_ID,
     SUMMARY_COLUMNS,
     decode_cursor,
     encode_cursor,
@@ -161,7 +163,7 @@ class RecordStore:
     def _get_by_id(self, tenant_id: int, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
             row = connection.execute(
-                select_full().where(records.c.tenant_id == tenant_id, records.c.id == record_id)
+                RECORD_BY_ID, {"tenant_id": tenant_id, "record_id": record_id}
             ).first()
         return record_from_row(row) if row else None
 
@@ -169,11 +171,8 @@ class RecordStore:
     def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
             row = connection.execute(
-                select_full().where(
-                    records.c.tenant_id == tenant_id,
-                    records.c.kind == kind,
-                    records.c.id == record_id,
-                )
+                RECORD_OF_KIND_BY_ID,
+                {"tenant_id": tenant_id, "kind": kind, "record_id": record_id},
             ).first()
         return record_from_row(row) if row else None
 

@@ -120,7 +120,7 @@ def test_a_transaction_cut_off_before_its_commit_lets_go_of_its_locks(partition,
     direct = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
     lock = 0x706F706C  # any number: an advisory lock no other test takes
     try:
-        cut_off = storage.engine.connect()
+        cut_off = storage.transaction_engine.connect()
         transaction = cut_off.begin()
         backend = cut_off.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         # Several rows at once, as the service stores an assessment and its plan: psycopg
