@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--duration 40] [--rounds 10] [--connections 16] [--quick]
                                   [--only assess,assess-redis,escalation,stored-pg,...]
                                   [--postgres-url postgresql+psycopg://postgres@127.0.0.1/test]
-                                  [--redis-url redis://127.0.0.1:6379/0]
+                                  [--redis-url redis://127.0.0.1:6379/0] [--no-fast-path]
 
 Measures the configuration users deploy. Every service server runs as ./scripts/run and the
 image start it: `gunicorn -c gunicorn.conf.py service.wsgi:app` with POPLITEAL_CONFIG=production,
@@ -16,7 +16,8 @@ HOST/PORT, WEB_CONCURRENCY=2 (sync workers; --workers), and
 - Prometheus metrics on: POPLITEAL_METRICS_PORT (a free port), PROMETHEUS_MULTIPROC_DIR in the
   temporary folder (checked afterwards: every request answered was counted);
 - API keys checked on every request (cached for 10 s, as in production).
-Only POPLITEAL_DRAIN_SECONDS=0 differs, so that a server stops at once when the run ends.
+Only POPLITEAL_DRAIN_SECONDS=0 differs, so that a server stops at once when the run ends;
+--no-fast-path also sets POPLITEAL_FAST_PATH=false, to measure the service without its fast path.
 
 Servers (each on free loopback ports; one per configuration) and targets (--only picks some,
 by the names in brackets; bare Flask is always measured, every ratio is to it):
@@ -102,6 +103,9 @@ TARGETS = {
 P99_CONNECTIONS = 16
 # gunicorn sync workers per server (WEB_CONCURRENCY; --workers).
 WORKERS = 2
+# The service's fast path for the valid success case of the hot POSTs (POPLITEAL_FAST_PATH; on
+# as deployed, --no-fast-path to measure without it).
+FAST_PATH = True
 # Two limits, as the default "600 per minute;30 per second": two counters per request.
 RATE_LIMIT = "100000000 per minute;10000000 per second"
 POSTGRES_URL = os.environ.get(
@@ -211,6 +215,7 @@ class Server:
                 POPLITEAL_METRICS_PORT=str(metrics_port),
                 PROMETHEUS_MULTIPROC_DIR=str(samples),
                 POPLITEAL_DRAIN_SECONDS="0",
+                POPLITEAL_FAST_PATH="true" if FAST_PATH else "false",
                 RATELIMIT_ENABLED="true",
                 RATELIMIT_APPLICATION=RATE_LIMIT,
                 **settings,
@@ -567,7 +572,7 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
         f"{args.rounds} alternating rounds x {seconds} s per target, {args.connections} "
         f"connections, 2 wrk threads; gunicorn {WORKERS} sync workers per server (the service: "
         "gunicorn.conf.py, production config, rate limits on, JSON request log to a file, "
-        "metrics on)"
+        f"metrics on, fast path {'on' if FAST_PATH else 'off'})"
     )
     print(
         "medians over rounds; '÷ bare': median of the per-round ratios of requests/s, with their"
@@ -663,7 +668,7 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
 
 
 def main() -> int:
-    global WORKERS  # one setting for every server the run starts
+    global WORKERS, FAST_PATH  # one setting for every server the run starts
     started = time.monotonic()
     names = [target.name for target in ALL_TARGETS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -688,8 +693,14 @@ def main() -> int:
         "--redis-url", default=REDIS_URL, help="the Redis server for the Redis rate limits"
     )
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers per server")
+    parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="serve the service without its fast path (POPLITEAL_FAST_PATH=false)",
+    )
     args = parser.parse_args()
     WORKERS = args.workers
+    FAST_PATH = not args.no_fast_path
     if args.quick:
         args.duration, args.rounds = 6, 3
     if args.rounds < 1 or args.duration < args.rounds or args.connections < 2:

@@ -9,10 +9,11 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Flask, g, request
 
-from service.auth_failures import failed_authentication_budget
+from service.auth_failures import FailedAuthenticationBudget, failed_authentication_budget
 from service.observability import observe_rate_limit
 from service.storage import (
     ApiKeyStore,
@@ -34,9 +35,14 @@ MAX_CACHED_KEYS = 10_000
 
 
 def bearer_token() -> str:
-    """The credential of an ``Authorization: Bearer <credential>`` header; "" for any other
-    scheme, so that a key or token sent another way is never looked at."""
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    """The credential of this request's ``Authorization: Bearer <credential>`` header."""
+    return bearer_credential(request.headers.get("Authorization", ""))
+
+
+def bearer_credential(authorization: str) -> str:
+    """The credential of an ``Authorization: Bearer <credential>`` header's value; "" for any
+    other scheme, so that a key or token sent another way is never looked at."""
+    scheme, _, credential = authorization.partition(" ")
     return credential.strip() if scheme.lower() == "bearer" else ""
 
 
@@ -125,25 +131,53 @@ class KeyVerifier:
         return principal
 
 
-def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
-    verifier = KeyVerifier(
-        keys, app.config["API_KEY_CACHE_SECONDS"], app.config["API_KEY_STALE_SECONDS"]
-    )
-    budget = failed_authentication_budget(app.config)
+def protected(path: str, method: str) -> bool:
+    """Whether a request needs a key: /v1, except CORS preflights (no credentials by design)."""
+    return path.startswith(PROTECTED_PREFIX) and method != "OPTIONS"
 
-    def unauthorised(detail: str | None = None, error: str | None = None):
-        challenge = f'{CHALLENGE}, error="{error}"' if error else CHALLENGE
-        return problem(401, detail, headers={"WWW-Authenticate": challenge})
 
-    @app.before_request
-    def require_api_key():
-        # CORS preflights carry no credentials by design.
-        if not request.path.startswith(PROTECTED_PREFIX) or request.method == "OPTIONS":
-            return None
-        key = bearer_token()
+@dataclass(frozen=True)
+class KeyRefusal:
+    """Why a request's key was refused: a 401 (``error``: the WWW-Authenticate error, if any),
+    or a 429 once the address spent its budget of wrong keys (``retry_after``, seconds).
+    ``budgeted``: a wrong key that spends the address's budget when refused."""
+
+    status: int
+    detail: str | None = None
+    error: str | None = None
+    retry_after: int | None = None
+    budgeted: bool = False
+
+
+NO_KEY = KeyRefusal(401)
+WRONG_KEY = "This API key is not valid, or it has been revoked."
+TOO_MANY_WRONG_KEYS = (
+    "Too many requests with a wrong API key from this address; retry after the Retry-After "
+    "header's seconds."
+)
+
+
+class ApiKeyCheck:
+    """The key check of a protected request, from plain values; the Flask hook and the fast
+    path both ask it. ``verdict`` spends nothing: whoever answers the refusal spends
+    (``spend``), so that a request passed on to another path is never counted twice."""
+
+    def __init__(self, verifier: KeyVerifier, budget: FailedAuthenticationBudget | None) -> None:
+        self.verifier = verifier
+        self.budget = budget
+
+    def verdict(
+        self, authorization: str, address: str, look_up: bool = True
+    ) -> Principal | KeyRefusal | None:
+        """The principal, or why the key is refused. ``look_up=False``: None (undecided) for a
+        key not verified within the fresh time, rather than asking the database."""
+        key = bearer_credential(authorization)
         if not key:
-            return unauthorised()
+            return NO_KEY
+        verifier, budget = self.verifier, self.budget
         principal = verifier.cached(key)
+        if principal is None and not look_up:
+            return None
         # Only a legacy key can cost a lookup of a key nobody checked: it alone is budgeted.
         budgeted = (
             budget is not None
@@ -151,25 +185,48 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> KeyVerifier:
             and is_legacy_shaped(key)
             and verifier.looks_up_legacy_keys()
         )
-        address = request.remote_addr or "unknown"
         if budgeted and budget.exhausted(address):
-            observe_rate_limit("failed_authentication")
-            return problem(
-                429,
-                "Too many requests with a wrong API key from this address; retry after the "
-                "Retry-After header's seconds.",
-                type_=RATE_LIMITED_PROBLEM,
-                headers={"Retry-After": str(budget.retry_after(address))},
-            )
+            return KeyRefusal(429, TOO_MANY_WRONG_KEYS, retry_after=budget.retry_after(address))
         if principal is None:
             principal = verifier.verify(key)
         if principal is None:
-            if budgeted:
-                budget.spend(address)
-            return unauthorised(
-                "This API key is not valid, or it has been revoked.", "invalid_token"
-            )
-        g.principal = principal
+            return KeyRefusal(401, WRONG_KEY, "invalid_token", budgeted=budgeted)
+        return principal
+
+    def spend(self, refusal: KeyRefusal, address: str) -> None:
+        if refusal.budgeted and self.budget is not None:
+            self.budget.spend(address)
+
+
+def install_api_key_check(app: Flask, keys: ApiKeyStore) -> ApiKeyCheck:
+    verifier = KeyVerifier(
+        keys, app.config["API_KEY_CACHE_SECONDS"], app.config["API_KEY_STALE_SECONDS"]
+    )
+    key_check = ApiKeyCheck(verifier, failed_authentication_budget(app.config))
+
+    @app.before_request
+    def require_api_key():
+        if not protected(request.path, request.method):
+            return None
+        address = request.remote_addr or "unknown"
+        verdict = key_check.verdict(request.headers.get("Authorization", ""), address)
+        if isinstance(verdict, KeyRefusal):
+            key_check.spend(verdict, address)
+            return _refused(verdict)
+        g.principal = verdict
         return None
 
-    return verifier
+    return key_check
+
+
+def _refused(refusal: KeyRefusal):
+    if refusal.status == 429:
+        observe_rate_limit("failed_authentication")
+        return problem(
+            429,
+            refusal.detail,
+            type_=RATE_LIMITED_PROBLEM,
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
+    challenge = f'{CHALLENGE}, error="{refusal.error}"' if refusal.error else CHALLENGE
+    return problem(401, refusal.detail, headers={"WWW-Authenticate": challenge})

@@ -54,28 +54,47 @@ def parse_origins(text: str | None) -> frozenset[str]:
     return frozenset(origins)
 
 
-def install_security_headers(app: Flask) -> None:
-    hsts_seconds = int(app.config["HSTS_SECONDS"])
-    hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds > 0 else None
+class SecurityHeaders:
+    """The security headers of an answer, from plain values; the Flask hook and the fast path
+    both add them."""
+
+    def __init__(self, hsts_seconds: int) -> None:
+        self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds > 0 else None
+
+    def for_answer(self, mimetype: str, has_cache_control: bool) -> list[tuple[str, str]]:
+        headers = [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            (
+                "Content-Security-Policy",
+                DOCS_CONTENT_SECURITY_POLICY
+                if mimetype == "text/html"
+                else API_CONTENT_SECURITY_POLICY,
+            ),
+        ]
+        # Health data must not be kept by any cache; static Swagger UI files say otherwise
+        # themselves and keep what they say.
+        if not has_cache_control:
+            headers.append(("Cache-Control", "no-store"))
+        if self.hsts:
+            headers.append(("Strict-Transport-Security", self.hsts))
+        return headers
+
+
+def install_security_headers(app: Flask) -> SecurityHeaders:
+    security_headers = SecurityHeaders(int(app.config["HSTS_SECONDS"]))
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["Content-Security-Policy"] = (
-            DOCS_CONTENT_SECURITY_POLICY
-            if response.mimetype == "text/html"
-            else API_CONTENT_SECURITY_POLICY
-        )
-        # Health data must not be kept by any cache; static Swagger UI files say otherwise
-        # themselves and keep what they say.
-        if "Cache-Control" not in headers:
-            headers["Cache-Control"] = "no-store"
-        if hsts:
-            headers["Strict-Transport-Security"] = hsts
+        for name, value in security_headers.for_answer(
+            response.mimetype, "Cache-Control" in headers
+        ):
+            headers[name] = value
         return response
+
+    return security_headers
 
 
 def install_cors(app: Flask, origins: Iterable[str]) -> None:

@@ -20,6 +20,7 @@ from werkzeug.exceptions import TooManyRequests
 from service.auth import PROTECTED_PREFIX
 from service.observability import observe_rate_limit
 from service.rate_counts import PerKeyLimiter, Tally, parse_windows
+from service.storage import Principal
 
 # The settings that hold rate-limit strings, each with the environment variable it comes from
 # (Flask-Limiter's settings had the same names), and whether it holds one limit only.
@@ -35,6 +36,9 @@ LIMIT_SETTINGS = {
 UNREAD_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_META")
 # Where a request's count is kept between the check and the headers.
 TALLY = "rate_limit_tally"
+# A request the fast path counted and then passed on to Flask carries its count here, so that
+# it is counted once (service.fast_path).
+COUNTED_TALLY = "popliteal.rate_limit_tally"
 
 
 def check_rate_limits(config) -> None:
@@ -71,13 +75,6 @@ def check_rate_limits(config) -> None:
         )
 
 
-def _rate_limit_key() -> str:
-    principal = getattr(g, "principal", None)
-    if principal is not None:
-        return f"key:{principal.key_id}"
-    return f"address:{request.remote_addr}"
-
-
 def new_limiter() -> PerKeyLimiter:
     """The per-key limiter, empty; ``install_rate_limits`` configures it and puts it on the
     app, at its place among the request hooks."""
@@ -96,10 +93,40 @@ def _limits(value) -> str:
     return str(value() if callable(value) else value)
 
 
-def install_rate_limits(app: Flask, limiter: PerKeyLimiter) -> None:
+class RateLimits:
+    """The per-key limits from plain values: a request counted, and the headers of its answer.
+    The Flask hooks and the fast path both use it."""
+
+    def __init__(self, limiter: PerKeyLimiter, headers_enabled: bool) -> None:
+        self.limiter = limiter
+        self.headers_enabled = headers_enabled
+
+    def count(self, principal: Principal | None, address: str | None, endpoint: str):
+        """The request's Tally (``refused`` when over a limit); None if it was not counted."""
+        key = f"key:{principal.key_id}" if principal is not None else f"address:{address}"
+        return self.limiter.hit(key, endpoint)
+
+    def headers(self, tally: Tally | None, status: int) -> list[tuple[str, str]]:
+        """X-RateLimit-* on every answer counted; Retry-After (the end of the window) only on
+        the limiter's own 429: on any other answer it would tell clients to back off, and a
+        503's own Retry-After (seconds) stays as it is."""
+        if tally is None or not self.headers_enabled:
+            return []
+        reset_at = int(tally.reset + 1)
+        headers = [
+            ("X-RateLimit-Limit", str(tally.window.amount)),
+            ("X-RateLimit-Remaining", str(tally.remaining)),
+            ("X-RateLimit-Reset", str(reset_at)),
+        ]
+        if tally.refused and status == 429:
+            headers.append(("Retry-After", str(max(1, int(reset_at - time.time())))))
+        return headers
+
+
+def install_rate_limits(app: Flask, limiter: PerKeyLimiter) -> RateLimits | None:
     config = app.config
     if not config["RATELIMIT_ENABLED"]:
-        return
+        return None
     headers_enabled = config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     fallback_enabled = config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK", config["RATELIMIT_APPLICATION"])
@@ -115,13 +142,19 @@ def install_rate_limits(app: Flask, limiter: PerKeyLimiter) -> None:
             else None
         ),
     )
+    rate_limits = RateLimits(limiter, headers_enabled)
 
     def check_rate_limit() -> None:
         # Requests that match no route (404) are not counted, as before.
         endpoint = request.endpoint
         if endpoint is None or not request.path.startswith(PROTECTED_PREFIX):
             return
-        tally = limiter.hit(_rate_limit_key(), endpoint)
+        environ = request.environ
+        if COUNTED_TALLY in environ:  # counted by the fast path, which passed the request on
+            tally = environ.pop(COUNTED_TALLY)
+        else:
+            principal = getattr(g, "principal", None)
+            tally = rate_limits.count(principal, request.remote_addr, endpoint)
         if tally is None:
             return
         setattr(g, TALLY, tally)
@@ -129,20 +162,11 @@ def install_rate_limits(app: Flask, limiter: PerKeyLimiter) -> None:
             observe_rate_limit("api_key")
             raise RateLimited(tally)
 
-    # X-RateLimit-* on every answer counted; Retry-After (the end of the window) only on the
-    # limiter's own 429: on any other answer it would tell clients to back off, and a 503's
-    # own Retry-After (seconds) stays as it is.
     def add_rate_limit_headers(response: Response) -> Response:
-        tally: Tally | None = g.get(TALLY)
-        if tally is None or not headers_enabled:
-            return response
-        reset_at = int(tally.reset + 1)
-        response.headers["X-RateLimit-Limit"] = str(tally.window.amount)
-        response.headers["X-RateLimit-Remaining"] = str(tally.remaining)
-        response.headers["X-RateLimit-Reset"] = str(reset_at)
-        if tally.refused and response.status_code == 429:
-            response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+        for name, value in rate_limits.headers(g.get(TALLY), response.status_code):
+            response.headers[name] = value
         return response
 
     app.before_request(check_rate_limit)
     app.after_request(add_rate_limit_headers)
+    return rate_limits

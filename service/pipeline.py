@@ -24,21 +24,26 @@ After the view, or after a hook's answer, in this order:
                                       the final answer
 
 BEFORE_REQUEST and AFTER_REQUEST name them (a test holds the app to them).
+
+Each hook's work is a framework-free function of plain values (``request_id_from``,
+``ApiKeyCheck``, ``RateLimits``, ``SecurityHeaders``, ``identity_headers``,
+``record_outcome``). The hooks call them, and so does the fast path (``service.fast_path``),
+which answers the valid success case of the two hot POSTs without Flask and in the same order;
+``install_pipeline`` leaves them on the app as its ``Edge`` (``edge(app)``).
 """
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flask import Flask, Response, g, request
 
-from service.auth import install_api_key_check
-from service.hygiene import install_cors, install_security_headers
-from service.limits import install_rate_limits
-from service.logs import REQUEST_ID
-from service.observability import record_response
+from service.auth import ApiKeyCheck, install_api_key_check
+from service.hygiene import SecurityHeaders, install_cors, install_security_headers
+from service.limits import RateLimits, install_rate_limits
+from service.logs import request_id_from
+from service.observability import clock, record_response
 from service.state import AppState
 from service.web import problem
 
@@ -59,24 +64,39 @@ AFTER_REQUEST = (
 )
 
 
+# Where install_pipeline leaves the hooks' shared functions among the app's extensions.
+EDGE = "popliteal_edge"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The pipeline's checks and headers as framework-free objects, for the fast path."""
+
+    key_check: ApiKeyCheck
+    rate_limits: RateLimits | None  # None: rate limits are off
+    security_headers: SecurityHeaders
+
+
 def install_pipeline(app: Flask, app_state: AppState, cors_origins: Iterable[str]) -> None:
     """Install every hook, each at its place in the order above."""
     app.before_request(start_request)  # before 1
     app.after_request(finish_request)  # after 4 (after-request hooks run last installed first)
     install_cors(app, cors_origins)  # before 2, after 3
-    install_security_headers(app)  # after 2
-    install_api_key_check(app, app_state.storage.keys)  # before 3
-    install_rate_limits(app, app_state.limiter)  # before 4, after 1
+    security_headers = install_security_headers(app)  # after 2
+    key_check = install_api_key_check(app, app_state.storage.keys)  # before 3
+    rate_limits = install_rate_limits(app, app_state.limiter)  # before 4, after 1
     app.before_request(require_json_body)  # before 5
+    app.extensions[EDGE] = Edge(key_check, rate_limits, security_headers)
+
+
+def edge(app: Flask) -> Edge:
+    return app.extensions[EDGE]
 
 
 def start_request() -> None:
     context = g._get_current_object()  # one proxy look-up for the attributes set below
-    context.request_started = time.perf_counter()
-    supplied = request.headers.get("X-Request-ID", "")
-    # Else 128 random bits as 32 hex digits, the shape of a UUID's hex form at a fifth of
-    # uuid4's cost.
-    context.request_id = supplied if REQUEST_ID.match(supplied) else secrets.token_hex(16)
+    context.request_started = clock()
+    context.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
 
 
 def require_json_body():
@@ -90,11 +110,19 @@ def require_json_body():
     return None
 
 
+def identity_headers(request_id: str, rules_version: str | None) -> list[tuple[str, str]]:
+    """X-Request-ID on every answer, and X-Rules-Version on those a rules version made."""
+    headers = [("X-Request-ID", request_id)]
+    if rules_version:
+        headers.append(("X-Rules-Version", rules_version))
+    return headers
+
+
 def finish_request(response: Response) -> Response:
     context = g._get_current_object()
-    response.headers["X-Request-ID"] = getattr(context, "request_id", "")
-    version = getattr(context, "rules_version", None)
-    if version:
-        response.headers["X-Rules-Version"] = version
+    for name, value in identity_headers(
+        getattr(context, "request_id", ""), getattr(context, "rules_version", None)
+    ):
+        response.headers[name] = value
     record_response(response)
     return response

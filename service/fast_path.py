@@ -1,0 +1,242 @@
+"""A thin WSGI path for the valid success case of the two hot POSTs.
+
+``POST /v1/assess`` with ``"store": false`` and ``POST /v1/escalation-check`` are most of the
+traffic of a fitness app, and for a valid report their answer is a pure function of the report.
+Flask's request and response objects, its context and its hooks cost more per request than the
+clinical evaluation itself, so this middleware answers exactly that case itself and passes
+everything else to Flask, untouched.
+
+It answers only a request that is, without any doubt: a POST to one of the two addresses, with
+no query string, ``Content-Type: application/json`` exactly, a ``Content-Length`` within the
+size limit (no chunked body), no ``Origin`` (CORS is Flask's), no ``Idempotency-Key``, an
+``Accept`` that is absent, ``application/json`` or ``*/*``, a JSON body the fast report checker
+accepts (on /v1/assess with ``"store": false``, or with storing turned off), a key the key
+check accepts, and a request within its rate limit. Anything else, a refusal of any kind or an
+error, goes to Flask with the body it sent (re-supplied from the bytes read here) and, if it
+was counted, its rate-limit count, so that Flask answers it as if this path did not exist.
+
+Every concern of the pipeline is the pipeline's own function (``service.pipeline.Edge``): the
+request id, the key check, the rate limit, the headers in the pipeline's order, the log line
+and the metrics. ``tests/service/test_fast_path.py`` holds the two paths byte-equal.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from rules import Evaluator
+from schemas.fast import ReportAcceptor
+from service.auth import protected
+from service.config import env_flag
+from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
+from service.limits import COUNTED_TALLY
+from service.logs import request_id_from
+from service.observability import assessment_level, clock, escalation_level, record_outcome
+from service.pipeline import Edge, edge, identity_headers
+from service.state import state
+from service.storage import Principal
+
+JSON = "application/json"
+# Accept values that ask for nothing but what these routes answer.
+PLAIN_ACCEPTS = frozenset((JSON, "*/*"))
+OK = "200 OK"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a route made of a report: its rules version, its JSON, and how its triage level is
+    counted in the metrics (called only once the answer is sure to be sent)."""
+
+    rules_version: str
+    payload: dict
+    observe: Callable[[dict], str]
+
+
+def _assess(evaluator_for: Callable[[str | None], Evaluator], body: dict) -> Answer:
+    report = dict(body)
+    report.pop("store", None)
+    report.pop("subject", None)  # kept only with a stored record: none here
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return Answer(evaluator.ruleset.version, evaluator.assess(report), assessment_level)
+
+
+def _escalation_check(evaluator_for: Callable[[str | None], Evaluator], body: dict) -> Answer:
+    report = dict(body)
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    return Answer(evaluator.ruleset.version, evaluator.escalation_check(report), escalation_level)
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str  # Flask's rule string, as the log line and the metrics name it
+    endpoint: str  # Flask's endpoint, as the rate limits count it
+    acceptor: ReportAcceptor
+    answer: Callable[[Callable[[str | None], Evaluator], dict], Answer]
+    stores: bool  # whether a request may ask for a stored record ("store")
+
+
+class FastPath:
+    """The WSGI middleware; ``served`` counts the requests it answered itself."""
+
+    def __init__(self, app: Flask, inner: Callable) -> None:
+        self._app = app
+        self._inner = inner
+        self.served = 0
+        self._edge: Edge | None = None
+        self._routes = _routes(app)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        route = self._routes.get(environ.get("PATH_INFO", ""))
+        if route is None or not self._plain_request(environ):
+            return self._inner(environ, start_response)
+        started = clock()  # where Flask's first hook starts it: before the body is read
+        size = _declared_size(environ, self._app.config["MAX_CONTENT_LENGTH"])
+        if size is None:
+            return self._inner(environ, start_response)
+        stream = environ["wsgi.input"]
+        try:
+            body = stream.read(size)
+        except Exception as error:  # Flask meets the same failure, and answers it
+            environ["wsgi.input"] = _Failing(error)
+            return self._inner(environ, start_response)
+        if len(body) != size:  # the client went away: Flask says so from the same bytes
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self._inner(environ, start_response)
+        try:
+            answered = self._answer(route, environ, body, started, start_response)
+        except Exception:  # any doubt is Flask's: it answers the same request its own way
+            answered = None
+        if answered is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self._inner(environ, start_response)
+        self.served += 1
+        return answered
+
+    @staticmethod
+    def _plain_request(environ: dict) -> bool:
+        return (
+            environ.get("REQUEST_METHOD") == "POST"
+            and not environ.get("QUERY_STRING")
+            and environ.get("CONTENT_TYPE") == JSON
+            and environ.get("HTTP_ACCEPT", JSON) in PLAIN_ACCEPTS
+            and "HTTP_ORIGIN" not in environ
+            and "HTTP_IDEMPOTENCY_KEY" not in environ
+            and "HTTP_TRANSFER_ENCODING" not in environ
+        )
+
+    def _answer(
+        self, route: Route, environ: dict, body: bytes, started: float, start_response: Callable
+    ) -> list[bytes] | None:
+        """The answer, sent; None (nothing sent, nothing recorded) to leave it to Flask."""
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
+        accepted = route.acceptor.accept(orjson.loads(body))
+        if accepted is None or (route.stores and not self._unstored(accepted)):
+            return None
+        shared = self._shared()
+        if not protected(environ["PATH_INFO"], "POST"):
+            return None
+        address = environ.get("REMOTE_ADDR") or "unknown"
+        # Only a key verified within the cache's fresh time: Flask looks the others up (once,
+        # and caches them) and refuses the wrong ones, spending the address's budget if it must.
+        principal = shared.key_check.verdict(
+            environ.get("HTTP_AUTHORIZATION", ""), address, look_up=False
+        )
+        if not isinstance(principal, Principal):
+            return None
+        answer = route.answer(state(self._app).rules.get, accepted)
+        content = orjson.dumps(answer.payload)
+        tally = None
+        if shared.rate_limits is not None:
+            tally = shared.rate_limits.count(principal, address, route.endpoint)
+            # Counted once: if Flask answers after all (the 429, or any failure below), it
+            # takes this count rather than counting the request again.
+            environ[COUNTED_TALLY] = tally
+            if tally is not None and tally.refused:
+                return None
+        headers = [("Content-Type", JSON), ("Content-Length", str(len(content)))]
+        if shared.rate_limits is not None:
+            headers += shared.rate_limits.headers(tally, 200)
+        headers += shared.security_headers.for_answer(JSON, False)
+        headers += identity_headers(request_id, answer.rules_version)
+        record_outcome(
+            route=route.rule,
+            method="POST",
+            status=200,
+            started=started,
+            request_id=request_id,
+            tenant=principal.tenant,
+            rules_version=answer.rules_version,
+            triage_level=answer.observe(answer.payload),
+        )
+        start_response(OK, headers)
+        return [content]
+
+    def _unstored(self, accepted: dict[str, Any]) -> bool:
+        """Whether an assessment request asks for nothing to be stored (or storing is off)."""
+        return accepted.get("store", True) is False or not self._app.config["STORE_RECORDS"]
+
+    def _shared(self) -> Edge:
+        if self._edge is None:
+            self._edge = edge(self._app)
+        return self._edge
+
+
+def _declared_size(environ: dict, limit: int | None) -> int | None:
+    """The length a request declares for its body, if it is within ``limit``; else None."""
+    length = environ.get("CONTENT_LENGTH", "")
+    if not (length.isascii() and length.isdigit()):
+        return None
+    size = int(length)
+    if size == 0 or (limit is not None and size > limit):
+        return None
+    return size
+
+
+class _Failing(io.RawIOBase):
+    """A body whose reading failed here: it fails the same way when Flask reads it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise self._error
+
+
+def _routes(app: Flask) -> dict[str, Route]:
+    """The two addresses, with Flask's own rule and endpoint for each."""
+    adapter = app.url_map.bind("localhost")
+    routes = {}
+    for path, acceptor, answer, stores in (
+        ("/v1/assess", ASSESS_REQUEST_ACCEPTOR, _assess, True),
+        ("/v1/escalation-check", REPORT_ACCEPTOR, _escalation_check, False),
+    ):
+        rule, _ = adapter.match(path, method="POST", return_rule=True)
+        routes[path] = Route(rule.rule, rule.endpoint, acceptor, answer, stores)
+    return routes
+
+
+def install_fast_path(app: Flask, enabled: bool | None = None) -> FastPath | None:
+    """Puts the fast path in front of Flask (behind any ProxyFix, so that it sees the client's
+    address as Flask does), unless ``enabled`` is False or, left out, POPLITEAL_FAST_PATH is
+    false. Answers the middleware, or None when off."""
+    if enabled is None:
+        enabled = env_flag("POPLITEAL_FAST_PATH", True)
+    if not enabled:
+        return None
+    outer = app.wsgi_app
+    if isinstance(outer, ProxyFix):
+        fast_path = outer.app = FastPath(app, outer.app)
+    else:
+        fast_path = app.wsgi_app = FastPath(app, outer)
+    return fast_path
