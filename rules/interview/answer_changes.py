@@ -42,18 +42,27 @@ class AnswerChanges:
         for rule in self.stop_rules:
             for path in rule.rule.when.unanswered(screen.ctx):
                 found.setdefault(path, None)
-        for _, open_signals in self._causes_that_matter(screen):
+        for _, open_signals in self._causes_that_matter(screen, skip):
             for signal in open_signals:
                 for path in signal.rule.when.unanswered(screen.flat):
                     found.setdefault(path, None)
         return [path for path in found if path in asked and path not in skip]
 
-    def _causes_that_matter(self, screen: Screen) -> list[tuple[Cause, list[Signal]]]:
+    def _causes_that_matter(
+        self, screen: Screen, skip: Collection[str]
+    ) -> list[tuple[Cause, list[Signal]]]:
         scores = {cause.code: score for score, cause, _ in screen.ranked}
         leader = screen.ranked[0] if screen.ranked else None
         reach: list[tuple[float, Cause, list[Signal], float]] = []
         for cause, signals in self.signals:
-            open_signals = [s for s in signals if s.rule.when.evaluate(screen.flat) is None]
+            # A signal counts as open only while one of its unanswered fields may still be
+            # answered: a declined field is never asked again, so it cannot make one present.
+            open_signals = [
+                s
+                for s in signals
+                if s.rule.when.evaluate(screen.flat) is None
+                and any(p not in skip for p in s.rule.when.unanswered(screen.flat))
+            ]
             if not open_signals:
                 continue
             current = scores.get(cause.code, 0.0)

@@ -243,3 +243,26 @@ def test_an_interview_pinned_to_an_older_rules_version_reaches_that_version_s_an
                 whole["level"],
                 whole["stop_stretching"],
             ), (evaluator.ruleset.version, case["name"])
+
+
+def test_a_question_is_not_asked_when_only_declined_answers_could_make_it_matter():
+    # A sudden sharp pain while sprinting leads with a hamstring strain. Whether the person
+    # warmed up could only make poor technique a likely cause together with a locked knee, and
+    # that question was declined: no answer to the warm-up question changes anything now.
+    report = {
+        "pain": {"intensity": 3, "onset": "sudden", "started_during": "sprinting",
+                 "quality": ["sharp"]},
+        "stretching": {"bouncing": False, "hold_seconds": 60},
+    }  # fmt: skip
+    answered = {"pain." + f for f in report["pain"]} | {
+        "stretching." + f for f in report["stretching"]
+    }
+    declined = [
+        p for p in DEFAULT.ruleset.questions if p not in answered and p != "stretching.warmed_up"
+    ]
+    answer = INTERVIEWER.next(report, declined)
+    assert answer["should_stop"], answer["question"]
+    assert answer["stop_reason"] == NOTHING_LEFT_TO_ASK
+    # With the locked-knee question still open, both are worth asking.
+    still_open = [p for p in declined if p != "stretching.knee_locked"]
+    assert INTERVIEWER.next(report, still_open)["question"]["fields"] == ["stretching.knee_locked"]
