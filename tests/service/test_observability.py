@@ -365,7 +365,12 @@ def test_no_request_value_reaches_gunicorns_output_at_any_level(logged_server):
     for request_id, status in sent:
         assert access[request_id] == 1, f"{request_id} ({status}) logged once"
     gunicorn_access = [line for line in lines if line["logger"] == "gunicorn.access"]
-    assert len(gunicorn_access) >= len(sent)
+    logged_by_gunicorn = collections.Counter(line.get("request_id") for line in gunicorn_access)
+    # The over-size body is refused unread: the client may close while gunicorn still drains
+    # it, and gunicorn then writes no access line for that connection (a race, seen in CI).
+    oversize = sent[-1][0]
+    missing = [rid for rid, _ in sent if rid != oversize and logged_by_gunicorn[rid] != 1]
+    assert missing == [], f"gunicorn's access line missing or repeated for {missing}"
     assert gunicorn_access, "gunicorn's own access line, when on, is JSON too"
     assert all("?" not in (line.get("path") or "") for line in gunicorn_access)
 
