@@ -78,7 +78,7 @@ def _read(body: Any, specs: Mapping[str, Mapping[str, Any]]) -> tuple[JSON, JSON
         where = f"Questionnaire.item[{position}]"
         answer = given.get(item.get("linkId"), [])
         if _is_checklist(item):
-            _read_checklist(item, answer, answers, declined)
+            _read_checklist(item, answer, answers, declined, where)
         elif item.get("linkId") in specs:
             _read_single(item["linkId"], specs[item["linkId"]], answer, answers, declined, where)
         else:
@@ -130,13 +130,20 @@ def _is_checklist(item: JSON) -> bool:
     )
 
 
-def _read_checklist(item: JSON, answer: list, answers: JSON, declined: list) -> None:
+def _read_checklist(item: JSON, answer: list, answers: JSON, declined: list, where: str) -> None:
     shown = [o["valueCoding"]["code"] for o in item["answerOption"]]
     fields = [code for code in shown if code != NONE_OF_THESE]
     if not answer:
         declined.extend(fields)
         return
     ticked = {a.get("valueCoding", {}).get("code") for a in answer}
+    if not ticked <= set(shown):
+        # An answer that is not one of the options shown must not count as "none of these":
+        # every item left unticked is read as "no", red flags included.
+        raise AdaptiveFormError(
+            "A checklist answer is not one of its options.",
+            {f"{where}.answer": [f"Expected the codes of the options shown: {shown}."]},
+        )
     for path in fields:
         answers[path] = path in ticked
 

@@ -143,6 +143,26 @@ def test_an_answer_of_the_wrong_type_is_an_operation_outcome(client):
     assert "pain.intensity" in str(outcome)
 
 
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        [{"valueCoding": {"system": REPORT_FIELD_SYSTEM, "code": "signs.chest-pain"}}],
+        [{"valueString": "chest pain"}],
+    ],
+    ids=["a code not shown", "not a coding"],
+)
+def test_a_checklist_answer_that_is_not_an_option_is_refused_not_read_as_none(client, garbled):
+    # Read leniently, it would answer every emergency sign shown "no".
+    _, started = post(client, first_response())
+    started["item"][0]["answer"] = [{"valueInteger": 3}]
+    _, asked = post(client, started)
+    asked["item"][1]["answer"] = garbled
+    response, outcome = post(client, asked)
+    assert response.status_code == 422
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "not one of its options" in str(outcome)
+
+
 def test_a_pain_score_out_of_range_is_an_operation_outcome(client):
     _, started = post(client, first_response())
     started["item"][0]["answer"] = [{"valueInteger": 11}]
