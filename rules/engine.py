@@ -24,8 +24,8 @@ from rules.conditions import Condition, flatten
 from rules.errors import UnknownCode
 from rules.exercise_plan import ExercisePlanner
 from rules.missing_information import missing_information
-from rules.model import Contradiction, RuleSet
-from rules.screening import FIRST_LEVEL, Screen, Screener
+from rules.model import RuleSet
+from rules.screening import Screen, Screener, screen_answer
 
 Report = Mapping[str, Any]
 JSON = dict[str, Any]
@@ -52,24 +52,7 @@ class Evaluator:
         """The red-flag screen: as cheap as possible, and always in agreement with assess()."""
         screen = self._screener.screen(report)
         undecided = (flag.rule.when for flag in screen.undecided)
-        output = {
-            "rules_version": self.ruleset.version,
-            "level": screen.level,
-            "escalate": screen.level != FIRST_LEVEL,
-            "stop_stretching": screen.stop,
-            "complete": screen.complete,
-            "red_flags": [flag.output for flag in screen.fired],
-            "unanswered_red_flag_questions": [
-                path
-                for path in _unanswered_fields(undecided, screen.flat)
-                if path in self._questions
-            ],
-        }
-        if self.ruleset.time_frames:
-            output["time_frame"] = screen.frame
-        if self.ruleset.contradictions:
-            output["contradictory_answers"] = _contradictory_fields(screen.contradictions)
-        return output
+        return screen_answer(self.ruleset, screen, _unanswered_fields(undecided, screen.flat))
 
     def assess(self, report: Report) -> JSON:
         rs = self.ruleset
@@ -208,10 +191,6 @@ def _unanswered_fields(conditions: Iterable[Condition], flat: Report) -> list[st
         for path in condition.unanswered(flat):
             seen.setdefault(path, None)
     return list(seen)
-
-
-def _contradictory_fields(contradictions: Iterable[Contradiction]) -> list[str]:
-    return list(dict.fromkeys(path for c in contradictions for path in c.confirm))
 
 
 def _trace(fired: list[JSON]) -> JSON:

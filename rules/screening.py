@@ -4,7 +4,7 @@ only the report and what the steps before it derived, so nothing can lower or hi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,3 +137,24 @@ def _time_frame(fired: list[RedFlag]) -> JSON | None:
     """The most pressing time frame among the red flags that fired (None when none fired)."""
     frames = [flag.time_frame for flag in fired if flag.time_frame is not None]
     return min(frames, key=lambda frame: frame.rank).output if frames else None
+
+
+def screen_answer(ruleset: RuleSet, screen: Screen, unanswered: Iterable[str]) -> dict[str, Any]:
+    """The escalation-check answer of a screen: the one shape both ``Evaluator`` and the
+    interview give. ``unanswered``: the open red flags' unanswered fields, in order."""
+    output = {
+        "rules_version": ruleset.version,
+        "level": screen.level,
+        "escalate": screen.level != FIRST_LEVEL,
+        "stop_stretching": screen.stop,
+        "complete": screen.complete,
+        "red_flags": [flag.output for flag in screen.fired],
+        "unanswered_red_flag_questions": [p for p in unanswered if p in ruleset.questions],
+    }
+    if ruleset.time_frames:
+        output["time_frame"] = screen.frame
+    if ruleset.contradictions:
+        output["contradictory_answers"] = list(
+            dict.fromkeys(path for c in screen.contradictions for path in c.confirm)
+        )
+    return output

@@ -64,10 +64,13 @@ def _article_title(rules_version: str) -> str:
     return state().rules.get(rules_version).ruleset.documents["article"]["title"]
 
 
-def ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> list[CauseView]:
+def ranked_causes(
+    assessment: Mapping[str, Any], report: Mapping[str, Any], classification=None
+) -> list[CauseView]:
     """The likely causes of an assessment, each with the ICD-10-CM leaves that fit the
-    report (its side and onset)."""
-    classification = state().rules.classification
+    report (its side and onset); by the app's classification unless one is given."""
+    if classification is None:
+        classification = state().rules.classification
     return [
         CauseView(
             code=cause["code"],

@@ -17,11 +17,11 @@ import orjson
 
 from rules import prescription_from_assessment
 from schemas.cds_hooks.cards import PlanOffer, card
-from schemas.fhir.resources import CauseView, assessment_bundle, care_plan
+from schemas.fhir.resources import assessment_bundle, care_plan
 from service import examples
 from service.evaluation import SHIPPED_RULES
 from service.fhir_intake import intake_questionnaire
-from service.records_as_fhir import level_text, record_head
+from service.records_as_fhir import level_text, ranked_causes, record_head
 from service.records_as_json import (
     assessment_path,
     prescription_path,
@@ -107,23 +107,8 @@ ASSESSMENT_PAGE = {
 }
 
 
-def _ranked_causes(assessment: Mapping[str, Any], report: Mapping[str, Any]) -> list[CauseView]:
-    """As ``records_as_fhir.ranked_causes``, with the shipped classification (no app here)."""
-    classification = SHIPPED_RULES.classification
-    return [
-        CauseView(
-            code=cause["code"],
-            name=cause["name"],
-            icd10cm=[c.as_dict() for c in classification.codes_for(cause["code"], report)],
-            likelihood=cause["likelihood"],
-            evidence=[e["description"] for e in cause["evidence"]],
-        )
-        for cause in assessment["likely_causes"]
-    ]
-
-
 _ARTICLE_TITLE = _NEWEST.ruleset.documents["article"]["title"]
-_CAUSES = _ranked_causes(SELF_CARE, ASSESSMENT_RECORD.request)
+_CAUSES = ranked_causes(SELF_CARE, ASSESSMENT_RECORD.request, SHIPPED_RULES.classification)
 CARE_PLAN = care_plan(
     record_head(PLAN_RECORD), PLAN_RECORD.response, _CAUSES, article_title=_ARTICLE_TITLE
 )

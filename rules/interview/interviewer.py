@@ -12,7 +12,7 @@ from rules.interview.answer_changes import AnswerChanges
 from rules.interview.questions import QuestionBuilder
 from rules.loading import Checklist
 from rules.model import LEVELS, RedFlag, RuleSet
-from rules.screening import FIRST_LEVEL, Screen, Screener
+from rules.screening import Screen, Screener, screen_answer
 
 JSON = dict[str, Any]
 Report = Mapping[str, Any]
@@ -203,22 +203,7 @@ class Interviewer:
         if open_fields is None:
             open_fields = {f.rule.id: f.rule.when.unanswered(screen.flat) for f in screen.undecided}
         undecided = dict.fromkeys(path for paths in open_fields.values() for path in paths)
-        output = {
-            "rules_version": self.ruleset.version,
-            "level": screen.level,
-            "escalate": screen.level != FIRST_LEVEL,
-            "stop_stretching": screen.stop,
-            "complete": screen.complete,
-            "red_flags": [flag.output for flag in screen.fired],
-            "unanswered_red_flag_questions": [p for p in undecided if p in self._questions],
-        }
-        if self.ruleset.time_frames:
-            output["time_frame"] = screen.frame
-        if self.ruleset.contradictions:
-            output["contradictory_answers"] = list(
-                dict.fromkeys(p for c in screen.contradictions for p in c.confirm)
-            )
-        return output
+        return screen_answer(self.ruleset, screen, undecided)
 
 
 def _not_true_fields(condition) -> Iterable[str]:
