@@ -266,3 +266,25 @@ def test_a_question_is_not_asked_when_only_declined_answers_could_make_it_matter
     # With the locked-knee question still open, both are worth asking.
     still_open = [p for p in declined if p != "stretching.knee_locked"]
     assert INTERVIEWER.next(report, still_open)["question"]["fields"] == ["stretching.knee_locked"]
+
+
+def test_every_checklist_source_stands_in_the_documents_of_the_default_rules():
+    """The checklists file is shared by versions and loaded apart from them: its article quotes
+    must stand in the paragraphs they cite, and its guidelines be the default rules' own."""
+    from tests.rules.test_loader import ARTICLE
+    from tests.rules.test_loader_2_0_0 import _paragraphs
+
+    documents = DEFAULT.ruleset.document["documents"]
+    guidelines = {(g["name"], g["url"]) for g in documents["guidelines"]}
+    article = _paragraphs(ARTICLE.read_text(encoding="utf-8")) if ARTICLE.exists() else None
+    wrong = []
+    for checklist in CHECKLISTS:
+        source = checklist.source
+        if "guideline" in source:
+            if (source["guideline"], source["url"]) not in guidelines:
+                wrong.append((checklist.id, source["guideline"]))
+        elif article is not None:
+            cited = article.get((source["article"], source["paragraph"]), "")
+            if source["quote"] not in cited:
+                wrong.append((checklist.id, source["quote"]))
+    assert not wrong, wrong
