@@ -32,7 +32,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rules import Evaluator
-from schemas.fast import ReportAcceptor
+from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
 from service.auth import protected
 from service.config import env_flag
 from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
@@ -60,9 +60,8 @@ class Answer:
 
 
 def _assess(evaluator_for: Callable[[str | None], Evaluator], body: dict) -> Answer:
-    report = dict(body)
-    report.pop("store", None)
-    report.pop("subject", None)  # kept only with a stored record: none here
+    # store and subject: instructions for a stored record, and none is stored here.
+    report = {key: value for key, value in body.items() if key not in ASSESS_REQUEST_EXTRA_FIELDS}
     evaluator = evaluator_for(report.pop("rules_version", None))
     return Answer(evaluator.ruleset.version, evaluator.assess(report), assessment_level)
 
@@ -140,8 +139,6 @@ class FastPath:
         if accepted is None or (route.stores and not self._unstored(accepted)):
             return None
         shared = self._shared()
-        if not protected(environ["PATH_INFO"], "POST"):
-            return None
         address = environ.get("REMOTE_ADDR") or "unknown"
         # Only a key verified within the cache's fresh time: Flask looks the others up (once,
         # and caches them) and refuses the wrong ones, spending the address's budget if it must.
@@ -150,8 +147,6 @@ class FastPath:
         )
         if not isinstance(principal, Principal):
             return None
-        answer = route.answer(state(self._app).rules.get, accepted)
-        content = orjson.dumps(answer.payload)
         tally = None
         if shared.rate_limits is not None:
             tally = shared.rate_limits.count(principal, address, route.endpoint)
@@ -160,6 +155,9 @@ class FastPath:
             environ[COUNTED_TALLY] = tally
             if tally is not None and tally.refused:
                 return None
+        # After the limit, as in Flask's pipeline: a refused request costs no evaluation.
+        answer = route.answer(state(self._app).rules.get, accepted)
+        content = orjson.dumps(answer.payload)
         headers = [("Content-Type", JSON), ("Content-Length", str(len(content)))]
         if shared.rate_limits is not None:
             headers += shared.rate_limits.headers(tally, 200)
@@ -222,6 +220,9 @@ def _routes(app: Flask) -> dict[str, Route]:
         ("/v1/escalation-check", REPORT_ACCEPTOR, _escalation_check, False),
     ):
         rule, _ = adapter.match(path, method="POST", return_rule=True)
+        # Both are key-protected /v1 addresses: the key is checked here as Flask checks it.
+        if not protected(path, "POST"):
+            raise RuntimeError(f"the fast path serves only key-protected addresses, not {path}")
         routes[path] = Route(rule.rule, rule.endpoint, acceptor, answer, stores)
     return routes
 

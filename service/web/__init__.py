@@ -38,7 +38,6 @@ from service.web.errors import (
     register_error_handlers,
 )
 from service.web.negotiation import (
-    FHIR_VERSIONS,
     RESPONSE_MEDIA_TYPES,
     fhir_outcome,
     fhir_response,
@@ -69,7 +68,6 @@ __all__ = [
     "ERROR_HANDLERS",
     "FHIR_RESOURCES",
     "FHIR_RESPONSES",
-    "FHIR_VERSIONS",
     "IDEMPOTENCY_KEY_ERASED_PROBLEM",
     "IDEMPOTENCY_KEY_REUSED_PROBLEM",
     "PROBLEM_MEDIA_TYPE",
