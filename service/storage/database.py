@@ -33,6 +33,7 @@ from service.storage.errors import (
     translate_unavailable,
 )
 from service.storage.keys import ApiKeyStore
+from service.storage.packing import check_dictionaries
 from service.storage.records import RecordStore
 
 # What a failure means is service.storage.errors', and the engine is service.storage.engine's;
@@ -82,6 +83,9 @@ class Storage:
 
     def __init__(self, url: str, statement_timeout_ms: int | None = None) -> None:
         self.url = url
+        # Stored answers cannot be read or written without their dictionaries: a missing or
+        # altered one stops the service (or command) here, naming the file.
+        check_dictionaries()
         # Most work is a read or a one-statement write: on this engine every statement commits
         # on its own, so it costs one round trip, not BEGIN, the statement and ROLLBACK or
         # COMMIT. Its pool's connections stay in autocommit: switching a pooled connection in

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from service.storage.answers import plan_of, unpack
+from service.storage.answers import plan_of
+from service.storage.packing import unpack
 from service.storage.record_types import InvalidCursor, Record, RecordSummary, Subject
 from service.storage.tables import records
 
@@ -32,12 +33,13 @@ _FULL = (
     records.c.plan_id,
     records.c.reassessment_of,
     records.c.request,
+    records.c.request_packed,
     records.c.response,
     records.c.answer,
     _assessment.c.response.label("assessment_response"),
     _assessment.c.answer.label("assessment_answer"),
 )
-SUMMARY_COLUMNS = _FULL[:-5]
+SUMMARY_COLUMNS = _FULL[:-6]
 
 
 def select_full():
@@ -99,7 +101,12 @@ def record_from_row(row) -> Record:
         if assessment is None:
             raise ValueError(f"record {row.id} holds no answer")  # never: not stored so
         answer = orjson.dumps(plan_of(orjson.loads(assessment)))
-    return Record(*_head(row), row.request, answer)
+    return Record(*_head(row), _request(row.request_packed, row.request), answer)
+
+
+def _request(packed: bytes | None, request: Any) -> Any:
+    """What a record was sent: packed (since 0009) or JSON (before)."""
+    return request if packed is None else orjson.loads(unpack(packed))
 
 
 def summary_from_row(row) -> RecordSummary:

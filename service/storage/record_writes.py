@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from service.storage.answers import is_plan_of, pack
+from service.storage.answers import is_plan_of
 from service.storage.keys import hash_key
+from service.storage.packing import pack_answer, pack_request
 from service.storage.record_types import NewRecord, Record
 from service.storage.tables import erased_idempotency_keys, records
 
@@ -91,11 +92,13 @@ def rows_for(
             "subject_system": record.subject.system if record.subject else None,
             "subject_value": record.subject.value if record.subject else None,
             "triage_level": record.triage_level,
-            "request": record.request,
+            # The report's JSON bytes packed; JSON null in the column of the older form.
+            "request": None,
+            "request_packed": pack_request(orjson.dumps(record.request)),
             # The answer's JSON bytes compressed; nothing for a plan, read from its
             # assessment's answer.
             "response": None,
-            "answer": None if record.id in plans else pack(answer),
+            "answer": None if record.id in plans else pack_answer(answer),
             "idempotency_key": idempotency_key if index == 0 else None,
             "request_fingerprint": fingerprint if index == 0 else None,
         }

@@ -129,15 +129,19 @@ records = Table(
     Column("subject_system", String(SUBJECT_PART_LENGTH), nullable=True),
     Column("subject_value", String(SUBJECT_PART_LENGTH), nullable=True),
     Column("triage_level", String(32), nullable=True),
+    # What was sent is in one of two forms: ``request_packed``, its JSON bytes packed with a
+    # dictionary (service.storage.packing), ``request`` then JSON null (every record stored
+    # since revision 0009); or ``request`` as JSON (before).
     Column("request", JSON, nullable=False),
     # What was answered is in one of three forms (service.storage.records reads all three):
-    # - ``answer``: the answer's JSON bytes as given, compressed (service.storage.answers);
+    # - ``answer``: the answer's JSON bytes as given, compressed (service.storage.packing);
     #   ``response`` is then JSON null. Every record stored since revision 0008;
     # - neither: an assessment's plan, which is part of the assessment's answer and read from
     #   it (never a second copy);
     # - ``response``: the answer as JSON, the form before 0008 (0008 converts these rows).
     Column("response", JSON, nullable=False),
     Column("answer", LargeBinary, nullable=True),
+    Column("request_packed", LargeBinary, nullable=True),
     Column("idempotency_key", String(IDEMPOTENCY_KEY_LENGTH), nullable=True),
     # SHA-256 of the method, path and canonical body the key was first used with.
     Column("request_fingerprint", String(64), nullable=True),

@@ -81,6 +81,22 @@ def test_a_declared_change_without_a_migration_is_noticed(empty_database):
     storage.dispose()
 
 
+# The records columns added after 0001, and the revision adding each.
+ADDED_IN = {"reassessment_of": "0004", "answer": "0008", "request_packed": "0009"}
+
+
+def records_at(revision: str) -> sa.TableClause:
+    """The records table as it is at a revision: the columns it has there."""
+    return sa.table(
+        "records",
+        *(
+            sa.column(c.name, c.type)
+            for c in records.columns
+            if ADDED_IN.get(c.name, "0001") <= revision
+        ),
+    )
+
+
 def _record_row(record_id: str, tenant_id: int, **columns) -> dict:
     """A records row as revision 0003 has them."""
     return {
@@ -111,15 +127,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
     storage.upgrade("0003")
     _, api_key_id = plant_legacy_key(storage, "migrations")
     tenant_id = storage.keys.tenant_id("migrations")
-    # The records table as 0003 has it: every column but the new one.
-    old_records = sa.table(
-        "records",
-        *(
-            sa.column(c.name, c.type)
-            for c in records.columns
-            if c.name not in ("reassessment_of", "answer")
-        ),
-    )
+    old_records = records_at("0003")
     assessment, plan = (
         "0190b0c4-0000-7000-8000-00000000000a",
         "0190b0c4-0000-7000-8000-00000000000b",
@@ -258,9 +266,7 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
 
     # Down to 0007: the records are as every version before 0008 stored them, plans copied.
     storage.downgrade("0007")
-    old_records = sa.table(
-        "records", *(sa.column(c.name, c.type) for c in records.columns if c.name != "answer")
-    )
+    old_records = records_at("0007")
     with storage.autocommit() as connection:
         rows = {row.id: row for row in connection.execute(sa.select(old_records))}
     assert len(rows) == 7
@@ -289,6 +295,62 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
     storage.dispose()
 
 
+def test_records_stored_before_0009_read_back_identical_after_it_and_after_going_down(
+    empty_database,
+):
+    """0009 keeps what a record was sent as packed JSON bytes: the records of every kind read
+    back byte for byte through the API after going down to 0008 (every request as JSON, the
+    form before) and up again, where the rows stored before it keep their JSON requests."""
+    app = create_app(app_config(DATABASE_URL=empty_database))
+    storage = state(app).storage
+    storage.upgrade()
+    key, _ = storage.keys.create("migrations")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    subject = {"system": "https://example.org/mrn", "value": "0009"}
+
+    def post(path: str, body: dict):
+        response = client.post(path, json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    assessments = [
+        post("/v1/assess", {**examples.POSSIBLE_DVT, "subject": subject}),
+        post("/v1/assess", examples.SELF_CARE_TECHNIQUE),
+    ]
+    prescription = post("/v1/exercise-prescriptions", {"assessment_id": assessments[1]["id"]})
+    paths = [
+        *(body["links"]["self"] for body in assessments),
+        *(body["links"]["exercise_prescription"] for body in assessments),
+        f"/v1/exercise-prescriptions/{prescription['id']}",
+        f"/v1/assessments?subject={subject['system']}|{subject['value']}",
+    ]
+
+    def read() -> dict:
+        return {
+            (path, accept): client.get(path, headers={"Accept": accept}).data
+            for path in paths
+            for accept in ("application/json", "application/fhir+json")
+        }
+
+    expected = read()
+    storage.downgrade("0008")
+    with storage.autocommit() as connection:
+        rows = {row.id: row for row in connection.execute(sa.select(records_at("0008")))}
+    assert len(rows) == 5
+    assert all(isinstance(row.request, dict) for row in rows.values())
+    for body in assessments:
+        assert rows[body["id"]].request == body["report"]
+
+    storage.upgrade()
+    assert differences(storage) == []
+    with storage.autocommit() as connection:
+        packed = connection.execute(sa.select(records.c.request_packed)).scalars().all()
+    assert packed == [None] * 5  # rows stored before 0009 are not rewritten
+    assert read() == expected
+    storage.dispose()
+
+
 def test_a_plan_that_is_not_its_assessments_exactly_keeps_its_copy(empty_database):
     """0008 drops a plan's copy only when reading it from the assessment gives the very same
     answer; any other stored plan keeps what it holds."""
@@ -296,9 +358,7 @@ def test_a_plan_that_is_not_its_assessments_exactly_keeps_its_copy(empty_databas
     storage.upgrade("0007")
     _, api_key_id = plant_legacy_key(storage, "migrations")
     tenant_id = storage.keys.tenant_id("migrations")
-    old_records = sa.table(
-        "records", *(sa.column(c.name, c.type) for c in records.columns if c.name != "answer")
-    )
+    old_records = records_at("0007")
     assessment = "0190b0c4-0000-7000-8000-00000000000a"
     plan = "0190b0c4-0000-7000-8000-00000000000b"
     odd_plan = {"rules_version": "1.0.0", "basis": "report", "hand": "made"}

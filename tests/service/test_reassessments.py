@@ -24,7 +24,7 @@ from service import examples
 from service.logs import ACCESS_LOGGER
 from service.state import state
 from service.storage import NewRecord
-from service.storage.answers import unpack
+from service.storage.packing import unpack
 from service.storage.records import ASSESSMENT, Subject
 from service.storage.tables import erasures, records
 
@@ -589,7 +589,8 @@ def test_the_command_reports_the_records_whose_triage_changed(stored_app, new_te
         assert entry["rules_versions"] == {"original": row.rules_version, "reassessed": OLDEST}
         assert entry["triage_changed"] is True
         assert entry["difference"] == independent_difference(
-            orjson.loads(unpack(row.answer)), expected(row.request, OLDEST)
+            orjson.loads(unpack(row.answer)),
+            expected(orjson.loads(unpack(row.request_packed)), OLDEST),
         )
     assert list(listed[invalid]["errors"]) == ["report.pain.retired"]
     directions = [listed[record_id]["difference"]["level"]["direction"] for record_id in changed]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from service import examples
 from service.state import state
-from service.storage.answers import unpack
+from service.storage.packing import unpack
 from service.storage.tables import erasures, records
 
 pytestmark = pytest.mark.postgres
@@ -66,7 +66,9 @@ def test_an_assessment_is_stored_with_its_request_response_version_tenant_time_a
     assert row.rules_version == body["rules_version"] == "2.0.0"
     assert (row.subject_system, row.subject_value) == (SUBJECT["system"], SUBJECT["value"])
     assert row.triage_level == body["triage"]["level"]
-    assert row.request == REPORT  # what was asked; store and subject are the record's own
+    # What was asked, kept as its packed JSON bytes; store and subject are the record's own.
+    assert row.request is None
+    assert orjson.loads(unpack(row.request_packed)) == REPORT
     assert row.response is None  # the answer is kept as its compressed JSON bytes
     answer = orjson.loads(unpack(row.answer))
     stored = {key: body[key] for key in answer}
@@ -202,7 +204,7 @@ def test_a_prescription_is_stored_and_read_back(stored_app, new_tenant, body):
     assert tenant.client.get(response.headers["Location"]).get_json() == created
     [row] = rows(stored_app, id=created["id"])
     assert row.kind == "exercise_prescription"
-    assert row.request == body
+    assert orjson.loads(unpack(row.request_packed)) == body
 
 
 def test_a_prescription_from_a_stored_assessment_uses_its_report_and_subject(new_tenant):

@@ -1,7 +1,7 @@
 """Answers stored as their compressed JSON bytes; an assessment's plan no longer a copy
 
 ``records.answer`` holds what a record answered: its JSON bytes exactly as given, compressed
-(service.storage.answers); ``response`` is then JSON null. An assessment's plan record keeps
+(service.storage.packing); ``response`` is then JSON null. An assessment's plan record keeps
 its row (its id, its links, its erasure with the assessment) but neither form: its answer is
 read from the assessment's.
 
@@ -19,11 +19,21 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import sqlalchemy as sa
 from alembic import op
 
-from service.storage.answers import is_plan_of, pack, plan_of, unpack
+from service.storage.answers import is_plan_of, plan_of
+from service.storage.packing import ZLIB, unpack
+
+
+def _pack(answer_json: bytes) -> bytes:
+    """An answer as this revision stored it (zlib, level 1): fixed here, whatever the service
+    packs new answers with later (service.storage.packing reads every encoding)."""
+    return ZLIB + zlib.compress(answer_json, 1)
+
 
 revision = "0008"
 down_revision = "0007"
@@ -104,7 +114,7 @@ def upgrade() -> None:
     for rows in _batches(query):
         _set(
             [
-                {"b_id": row.id, "b_response": None, "b_answer": pack(orjson.dumps(row.response))}
+                {"b_id": row.id, "b_response": None, "b_answer": _pack(orjson.dumps(row.response))}
                 for row in rows
                 if row.response is not None
             ]

@@ -1,0 +1,133 @@
+"""What a record was sent and what it answered, kept exactly: JSON bytes, compressed.
+
+A stored answer is the JSON the client was given, byte for byte, and a stored request the JSON
+of the report as the service read it, each compressed. The first byte of a packed value names
+the encoding of the rest, so that a new encoding never needs stored rows rewritten:
+- ``\\x02``: an answer, Zstandard at level 3 with the answers dictionary 1;
+- ``\\x03``: a request, Zstandard at level 3 with the requests dictionary 1;
+- ``\\x01``: zlib at level 1 (answers stored before dictionaries, some 6 kB each).
+Zstandard frames here carry a checksum of the JSON, checked when it is read back.
+
+Answers share most of their text (the advice, the exercises, the disclaimer) and reports their
+field names: a dictionary trained on them holds that text once for all records. By
+``bench/record_size.py`` over the clinical cases' reports, the median answer (22.5 kB of JSON)
+is stored in some 1.1 kB and the median request (1.1 kB) in some 0.1 kB; compressing an
+answer takes some 30 us. A dictionary is part of every value packed with it: it is never
+changed or removed. Its bytes are checked against the SHA-256 written here when storage
+starts, which fails naming the file if they differ. A better dictionary is a new file with a
+new id and a new encoding byte (scripts/train_dictionaries.py makes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zlib
+from functools import cache
+from pathlib import Path
+
+import zstandard
+
+ZLIB = b"\x01"
+ZSTD_ANSWERS_1 = b"\x02"
+ZSTD_REQUESTS_1 = b"\x03"
+# Zstandard's level, by measurement on the clinical cases' answers: level 3 stores the median
+# answer in some 0.7 kB (held-out cases) in some 30 us; level 1 in 0.78 kB, level 9 in 0.51 kB
+# but in some 270 us.
+LEVEL = 3
+DICTIONARY_FOLDER = Path(__file__).resolve().parent / "dictionaries"
+# Encoding byte -> its dictionary's file and the file's SHA-256.
+DICTIONARIES = {
+    ZSTD_ANSWERS_1: (
+        "answers-1.zdict",
+        "d4cdf2e1dfcec3ca35359bae63f40f433ce984a2be1bfb0a365f7191b5ac5c0c",
+    ),
+    ZSTD_REQUESTS_1: (
+        "requests-1.zdict",
+        "307dac9c74598cd7eacee6087f9b3da3d347619e202e2b6b501f5e4028b45b8b",
+    ),
+}
+
+
+class DamagedValue(ValueError):
+    """A packed value that cannot be read back exactly: an unknown encoding, or bytes that
+    fail their checksum or their decoding."""
+
+
+class DictionaryChanged(RuntimeError):
+    """A dictionary's file is not the one values were packed with."""
+
+
+@cache
+def dictionary(encoding: bytes) -> zstandard.ZstdCompressionDict:
+    """The dictionary of an encoding, checked against its digest (read once per process)."""
+    name, digest = DICTIONARIES[encoding]
+    path = DICTIONARY_FOLDER / name
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != digest:
+        raise DictionaryChanged(
+            f"{path} is not the dictionary stored records were packed with (its SHA-256"
+            " differs): restore the file; a new dictionary needs a new name and encoding"
+        )
+    packed = zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+    packed.precompute_compress(level=LEVEL)
+    return packed
+
+
+def check_dictionaries() -> None:
+    """Read and check every dictionary, so that storage fails when it starts, naming the file,
+    rather than on the first record (DictionaryChanged, OSError)."""
+    for encoding in DICTIONARIES:
+        dictionary(encoding)
+
+
+class _Codecs:
+    """A compressor and a decompressor per dictionary."""
+
+    def __init__(self) -> None:
+        self.compressors = {
+            encoding: zstandard.ZstdCompressor(
+                level=LEVEL, dict_data=dictionary(encoding), write_checksum=True
+            )
+            for encoding in DICTIONARIES
+        }
+        self.decompressors = {
+            encoding: zstandard.ZstdDecompressor(dict_data=dictionary(encoding))
+            for encoding in DICTIONARIES
+        }
+
+
+# One set per thread (a compressor may not be used by two threads at once), made on first use.
+_per_thread = threading.local()
+
+
+def _codecs() -> _Codecs:
+    try:
+        return _per_thread.codecs
+    except AttributeError:
+        _per_thread.codecs = codecs = _Codecs()
+        return codecs
+
+
+def pack_answer(answer_json: bytes) -> bytes:
+    """An answer's JSON bytes, as stored."""
+    return ZSTD_ANSWERS_1 + _codecs().compressors[ZSTD_ANSWERS_1].compress(answer_json)
+
+
+def pack_request(request_json: bytes) -> bytes:
+    """A request's JSON bytes, as stored."""
+    return ZSTD_REQUESTS_1 + _codecs().compressors[ZSTD_REQUESTS_1].compress(request_json)
+
+
+def unpack(stored: bytes) -> bytes:
+    """The JSON bytes exactly as they were packed."""
+    encoding, body = stored[:1], stored[1:]
+    decompressor = _codecs().decompressors.get(encoding)
+    try:
+        if decompressor is not None:
+            return decompressor.decompress(body)
+        if encoding == ZLIB:
+            return zlib.decompress(body)
+    except (zstandard.ZstdError, zlib.error) as error:
+        raise DamagedValue(f"a packed value does not decode: {error}") from error
+    raise DamagedValue(f"unknown packed encoding {encoding!r}")

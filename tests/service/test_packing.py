@@ -1,0 +1,91 @@
+"""Packed records: every clinical case's answer and request come back byte for byte, small;
+every encoding ever stored stays readable; a damaged value or dictionary is refused, never
+read as something else."""
+
+from __future__ import annotations
+
+import shutil
+import zlib
+
+import orjson
+import pytest
+
+from rules import load_library
+from service.evaluation import REPORT
+from service.storage import packing
+from service.storage.packing import (
+    ZLIB,
+    DamagedValue,
+    DictionaryChanged,
+    check_dictionaries,
+    pack_answer,
+    pack_request,
+    unpack,
+)
+from tests.rules.test_clinical_cases import load_cases
+
+# What keeps a stored assessment under 4 kB on disk with its plan row and indexes
+# (bench/record_size.py: some 2.9 kB): per clinical case, the packed answer and request.
+LARGEST_PACKED_ANSWER = 2_600
+LARGEST_PACKED_REQUEST = 200
+
+
+def _answers_and_requests():
+    library = load_library()
+    for version in library.versions:
+        for _, case in load_cases():
+            report = case.get("report")
+            if not isinstance(report, dict):
+                continue
+            body = REPORT.load({**report, "rules_version": version})
+            body.pop("store", None)
+            body.pop("subject", None)
+            sent = orjson.dumps(body)
+            assessment = library.get(body.pop("rules_version")).assess(body)
+            yield orjson.dumps(assessment), sent
+
+
+CASES = list(_answers_and_requests())
+
+
+def test_every_cases_answer_and_request_come_back_exactly_and_small():
+    for answer, request in CASES:
+        packed_answer, packed_request = pack_answer(answer), pack_request(request)
+        assert unpack(packed_answer) == answer
+        assert unpack(packed_request) == request
+        assert len(packed_answer) <= LARGEST_PACKED_ANSWER
+        assert len(packed_request) <= LARGEST_PACKED_REQUEST
+
+
+def test_answers_stored_with_zlib_before_dictionaries_still_read():
+    answer = CASES[0][0]
+    assert unpack(ZLIB + zlib.compress(answer, 1)) == answer
+
+
+@pytest.mark.parametrize("damage", ["unknown encoding", "flipped byte", "cut short"])
+def test_a_damaged_packed_value_is_refused_not_misread(damage):
+    packed = bytearray(pack_answer(CASES[0][0]))
+    if damage == "unknown encoding":
+        packed[0] = 0x7F
+    elif damage == "flipped byte":
+        packed[len(packed) // 2] ^= 0x01
+    else:
+        del packed[-8:]
+    with pytest.raises(DamagedValue):
+        unpack(bytes(packed))
+
+
+def test_a_changed_dictionary_stops_storage_naming_its_file(tmp_path, monkeypatch):
+    folder = tmp_path / "dictionaries"
+    shutil.copytree(packing.DICTIONARY_FOLDER, folder)
+    name = packing.DICTIONARIES[packing.ZSTD_ANSWERS_1][0]
+    content = bytearray((folder / name).read_bytes())
+    content[-1] ^= 0x01
+    (folder / name).write_bytes(bytes(content))
+    packing.dictionary.cache_clear()
+    with monkeypatch.context() as patched:
+        patched.setattr(packing, "DICTIONARY_FOLDER", folder)
+        with pytest.raises(DictionaryChanged, match=name):
+            check_dictionaries()
+        packing.dictionary.cache_clear()
+    check_dictionaries()  # the shipped files, as they were
