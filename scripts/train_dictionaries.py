@@ -23,27 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
-import yaml  # noqa: E402
 import zstandard  # noqa: E402
 
+from bench.record_size import case_reports  # noqa: E402
 from rules import load_library  # noqa: E402
 from service.evaluation import REPORT  # noqa: E402
 from service.storage.packing import LEVEL  # noqa: E402
 
-CASES = ROOT / "tests" / "rules" / "cases"
 # Per kind: the dictionary's size, and FastCover's segment size (what its own search chose on
 # these samples, k tried from 50 to 2,000; fixed, so that training is repeatable). d-mers of 8.
 PARAMETERS = {"answers": (64 * 1024, 1730), "requests": (8 * 1024, 200)}
 DMER_SIZE = 8
-
-
-def case_reports() -> list[dict]:
-    reports = []
-    for path in sorted(CASES.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text()) or []:
-            if isinstance(case.get("report"), dict):
-                reports.append(case["report"])
-    return reports
 
 
 def samples() -> dict[str, list[bytes]]:
