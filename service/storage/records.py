@@ -23,6 +23,7 @@ from service.storage.record_rows import (
     SUMMARY_COLUMNS,
     decode_cursor,
     encode_cursor,
+    owned_by,
     record_from_row,
     select_full,
     summary_from_row,
@@ -162,19 +163,16 @@ class RecordStore:
 
     def _get_by_id(self, tenant_id: int, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
-            row = connection.execute(
-                RECORD_BY_ID, {"tenant_id": tenant_id, "record_id": record_id}
-            ).first()
-        return record_from_row(row) if row else None
+            row = connection.execute(RECORD_BY_ID, {"record_id": record_id}).first()
+        return record_from_row(row) if owned_by(row, tenant_id) else None
 
     @translate_unavailable
     def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
             row = connection.execute(
-                RECORD_OF_KIND_BY_ID,
-                {"tenant_id": tenant_id, "kind": kind, "record_id": record_id},
+                RECORD_OF_KIND_BY_ID, {"kind": kind, "record_id": record_id}
             ).first()
-        return record_from_row(row) if row else None
+        return record_from_row(row) if owned_by(row, tenant_id) else None
 
     @translate_unavailable
     def page(

@@ -75,3 +75,72 @@ def test_a_subjects_page_is_read_from_the_index_in_order(populated):
     assert "ix_records_tenant_subject_kind_created" in plan, plan
     assert "Sort" not in plan, plan
     assert "Filter" not in plan, plan
+
+
+@pytest.fixture
+def unanalyzed():
+    """A tenant's records in a table PostgreSQL has no statistics for yet, as after a deploy."""
+    try:
+        database = scratch_postgres_database(POSTGRES_URL, "popliteal_plans")
+        url = database.__enter__()
+    except sa.exc.OperationalError as error:
+        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+    storage = Storage(url)
+    storage.upgrade()
+    key, _ = storage.keys.create("plans")
+    principal = storage.keys.authenticate(key)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "tenant_id": principal.tenant_id,
+            "kind": "assessment",
+            "created_at": now,
+            "rules_version": "2.0.0",
+            "request_id": "r",
+            "request": {},
+            "response": {},
+        }
+        for _ in range(600)
+    ]
+    with storage.transaction() as connection:
+        connection.execute(sa.insert(records), rows)
+    yield storage, principal, rows[0]["id"]
+    storage.dispose()
+    database.__exit__(None, None, None)
+
+
+def test_a_record_is_found_by_its_primary_key_even_before_the_table_has_statistics(unanalyzed):
+    """The plan a worker's prepared statement keeps for its connection's life: a lookup by id
+    uses the primary key, never an index that begins with the tenant (which reads every row of
+    the tenant once the table grows)."""
+    storage, principal, record_id = unanalyzed
+    statements = []
+
+    def capture(_connection, _cursor, statement, parameters, _context, _many):
+        if "FROM records" in statement:
+            statements.append(statement)
+
+    event.listen(storage.engine, "before_cursor_execute", capture)
+    record = storage.records.get(principal.tenant_id, "assessment", record_id)
+    event.remove(storage.engine, "before_cursor_execute", capture)
+    assert record is not None
+    assert record.id == record_id
+    assert storage.records.get(principal.tenant_id + 1, "assessment", record_id) is None
+    [statement] = statements
+    numbered = (
+        statement.replace("%(record_id)s", "$1")
+        .replace("%(kind)s", "$2")
+        .replace("%(tenant_id)s", str(principal.tenant_id))  # if the tenant were in the WHERE
+    )
+    with storage.engine.connect() as connection:
+        connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        connection.exec_driver_sql(f"PREPARE lookup AS {numbered}")
+        plan = "\n".join(
+            connection.exec_driver_sql(
+                f"EXPLAIN EXECUTE lookup('{record_id}', 'assessment')"
+            ).scalars()
+        )
+    assert "Index Scan using pk_records on records " in plan, plan
+    assert "uq_records_tenant_id_idempotency_key" not in plan, plan
+    assert "ix_records_tenant" not in plan, plan
