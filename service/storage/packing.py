@@ -78,7 +78,11 @@ def check_dictionaries() -> None:
     """Read and check every dictionary, so that storage fails when it starts, naming the file,
     rather than on the first record (DictionaryChanged, OSError)."""
     for encoding in DICTIONARIES:
-        dictionary(encoding)
+        packed = dictionary(encoding)
+        # Decompressing once builds the dictionary's decompression tables now, before any
+        # thread can: zstandard builds them lazily, unlocked, on a dictionary's first use.
+        empty = zstandard.ZstdCompressor(dict_data=packed).compress(b"")
+        zstandard.ZstdDecompressor(dict_data=packed).decompress(empty)
 
 
 class _Codecs:

@@ -126,20 +126,20 @@ def test_a_record_is_found_by_its_primary_key_even_before_the_table_has_statisti
     event.remove(storage.engine, "before_cursor_execute", capture)
     assert record is not None
     assert record.id == record_id
-    assert storage.records.get(principal.tenant_id + 1, "assessment", record_id) is None
+    other_tenant = storage.keys.authenticate(storage.keys.create("other")[0]).tenant_id
+    assert storage.records.get(other_tenant, "assessment", record_id) is None
     [statement] = statements
-    numbered = (
-        statement.replace("%(record_id)s", "$1")
-        .replace("%(kind)s", "$2")
-        .replace("%(tenant_id)s", str(principal.tenant_id))  # if the tenant were in the WHERE
-    )
+    # Each bind parameter of the statement numbered, with its value, as the driver prepares it.
+    values = {"record_id": record_id, "kind": "assessment", "tenant_id": principal.tenant_id}
+    present = [name for name in values if f"%({name})s" in statement]
+    for number, name in enumerate(present, start=1):
+        statement = statement.replace(f"%({name})s", f"${number}")
+    arguments = ", ".join(repr(values[name]) for name in present)
     with storage.engine.connect() as connection:
         connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-        connection.exec_driver_sql(f"PREPARE lookup AS {numbered}")
+        connection.exec_driver_sql(f"PREPARE lookup AS {statement}")
         plan = "\n".join(
-            connection.exec_driver_sql(
-                f"EXPLAIN EXECUTE lookup('{record_id}', 'assessment')"
-            ).scalars()
+            connection.exec_driver_sql(f"EXPLAIN EXECUTE lookup({arguments})").scalars()
         )
     assert "Index Scan using pk_records on records " in plan, plan
     assert "uq_records_tenant_id_idempotency_key" not in plan, plan

@@ -3,7 +3,9 @@
 ``records.request_packed`` holds what a record was sent, as JSON bytes packed with a dictionary
 (service.storage.packing); ``request`` is then JSON null. Rows stored before keep their request
 as JSON, read as it was: the upgrade adds the column and rewrites nothing. The downgrade puts
-every packed request back into ``request`` as JSON, a batch of rows at a time in id order.
+every packed request back into ``request`` as JSON, and every answer packed with a dictionary
+back into zlib (the only encoding releases before 0009 read), a batch of rows at a time in id
+order.
 
 On PostgreSQL the packed bytes are not compressed a second time (STORAGE EXTERNAL).
 
@@ -14,11 +16,13 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import sqlalchemy as sa
 from alembic import op
 
-from service.storage.packing import unpack
+from service.storage.packing import ZLIB, unpack
 
 revision = "0009"
 down_revision = "0008"
@@ -32,6 +36,7 @@ records = sa.table(
     sa.column("id", sa.String),
     sa.column("request", sa.JSON),
     sa.column("request_packed", sa.LargeBinary),
+    sa.column("answer", sa.LargeBinary),
 )
 
 
@@ -41,26 +46,34 @@ def upgrade() -> None:
         op.execute("ALTER TABLE records ALTER COLUMN request_packed SET STORAGE EXTERNAL")
 
 
-def downgrade() -> None:
+def _rewrite(column: sa.ColumnClause, condition, values) -> None:
+    """Set ``column`` of the rows matching ``condition``, to ``values(row)``, a batch at a time."""
     bind = op.get_bind()
-    packed = sa.select(records.c.id, records.c.request_packed).where(
-        records.c.request_packed.is_not(None)
-    )
+    query = sa.select(records.c.id, column).where(condition)
     last = ""
     while rows := bind.execute(
-        packed.where(records.c.id > last).order_by(records.c.id).limit(BATCH)
+        query.where(records.c.id > last).order_by(records.c.id).limit(BATCH)
     ).all():
         bind.execute(
-            sa.update(records)
-            .where(records.c.id == sa.bindparam("b_id"))
-            .values(request=sa.bindparam("b_request"), request_packed=None),
-            [
-                {"b_id": row.id, "b_request": orjson.loads(unpack(row.request_packed))}
-                for row in rows
-            ],
+            sa.update(records).where(records.c.id == sa.bindparam("b_id")),
+            [{"b_id": row.id, **values(row)} for row in rows],
         )
         last = rows[-1].id
-    if bind.dialect.name == "sqlite":
+
+
+def downgrade() -> None:
+    _rewrite(
+        records.c.request_packed,
+        records.c.request_packed.is_not(None),
+        lambda row: {"request": orjson.loads(unpack(row.request_packed)), "request_packed": None},
+    )
+    # Answers packed with a dictionary, as 0008 stored answers: zlib, level 1.
+    _rewrite(
+        records.c.answer,
+        sa.and_(records.c.answer.is_not(None), sa.func.substr(records.c.answer, 1, 1) != ZLIB),
+        lambda row: {"answer": ZLIB + zlib.compress(unpack(row.answer), 1)},
+    )
+    if op.get_bind().dialect.name == "sqlite":
         op.execute("ALTER TABLE records DROP COLUMN request_packed")
     else:
         op.drop_column("records", "request_packed")
