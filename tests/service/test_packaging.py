@@ -512,6 +512,31 @@ def test_nginx_accepts_the_config():
     assert result.returncode == 0, result.stderr
 
 
+# --- the package --------------------------------------------------------------------------------
+
+
+def test_every_file_the_packages_read_besides_their_code_is_packaged():
+    """Rule files, the migrations' template and the answer dictionaries are read at run time:
+    each is matched by a package-data pattern of pyproject.toml, so a wheel carries it."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    packaged = {
+        path
+        for package, patterns in package_data.items()
+        for pattern in patterns
+        for path in (ROOT / package.replace(".", "/")).glob(pattern)
+    }
+    data_files = {
+        path
+        for top in ("rules", "schemas", "service")
+        for path in (ROOT / top).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert any(path.suffix == ".zdict" for path in data_files)
+    assert data_files - packaged == set()
+
+
 # --- scripts -------------------------------------------------------------------------------------
 
 
