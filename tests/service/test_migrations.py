@@ -81,6 +81,17 @@ def test_a_declared_change_without_a_migration_is_noticed(empty_database):
     storage.dispose()
 
 
+def migrated_app_client(database_url: str):
+    """The app's storage, migrated to head, and a test client with a key of its own."""
+    app = create_app(app_config(DATABASE_URL=database_url))
+    storage = state(app).storage
+    storage.upgrade()
+    key, _ = storage.keys.create("migrations")
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return storage, client
+
+
 # The records columns added after 0001, and the revision adding each.
 ADDED_IN = {"reassessment_of": "0004", "answer": "0008", "request_packed": "0009"}
 
@@ -220,12 +231,7 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
 ):
     """0008 keeps answers as compressed JSON bytes and reads an assessment's plan from it: the
     records of every kind read back byte for byte as before, through the API, both ways."""
-    app = create_app(app_config(DATABASE_URL=empty_database))
-    storage = state(app).storage
-    storage.upgrade()
-    key, _ = storage.keys.create("migrations")
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    storage, client = migrated_app_client(empty_database)
     subject = {"system": "https://example.org/mrn", "value": "0008"}
 
     def post(path: str, body: dict, **headers):
@@ -301,12 +307,7 @@ def test_records_stored_before_0009_read_back_identical_after_it_and_after_going
     """0009 keeps what a record was sent as packed JSON bytes: the records of every kind read
     back byte for byte through the API after going down to 0008 (every request as JSON, the
     form before) and up again, where the rows stored before it keep their JSON requests."""
-    app = create_app(app_config(DATABASE_URL=empty_database))
-    storage = state(app).storage
-    storage.upgrade()
-    key, _ = storage.keys.create("migrations")
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    storage, client = migrated_app_client(empty_database)
     subject = {"system": "https://example.org/mrn", "value": "0009"}
 
     def post(path: str, body: dict):

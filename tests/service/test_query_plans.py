@@ -1,9 +1,12 @@
-"""The listing by subject reads its page from the index, in order: no filter on the rows it
-reads and no sort (PostgreSQL's plan, with enough rows that the planner uses the index)."""
+"""PostgreSQL's plans: the listing by subject reads its page from the index, in order (no filter
+on the rows it reads, no sort); a record found by id uses the primary key, even in a table
+without statistics."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,8 +20,10 @@ from tests.conftest import POSTGRES_URL, require_server, scratch_postgres_databa
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def populated():
+@contextlib.contextmanager
+def tenant_with_records(row_of: Callable[[int, int], dict], count: int, analyze: bool):
+    """A migrated scratch PostgreSQL database whose one tenant holds ``count`` records, made by
+    ``row_of(n, tenant_id)``; with ``analyze``, the table's statistics are gathered."""
     try:
         database = scratch_postgres_database(POSTGRES_URL, "popliteal_plans")
         url = database.__enter__()
@@ -28,28 +33,48 @@ def populated():
     storage.upgrade()
     key, _ = storage.keys.create("plans")
     principal = storage.keys.authenticate(key)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "tenant_id": principal.tenant_id,
-            "kind": ("assessment", "exercise_prescription")[n % 2],
-            "created_at": start + timedelta(seconds=n),
-            "rules_version": "2.0.0",
-            "request_id": "r",
-            "subject_system": "urn:example:app",
-            "subject_value": f"person-{n % 50}",
-            "request": {},
-            "response": {},
-        }
-        for n in range(5000)
-    ]
+    rows = [row_of(n, principal.tenant_id) for n in range(count)]
     with storage.transaction() as connection:
         connection.execute(sa.insert(records), rows)
-        connection.exec_driver_sql("ANALYZE records")
-    yield storage, principal
-    storage.dispose()
-    database.__exit__(None, None, None)
+        if analyze:
+            connection.exec_driver_sql("ANALYZE records")
+    try:
+        yield storage, principal, rows
+    finally:
+        storage.dispose()
+        database.__exit__(None, None, None)
+
+
+def _record_row(n: int, tenant_id: int, **columns) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "kind": "assessment",
+        "created_at": START + timedelta(seconds=n),
+        "rules_version": "2.0.0",
+        "request_id": "r",
+        "request": {},
+        "response": {},
+        **columns,
+    }
+
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def populated():
+    def row_of(n: int, tenant_id: int) -> dict:
+        return _record_row(
+            n,
+            tenant_id,
+            kind=("assessment", "exercise_prescription")[n % 2],
+            subject_system="urn:example:app",
+            subject_value=f"person-{n % 50}",
+        )
+
+    with tenant_with_records(row_of, 5000, analyze=True) as (storage, principal, _):
+        yield storage, principal
 
 
 def test_a_subjects_page_is_read_from_the_index_in_order(populated):
@@ -80,34 +105,8 @@ def test_a_subjects_page_is_read_from_the_index_in_order(populated):
 @pytest.fixture
 def unanalyzed():
     """A tenant's records in a table PostgreSQL has no statistics for yet, as after a deploy."""
-    try:
-        database = scratch_postgres_database(POSTGRES_URL, "popliteal_plans")
-        url = database.__enter__()
-    except sa.exc.OperationalError as error:
-        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
-    storage = Storage(url)
-    storage.upgrade()
-    key, _ = storage.keys.create("plans")
-    principal = storage.keys.authenticate(key)
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "tenant_id": principal.tenant_id,
-            "kind": "assessment",
-            "created_at": now,
-            "rules_version": "2.0.0",
-            "request_id": "r",
-            "request": {},
-            "response": {},
-        }
-        for _ in range(600)
-    ]
-    with storage.transaction() as connection:
-        connection.execute(sa.insert(records), rows)
-    yield storage, principal, rows[0]["id"]
-    storage.dispose()
-    database.__exit__(None, None, None)
+    with tenant_with_records(_record_row, 600, analyze=False) as (storage, principal, rows):
+        yield storage, principal, rows[0]["id"]
 
 
 def test_a_record_is_found_by_its_primary_key_even_before_the_table_has_statistics(unanalyzed):
