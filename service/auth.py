@@ -79,9 +79,10 @@ class KeyVerifier:
     def cached(self, key: str) -> Principal | None:
         """The principal for a key verified within the fresh time, without asking anyone."""
         entry = self._verified.get(hash_key(key))
-        if entry is not None and self._clock() - entry[0] < self._fresh:
-            return entry[1]
-        return None
+        return entry[1] if self._is_fresh(entry, self._clock()) else None
+
+    def _is_fresh(self, entry: tuple[float, Principal | None] | None, now: float) -> bool:
+        return entry is not None and now - entry[0] < self._fresh
 
     def _load_checker(self) -> KeyChecker:
         if self._checker is None:
@@ -108,7 +109,7 @@ class KeyVerifier:
         digest = hash_key(key)
         now = self._clock()
         entry = self._verified.get(digest)
-        if entry is not None and now - entry[0] < self._fresh:
+        if self._is_fresh(entry, now):
             return entry[1]
         stale = entry[1] if entry is not None and now - entry[0] < self._stale else None
         # Just after the database failed, a known key is served from the cache without asking
@@ -129,6 +130,11 @@ class KeyVerifier:
                 self._verified.clear()
             self._verified[digest] = (now, principal)
         return principal
+
+
+def client_address(remote_addr: str | None) -> str:
+    """The address budgets and limits count a request under (one name when there is none)."""
+    return remote_addr or "unknown"
 
 
 def protected(path: str, method: str) -> bool:
@@ -208,7 +214,7 @@ def install_api_key_check(app: Flask, keys: ApiKeyStore) -> ApiKeyCheck:
     def require_api_key():
         if not protected(request.path, request.method):
             return None
-        address = request.remote_addr or "unknown"
+        address = client_address(request.remote_addr)
         verdict = key_check.verdict(request.headers.get("Authorization", ""), address)
         if isinstance(verdict, KeyRefusal):
             key_check.spend(verdict, address)

@@ -33,13 +33,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from rules import Evaluator
 from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
-from service.auth import protected
+from service.auth import client_address, protected
 from service.config import env_flag
 from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
 from service.limits import COUNTED_TALLY
 from service.logs import request_id_from
 from service.observability import assessment_level, clock, escalation_level, record_outcome
-from service.pipeline import Edge, edge, identity_headers
+from service.pipeline import edge, identity_headers
 from service.state import state
 from service.storage import Principal
 
@@ -85,18 +85,21 @@ class FastPath:
     """The WSGI middleware; ``served`` counts the requests it answered itself."""
 
     def __init__(self, app: Flask, inner: Callable) -> None:
-        self._app = app
         self._inner = inner
-        self.served = 0
-        self._edge: Edge | None = None
+        self.served = 0  # read by the tests
+        # Read once: the app is built before its fast path is put in front of it.
+        self._edge = edge(app)
         self._routes = _routes(app)
+        self._max_size = app.config["MAX_CONTENT_LENGTH"]
+        self._storing_enabled = app.config["STORE_RECORDS"]
+        self._evaluator_for = state(app).rules.get
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = self._routes.get(environ.get("PATH_INFO", ""))
         if route is None or not self._plain_request(environ):
             return self._inner(environ, start_response)
         started = clock()  # where Flask's first hook starts it: before the body is read
-        size = _declared_size(environ, self._app.config["MAX_CONTENT_LENGTH"])
+        size = _declared_size(environ, self._max_size)
         if size is None:
             return self._inner(environ, start_response)
         stream = environ["wsgi.input"]
@@ -138,8 +141,8 @@ class FastPath:
         accepted = route.acceptor.accept(orjson.loads(body))
         if accepted is None or (route.stores and not self._unstored(accepted)):
             return None
-        shared = self._shared()
-        address = environ.get("REMOTE_ADDR") or "unknown"
+        shared = self._edge
+        address = client_address(environ.get("REMOTE_ADDR"))
         # Only a key verified within the cache's fresh time: Flask looks the others up (once,
         # and caches them) and refuses the wrong ones, spending the address's budget if it must.
         principal = shared.key_check.verdict(
@@ -156,7 +159,7 @@ class FastPath:
             if tally is not None and tally.refused:
                 return None
         # After the limit, as in Flask's pipeline: a refused request costs no evaluation.
-        answer = route.answer(state(self._app).rules.get, accepted)
+        answer = route.answer(self._evaluator_for, accepted)
         content = orjson.dumps(answer.payload)
         headers = [("Content-Type", JSON), ("Content-Length", str(len(content)))]
         if shared.rate_limits is not None:
@@ -178,12 +181,7 @@ class FastPath:
 
     def _unstored(self, accepted: dict[str, Any]) -> bool:
         """Whether an assessment request asks for nothing to be stored (or storing is off)."""
-        return accepted.get("store", True) is False or not self._app.config["STORE_RECORDS"]
-
-    def _shared(self) -> Edge:
-        if self._edge is None:
-            self._edge = edge(self._app)
-        return self._edge
+        return accepted.get("store", True) is False or not self._storing_enabled
 
 
 def _declared_size(environ: dict, limit: int | None) -> int | None:

@@ -60,17 +60,24 @@ class SecurityHeaders:
 
     def __init__(self, hsts_seconds: int) -> None:
         self.hsts = f"max-age={hsts_seconds}; includeSubDomains" if hsts_seconds > 0 else None
+        # Every answer gets one of four lists: made here once, not per request.
+        self._lists = {
+            (is_html, has_cache_control): self._headers(is_html, has_cache_control)
+            for is_html in (False, True)
+            for has_cache_control in (False, True)
+        }
 
-    def for_answer(self, mimetype: str, has_cache_control: bool) -> list[tuple[str, str]]:
+    def for_answer(self, mimetype: str, has_cache_control: bool) -> tuple[tuple[str, str], ...]:
+        return self._lists[mimetype == "text/html", has_cache_control]
+
+    def _headers(self, is_html: bool, has_cache_control: bool) -> tuple[tuple[str, str], ...]:
         headers = [
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
             ("Referrer-Policy", "no-referrer"),
             (
                 "Content-Security-Policy",
-                DOCS_CONTENT_SECURITY_POLICY
-                if mimetype == "text/html"
-                else API_CONTENT_SECURITY_POLICY,
+                DOCS_CONTENT_SECURITY_POLICY if is_html else API_CONTENT_SECURITY_POLICY,
             ),
         ]
         # Health data must not be kept by any cache; static Swagger UI files say otherwise
@@ -79,7 +86,7 @@ class SecurityHeaders:
             headers.append(("Cache-Control", "no-store"))
         if self.hsts:
             headers.append(("Strict-Transport-Security", self.hsts))
-        return headers
+        return tuple(headers)
 
 
 def install_security_headers(app: Flask) -> SecurityHeaders:

@@ -86,24 +86,18 @@ class RedactingJsonFormatter(logging.Formatter):
     Exceptions show where and what kind, never the message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {}
-        if isinstance(record.msg, dict):  # logger.info({...}): its keys are fields
-            fields = dict(record.msg)
-            record.message = ""
-        else:
-            record.message = record.getMessage()
+        record.message = record.getMessage()
         line: dict[str, Any] = {
             "level": record.levelname,
             "logger": record.name,
             "message": record.message,
             "service": SERVICE_NAME,
-            **fields,
         }
-        if record.exc_info and not line.get("exc_info"):
+        if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
-        if record.exc_text and not line.get("exc_info"):
+        elif record.exc_text:
             line["exc_info"] = record.exc_text
-        if record.stack_info and not line.get("stack_info"):
+        if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
         for name, value in vars(record).items():
             if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
@@ -184,7 +178,9 @@ def _dumps(line: dict[str, Any]) -> str:
 
 
 def log_request(fields: dict[str, Any]) -> None:
-    """Write the per-request line; only the allow-listed fields are kept.
+    """Write the per-request line; only the allow-listed fields are kept (its one caller passes
+    exactly those, but the allow-list is what keeps a report's values out of the log, so it is
+    applied here, where the line is written).
 
     The record is made here rather than by ``Logger.info``, which would walk the stack to find
     the caller's file and line: the line never shows them, and it is written for every request.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from service.auth import bearer_token
+from service.auth import bearer_token, client_address
 from service.cds.tokens import CdsAuthenticationError, CdsCaller
 from service.state import state
 from service.storage import Principal
@@ -25,7 +25,7 @@ def authenticate(service_id: str) -> CdsCaller:
     """The caller of ``service_id``, its tenant made the request's principal; raises
     CdsAuthenticationError (a 401) or CdsFailureBudgetSpent (a 429)."""
     budget = state().cds_budget
-    address = request.remote_addr or "unknown"
+    address = client_address(request.remote_addr)
     over_budget = budget is not None and budget.exhausted(address)
     try:
         caller = _verify(service_id, may_fetch=not over_budget)

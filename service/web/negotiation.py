@@ -55,10 +55,16 @@ def negotiation() -> Negotiation:
     return g.fhir_negotiation
 
 
+def _unserved_version(parameters: Mapping[str, str]) -> str | None:
+    """The fhirVersion a media type's parameters name, if this service does not serve it."""
+    version = parameters.get("fhirversion")
+    return version if version is not None and version not in FHIR_VERSIONS else None
+
+
 def _negotiate() -> Negotiation:
     if request.mimetype == FHIR_MEDIA_TYPE:
-        version = request.mimetype_params.get("fhirversion")
-        if version is not None and version not in FHIR_VERSIONS:
+        version = _unserved_version(request.mimetype_params)
+        if version is not None:
             detail = f"The body is FHIR with fhirVersion={version}, which is not read here."
             return Negotiation(False, (415, f"{detail} {SERVED}"))
     requested = request.args.get("_format")
@@ -71,8 +77,8 @@ def _by_format(requested: str) -> Negotiation:
     mimetype, parameters = parse_options_header(requested)
     if mimetype.lower() not in FORMAT_JSON:
         return Negotiation(False, (406, f"_format={requested} is not served. {SERVED}"))
-    version = parameters.get("fhirversion")
-    if version is not None and version not in FHIR_VERSIONS:
+    version = _unserved_version(parameters)
+    if version is not None:
         return Negotiation(False, (406, f"fhirVersion {version} is not served. {SERVED}"))
     return Negotiation(True)
 
@@ -86,8 +92,8 @@ def _by_accept() -> Negotiation:
         mimetype, parameters = parse_options_header(value)
         mimetype = mimetype.lower()
         if mimetype in FHIR_JSON_MEDIA_TYPES:
-            version = parameters.get("fhirversion")
-            if version is not None and version not in FHIR_VERSIONS:
+            version = _unserved_version(parameters)
+            if version is not None:
                 refused.append(version)
                 continue
             mimetype = FHIR_MEDIA_TYPE
