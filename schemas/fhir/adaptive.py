@@ -78,7 +78,7 @@ def _read(body: Any, specs: Mapping[str, Mapping[str, Any]]) -> tuple[JSON, JSON
         where = f"Questionnaire.item[{position}]"
         answer = given.get(item.get("linkId"), [])
         if _is_checklist(item):
-            _read_checklist(item, answer, answers, declined, where)
+            _read_checklist(item, specs, answer, answers, declined, where)
         elif item.get("linkId") in specs:
             _read_single(item["linkId"], specs[item["linkId"]], answer, answers, declined, where)
         else:
@@ -130,9 +130,19 @@ def _is_checklist(item: JSON) -> bool:
     )
 
 
-def _read_checklist(item: JSON, answer: list, answers: JSON, declined: list, where: str) -> None:
+def _read_checklist(
+    item: JSON, specs: Mapping[str, Any], answer: list, answers: JSON, declined: list, where: str
+) -> None:
     shown = [o["valueCoding"]["code"] for o in item["answerOption"]]
     fields = [code for code in shown if code != NONE_OF_THESE]
+    unknown = [code for code in fields if specs.get(code, {}).get("kind") != "boolean"]
+    if unknown:
+        # The form is the client's to send back: a checklist item this interview never shows
+        # is refused, not read as an answer to a field that does not exist.
+        raise AdaptiveFormError(
+            "A checklist offers an item this interview never asks.",
+            {f"{where}.answerOption": [f"Not a yes/no question of this interview: {unknown}."]},
+        )
     if not answer:
         declined.extend(fields)
         return

@@ -188,7 +188,19 @@ def fhir_next_question():
     if errors:
         raise FhirInputError(422, "Some answers are not valid.", flatten_errors(errors))
     answer = interviewer.next(report, declined)
-    result = None
-    if answer["should_stop"]:
-        result = f"{answer['stop_reason']}: triage level {answer['screen']['level']}."
+    result = _result_text(answer) if answer["should_stop"] else None
     return fhir_response(next_response(response, answer["question"], result))
+
+
+def _result_text(answer: dict) -> str:
+    """How the interview ended, as the completed form says it: never a level that reads as
+    settled when red-flag questions were left unanswered."""
+    screen = answer["screen"]
+    text = f"{answer['stop_reason']}: triage level {screen['level']}."
+    if not screen["complete"]:
+        unanswered = len(screen["unanswered_red_flag_questions"])
+        text += (
+            f" Triage is incomplete: {unanswered} red-flag question(s) were not answered, so"
+            " the level could be higher."
+        )
+    return text

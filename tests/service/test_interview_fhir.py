@@ -108,6 +108,21 @@ def test_an_emergency_completes_the_response(client):
     assert "emergency_found" in contained_form(completed)["item"][-1]["text"]
 
 
+def test_an_interview_ended_with_red_flag_questions_declined_says_triage_is_incomplete(client):
+    _, started = post(client, first_response())
+    started["item"][0]["answer"] = [{"valueInteger": 3}]
+    response = started
+    for _ in range(80):
+        _, response = post(client, response)
+        if response["status"] == "completed":
+            break
+        response["item"][-1].pop("answer", None)  # every question declined
+    result = contained_form(response)["item"][-1]["text"]
+    assert "nothing_left_to_ask" in result
+    assert "Triage is incomplete" in result
+    assert "the level could be higher" in result
+
+
 def test_a_response_for_another_questionnaire_is_an_operation_outcome_naming_it(client):
     body = first_response()
     body["contained"][0]["url"] = "http://example.org/Questionnaire/phq-9"
@@ -161,6 +176,25 @@ def test_a_checklist_answer_that_is_not_an_option_is_refused_not_read_as_none(cl
     assert response.status_code == 422
     assert outcome["resourceType"] == "OperationOutcome"
     assert "not one of its options" in str(outcome)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    ["signs.not_a_field", "nodot", "pain.intensity"],
+    ids=["unknown", "no dot", "not yes/no"],
+)
+def test_a_checklist_offering_an_item_never_asked_is_an_operation_outcome(client, forged):
+    # The form travels with the client: an option it added is refused, never read (a 500 before).
+    _, started = post(client, first_response())
+    started["item"][0]["answer"] = [{"valueInteger": 3}]
+    _, asked = post(client, started)
+    code = {"system": REPORT_FIELD_SYSTEM, "code": forged}
+    contained_form(asked)["item"][1]["answerOption"].insert(0, {"valueCoding": code})
+    asked["item"][1]["answer"] = [{"valueCoding": code}]
+    response, outcome = post(client, asked)
+    assert response.status_code == 422
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert forged in str(outcome)
 
 
 def test_a_pain_score_out_of_range_is_an_operation_outcome(client):
