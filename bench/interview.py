@@ -22,8 +22,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -31,16 +29,9 @@ from rules import load_library, load_report_fields  # noqa: E402
 from rules.interview import Interviewer  # noqa: E402
 from rules.interview.replay import replay  # noqa: E402
 from rules.loading import load_checklists  # noqa: E402
+from tests.rules.clinical_cases import load_cases  # noqa: E402
 
-CASES_DIR = ROOT / "tests" / "rules" / "cases"
 TARGET_MEDIAN = 8
-
-
-def load_cases() -> list[dict]:
-    cases = []
-    for path in sorted(CASES_DIR.glob("*.yaml")):
-        cases.extend(yaml.safe_load(path.read_text(encoding="utf-8")))
-    return cases
 
 
 def distribution(counts: list[int]) -> str:
@@ -57,7 +48,7 @@ def main() -> int:
     sections = load_report_fields()
     interviewer = Interviewer(evaluator.ruleset, sections, load_checklists(sections))
     complete, every, whole_interview, to_emergency, differing = [], [], [], [], []
-    for case in load_cases():
+    for _, case in load_cases():
         triage = evaluator.assess(case["report"])["triage"]
         walk = replay(interviewer, case["report"])
         screen = walk.last["screen"]

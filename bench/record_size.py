@@ -6,8 +6,8 @@ Stores --count assessments through POST /v1/assess (the app in-process; each req
 assessment and its plan, as every stored assessment does), cycling through the reports of the
 clinical cases in tests/rules/cases (every kind of answer, from self-care to emergency). Then
 prints, per database, the bytes the ``records`` table grew by per assessment, split into the
-table (with PostgreSQL's TOAST) and its indexes, and the stored answer's median and largest
-size:
+table (with PostgreSQL's TOAST) and its indexes, the stored answer's median and largest size,
+and the stored request's median size:
 - SQLite: the pages of ``records`` and of each of its indexes (the dbstat table), after a
   checkpoint, on a new database file, before and after;
 - PostgreSQL: pg_table_size and pg_indexes_size of ``records`` on a new database (created on
@@ -17,39 +17,27 @@ size:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import secrets
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
-import yaml  # noqa: E402
 
+from bench.run import BenchDatabase  # noqa: E402
 from service import create_app  # noqa: E402
 from service.config import TestingConfig  # noqa: E402
 from service.state import state  # noqa: E402
 from service.storage import Storage  # noqa: E402
+from tests.rules.clinical_cases import case_reports  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-CASES = ROOT / "tests" / "rules" / "cases"
-
-
-def case_reports() -> list[dict]:
-    reports = []
-    for path in sorted(CASES.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text()) or []:
-            if isinstance(case.get("report"), dict):
-                reports.append(case["report"])
-    return reports
 
 
 def table_and_index_bytes(engine: sa.Engine) -> tuple[int, int]:
@@ -68,8 +56,8 @@ def table_and_index_bytes(engine: sa.Engine) -> tuple[int, int]:
         return row[0], row[1]
 
 
-def store_all(url: str, reports: list[dict], count: int) -> list[int]:
-    """Store count assessments; the stored answers' sizes."""
+def store_all(url: str, reports: list[dict], count: int) -> tuple[list[int], list[int]]:
+    """Store count assessments; the sizes of the stored answers and of the stored requests."""
     app = create_app(type("SizeConfig", (TestingConfig,), {"DATABASE_URL": url}))
     storage = state(app).storage
     key, _ = storage.keys.create("record-size", label="bench")
@@ -80,12 +68,13 @@ def store_all(url: str, reports: list[dict], count: int) -> list[int]:
         if response.status_code != 201:
             raise SystemExit(f"POST /v1/assess answered {response.status_code}: {response.text}")
     with storage.engine.connect() as connection:
-        sizes = connection.exec_driver_sql(
-            "SELECT length(answer) FROM records WHERE answer IS NOT NULL"
-        ).scalars()
-        answer_sizes = list(sizes)
+        rows = connection.exec_driver_sql(
+            "SELECT length(answer), length(request_packed) FROM records WHERE kind = 'assessment'"
+        ).all()
+    answer_sizes = [row[0] for row in rows]
+    request_sizes = [row[1] for row in rows]
     storage.dispose()
-    return answer_sizes
+    return answer_sizes, request_sizes
 
 
 def measure(url: str, reports: list[dict], count: int) -> dict[str, float]:
@@ -93,7 +82,7 @@ def measure(url: str, reports: list[dict], count: int) -> dict[str, float]:
     storage.upgrade()
     before = table_and_index_bytes(storage.engine)
     storage.dispose()
-    answer_sizes = store_all(url, reports, count)
+    answer_sizes, request_sizes = store_all(url, reports, count)
     storage = Storage(url)
     after = table_and_index_bytes(storage.engine)
     storage.dispose()
@@ -104,28 +93,16 @@ def measure(url: str, reports: list[dict], count: int) -> dict[str, float]:
         "total": table + indexes,
         "answer_median": statistics.median(answer_sizes),
         "answer_max": max(answer_sizes),
+        "request_median": statistics.median(request_sizes),
     }
-
-
-@contextlib.contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    name = f"bench_size_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def report(label: str, sizes: dict[str, float]) -> None:
     print(
         f"{label:<11} {sizes['total']:>8,.0f} B per assessment"
         f" (table {sizes['table']:,.0f}, indexes {sizes['indexes']:,.0f});"
-        f" stored answer median {sizes['answer_median']:,.0f} B, largest {sizes['answer_max']:,} B"
+        f" stored answer median {sizes['answer_median']:,.0f} B, largest {sizes['answer_max']:,} B;"
+        f" stored request median {sizes['request_median']:,.0f} B"
     )
 
 
@@ -140,8 +117,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         report("SQLite", measure(f"sqlite:///{folder}/size.sqlite3", reports, args.count))
     if not args.sqlite_only:
-        with scratch_postgres(args.postgres_url) as url:
-            report("PostgreSQL", measure(url, reports, args.count))
+        with BenchDatabase(args.postgres_url) as database:
+            report("PostgreSQL", measure(database.url, reports, args.count))
 
 
 if __name__ == "__main__":

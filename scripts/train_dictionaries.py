@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 import orjson  # noqa: E402
 import zstandard  # noqa: E402
 
-from bench.record_size import case_reports  # noqa: E402
 from rules import load_library  # noqa: E402
 from service.evaluation import REPORT  # noqa: E402
 from service.storage.packing import LEVEL  # noqa: E402
+from tests.rules.clinical_cases import case_reports  # noqa: E402
 
 # Per kind: the dictionary's size, and FastCover's segment size (what its own search chose on
 # these samples, k tried from 50 to 2,000; fixed, so that training is repeatable). d-mers of 8.

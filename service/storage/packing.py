@@ -10,9 +10,9 @@ Zstandard frames here carry a checksum of the JSON, checked when it is read back
 
 Answers share most of their text (the advice, the exercises, the disclaimer) and reports their
 field names: a dictionary trained on them holds that text once for all records. By
-``bench/record_size.py`` over the clinical cases' reports, the median answer (22.5 kB of JSON)
-is stored in some 1.1 kB and the median request (1.1 kB) in some 0.1 kB; compressing an
-answer takes some 30 us. A dictionary is part of every value packed with it: it is never
+``bench/record_size.py`` over the clinical cases' reports, the median stored answer (22.5 kB
+of JSON) is 1.1 kB and the median stored request 0.2 kB; compressing an answer took some 30 us
+when the level was chosen (below). A dictionary is part of every value packed with it: it is never
 changed or removed. Its bytes are checked against the SHA-256 written here when storage
 starts, which fails naming the file if they differ. A better dictionary is a new file with a
 new id and a new encoding byte (scripts/train_dictionaries.py makes them).
@@ -78,11 +78,12 @@ def check_dictionaries() -> None:
     """Read and check every dictionary, so that storage fails when it starts, naming the file,
     rather than on the first record (DictionaryChanged, OSError)."""
     for encoding in DICTIONARIES:
-        packed = dictionary(encoding)
+        dictionary(encoding)
+    codecs = _codecs()
+    for encoding in DICTIONARIES:
         # Decompressing once builds the dictionary's decompression tables now, before any
-        # thread can: zstandard builds them lazily, unlocked, on a dictionary's first use.
-        empty = zstandard.ZstdCompressor(dict_data=packed).compress(b"")
-        zstandard.ZstdDecompressor(dict_data=packed).decompress(empty)
+        # other thread can: zstandard builds them lazily, unlocked, on a dictionary's first use.
+        codecs.decompressors[encoding].decompress(_pack(encoding, b"")[1:])
 
 
 class _Codecs:
@@ -113,14 +114,18 @@ def _codecs() -> _Codecs:
         return codecs
 
 
+def _pack(encoding: bytes, data: bytes) -> bytes:
+    return encoding + _codecs().compressors[encoding].compress(data)
+
+
 def pack_answer(answer_json: bytes) -> bytes:
     """An answer's JSON bytes, as stored."""
-    return ZSTD_ANSWERS_1 + _codecs().compressors[ZSTD_ANSWERS_1].compress(answer_json)
+    return _pack(ZSTD_ANSWERS_1, answer_json)
 
 
 def pack_request(request_json: bytes) -> bytes:
     """A request's JSON bytes, as stored."""
-    return ZSTD_REQUESTS_1 + _codecs().compressors[ZSTD_REQUESTS_1].compress(request_json)
+    return _pack(ZSTD_REQUESTS_1, request_json)
 
 
 def unpack(stored: bytes) -> bytes:

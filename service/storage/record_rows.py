@@ -20,7 +20,7 @@ from service.storage.tables import records
 # assessment's answer along (an outer join on the primary key; nothing for other records).
 _assessment = records.alias("assessment_of_plan")
 
-_FULL = (
+SUMMARY_COLUMNS = (
     records.c.id,
     records.c.kind,
     records.c.created_at,
@@ -32,6 +32,9 @@ _FULL = (
     records.c.assessment_id,
     records.c.plan_id,
     records.c.reassessment_of,
+)
+_FULL = (
+    *SUMMARY_COLUMNS,
     records.c.request,
     records.c.request_packed,
     records.c.response,
@@ -39,30 +42,28 @@ _FULL = (
     _assessment.c.response.label("assessment_response"),
     _assessment.c.answer.label("assessment_answer"),
 )
-SUMMARY_COLUMNS = _FULL[:-6]
 
 
-def select_full():
-    """SELECT of whole records, each with its assessment's answer when it is a plan."""
-    return sa.select(*_FULL).select_from(
-        records.outerjoin(
-            _assessment,
-            sa.and_(
-                _assessment.c.id == records.c.assessment_id,
-                _assessment.c.plan_id == records.c.id,
-            ),
-        )
+# SELECT of whole records, each with its assessment's answer when it is a plan. Built once:
+# building a SELECT and its WHERE clause costs more CPU than SQLite takes to run it.
+SELECT_FULL = sa.select(*_FULL).select_from(
+    records.outerjoin(
+        _assessment,
+        sa.and_(
+            _assessment.c.id == records.c.assessment_id,
+            _assessment.c.plan_id == records.c.id,
+        ),
     )
+)
 
 
-# Built once: building a SELECT and its WHERE clause costs more CPU than SQLite takes to run it.
 # A record is looked up by its primary key alone and its tenant compared on the row it returns
 # (``owned_by``). With the tenant in the WHERE clause, PostgreSQL planned the lookup on an
 # index that begins with tenant_id (the Idempotency-Key's) while the table had no statistics
 # yet; a prepared statement kept that plan, and every lookup read all of the tenant's rows (the
 # benchmark measured 5 ms of PostgreSQL CPU per GET after 10,000 records).
-RECORD_BY_ID = (
-    select_full().add_columns(records.c.tenant_id).where(records.c.id == sa.bindparam("record_id"))
+RECORD_BY_ID = SELECT_FULL.add_columns(records.c.tenant_id).where(
+    records.c.id == sa.bindparam("record_id")
 )
 RECORD_OF_KIND_BY_ID = RECORD_BY_ID.where(records.c.kind == sa.bindparam("kind"))
 

@@ -20,12 +20,12 @@ from service.storage.errors import translate_unavailable
 from service.storage.record_rows import (
     RECORD_BY_ID,
     RECORD_OF_KIND_BY_ID,
+    SELECT_FULL,
     SUMMARY_COLUMNS,
     decode_cursor,
     encode_cursor,
     owned_by,
     record_from_row,
-    select_full,
     summary_from_row,
 )
 from service.storage.record_types import (
@@ -207,7 +207,7 @@ class RecordStore:
         """As ``page``, with each record's request and response: for walking through all of a
         tenant's records a page at a time, never all of them in memory."""
         items, next_cursor = self._page(
-            select_full(), record_from_row, tenant_id, kind, limit, cursor
+            SELECT_FULL, record_from_row, tenant_id, kind, limit, cursor
         )
         return FullRecordPage(items, next_cursor)
 

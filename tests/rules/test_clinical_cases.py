@@ -53,16 +53,14 @@ cases on both sides of it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rules import LEVELS, load_report_fields
 from rules.conditions import All, Compare, Condition, flatten
+from tests.rules.clinical_cases import load_cases
 
-CASES_DIR = Path(__file__).parent / "cases"
 STRETCHES = {
     "lying_hamstring_stretch",
     "seated_hamstring_stretch",
@@ -90,16 +88,6 @@ ADVICE_TOPICS = {
     },
 }
 ITEM_INTENSITIES = ("normal", "reduced", "pain_free")
-
-
-def load_cases() -> list[tuple[str, Any]]:
-    cases = []
-    for path in sorted(CASES_DIR.glob("*.yaml")):
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        assert isinstance(loaded, list), f"{path.name}: a case file is a list of cases"
-        assert loaded, f"{path.name}: no cases"
-        cases.extend((path.name, case) for case in loaded)
-    return cases
 
 
 CASES = load_cases()

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from prometheus_client import REGISTRY
 from werkzeug.test import Client
 
@@ -32,8 +31,8 @@ from service.rate_counts import MemoryCounts, parse_windows
 from service.state import state
 from service.storage import Storage
 from tests.conftest import app_config
+from tests.rules.clinical_cases import load_cases
 
-CASES_DIR = Path(__file__).parents[1] / "rules" / "cases"
 ORIGIN = "https://app.example.com"
 # Far in the past: the rate-limit windows never end during the tests, and Retry-After is 1.
 FIXED_TIME = time.time() - 100_000
@@ -42,11 +41,7 @@ REPORT = examples.SELF_CARE_TECHNIQUE
 
 
 def clinical_reports() -> list[tuple[str, dict]]:
-    reports = []
-    for path in sorted(CASES_DIR.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text(encoding="utf-8")):
-            reports.append((f"{path.stem}: {case['name']}", case["report"]))
-    return reports
+    return [(f"{Path(file).stem}: {case['name']}", case["report"]) for file, case in load_cases()]
 
 
 CLINICAL_REPORTS = clinical_reports()

@@ -22,7 +22,7 @@ from service.storage.packing import (
     pack_request,
     unpack,
 )
-from tests.rules.test_clinical_cases import load_cases
+from tests.rules.clinical_cases import case_reports
 
 # What keeps a stored assessment under 4 kB on disk with its plan row and indexes
 # (bench/record_size.py: some 2.9 kB): per clinical case, the packed answer and request.
@@ -33,10 +33,7 @@ LARGEST_PACKED_REQUEST = 200
 def _answers_and_requests():
     library = load_library()
     for version in library.versions:
-        for _, case in load_cases():
-            report = case.get("report")
-            if not isinstance(report, dict):
-                continue
+        for report in case_reports():
             body = REPORT.load({**report, "rules_version": version})
             body.pop("store", None)
             body.pop("subject", None)
