@@ -171,9 +171,7 @@ def tenant_factory(app: Flask):
 @pytest.fixture(scope="session")
 def app(sqlite_database) -> Flask:
     """The app on a migrated SQLite file: for the tests of the API's behaviour."""
-    app = create_app(app_config(DATABASE_URL=sqlite_database))
-    state(app).storage.upgrade()
-    return app
+    return create_app(app_config(DATABASE_URL=sqlite_database))
 
 
 @pytest.fixture(scope="session")

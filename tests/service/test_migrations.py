@@ -18,7 +18,7 @@ from service.storage.key_format import KeyShape
 from service.storage.keys import hash_key
 from service.storage.records import ASSESSMENT
 from service.storage.tables import metadata, records
-from tests.conftest import app_config, plant_legacy_key, scratch_postgres_database
+from tests.conftest import app_config, plant_legacy_key, scratch_postgres_database, tenant_factory
 
 pytestmark = pytest.mark.postgres
 
@@ -86,10 +86,7 @@ def migrated_app_client(database_url: str):
     app = create_app(app_config(DATABASE_URL=database_url))
     storage = state(app).storage
     storage.upgrade()
-    key, _ = storage.keys.create("migrations")
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return storage, client
+    return storage, tenant_factory(app)("migrations").client
 
 
 # The records columns added after 0001, and the revision adding each.

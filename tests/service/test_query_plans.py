@@ -24,25 +24,22 @@ pytestmark = pytest.mark.postgres
 def tenant_with_records(row_of: Callable[[int, int], dict], count: int, analyze: bool):
     """A migrated scratch PostgreSQL database whose one tenant holds ``count`` records, made by
     ``row_of(n, tenant_id)``; with ``analyze``, the table's statistics are gathered."""
-    try:
-        database = scratch_postgres_database(POSTGRES_URL, "popliteal_plans")
-        url = database.__enter__()
-    except sa.exc.OperationalError as error:
-        require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
-    storage = Storage(url)
-    storage.upgrade()
-    key, _ = storage.keys.create("plans")
-    principal = storage.keys.authenticate(key)
-    rows = [row_of(n, principal.tenant_id) for n in range(count)]
-    with storage.transaction() as connection:
-        connection.execute(sa.insert(records), rows)
-        if analyze:
-            connection.exec_driver_sql("ANALYZE records")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres_database(POSTGRES_URL, "popliteal_plans"))
+        except sa.exc.OperationalError as error:
+            require_server("PostgreSQL", str(error.orig).strip().splitlines()[0])
+        storage = Storage(url)
+        stack.callback(storage.dispose)
+        storage.upgrade()
+        key, _ = storage.keys.create("plans")
+        principal = storage.keys.authenticate(key)
+        rows = [row_of(n, principal.tenant_id) for n in range(count)]
+        with storage.transaction() as connection:
+            connection.execute(sa.insert(records), rows)
+            if analyze:
+                connection.exec_driver_sql("ANALYZE records")
         yield storage, principal, rows
-    finally:
-        storage.dispose()
-        database.__exit__(None, None, None)
 
 
 def _record_row(n: int, tenant_id: int, **columns) -> dict:
