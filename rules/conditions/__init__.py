@@ -30,7 +30,7 @@ Forms (YAML):
 from __future__ import annotations
 
 from rules.conditions.compiler import FieldCatalogue, compile_condition
-from rules.conditions.flat import flatten
+from rules.conditions.flat import flatten, nest
 from rules.conditions.junctions import All, Any_, Not
 from rules.conditions.nodes import (
     Compare,
@@ -67,4 +67,5 @@ __all__ = [
     "Tri",
     "compile_condition",
     "flatten",
+    "nest",
 ]

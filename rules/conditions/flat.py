@@ -30,3 +30,12 @@ def flatten(report: Mapping[str, Any]) -> dict[str, Any]:
                             paths[key] = path
                     flat[path] = value
     return flat
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``section.field`` answers as a report: ``flatten``'s inverse."""
+    report: dict[str, Any] = {}
+    for path, value in flat.items():
+        section, name = path.split(".")
+        report.setdefault(section, {})[name] = value
+    return report

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.conditions import nest
 from rules.interview.interviewer import Interviewer
 
 JSON = dict[str, Any]
@@ -34,7 +35,7 @@ class Replay:
 def replay(interviewer: Interviewer, full_report: Mapping[str, Any], limit: int = 200) -> Replay:
     answers = interviewer.reading(full_report)
     start = {REQUIRED: answers[REQUIRED]}
-    walk = Replay(report=_nest(start), declined=[])
+    walk = Replay(report=nest(start), declined=[])
     for _ in range(limit):
         answer = interviewer.next(walk.report, walk.declined)
         _note(walk, answer)
@@ -60,11 +61,3 @@ def _note(walk: Replay, answer: JSON) -> None:
         walk.to_complete_triage = count
     if walk.to_emergency is None and screen["level"] == "emergency":
         walk.to_emergency = count
-
-
-def _nest(flat: Mapping[str, Any]) -> JSON:
-    nested: JSON = {}
-    for path, value in flat.items():
-        section, name = path.split(".")
-        nested.setdefault(section, {})[name] = value
-    return nested

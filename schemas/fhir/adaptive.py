@@ -291,12 +291,3 @@ def _control(code: str) -> JSON:
         "url": ITEM_CONTROL,
         "valueCodeableConcept": {"coding": [{"system": ITEM_CONTROL_SYSTEM, "code": code}]},
     }
-
-
-def nest(flat: Mapping[str, Any]) -> JSON:
-    """Flat ``section.field`` answers as a report."""
-    report: JSON = {}
-    for path, value in flat.items():
-        section, name = path.split(".")
-        report.setdefault(section, {})[name] = value
-    return report

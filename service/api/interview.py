@@ -9,13 +9,13 @@ from flask import request
 from flask_smorest import abort
 
 from rules import Evaluator
+from rules.conditions import nest
 from rules.interview import Interviewer, UnknownReportFields
 from rules.loading import load_checklists
 from schemas.fhir import FHIR_MEDIA_TYPE
 from schemas.fhir.adaptive import (
     AdaptiveFormError,
     first_response,
-    nest,
     next_response,
     read_adaptive,
 )

@@ -35,6 +35,7 @@ from rules.conditions import (
     OneOf,
     compile_condition,
     flatten,
+    nest,
 )
 from rules.loader import VERSIONS_DIR, load_ruleset
 
@@ -71,14 +72,6 @@ def random_report(seed: int) -> dict:
 
 
 REPORTS = {seed: random_report(seed) for seed in SEEDS}
-
-
-def _nest(flat: dict) -> dict:
-    report: dict = {}
-    for path, value in flat.items():
-        section, name = path.split(".")
-        report.setdefault(section, {})[name] = value
-    return report
 
 
 # --- the escalation check and the assessment agree --------------------------------------------
@@ -237,7 +230,7 @@ def benign_answers(evaluator) -> dict:
             "profile.age": 30,
         }
     )
-    assert evaluator.assess(_nest(flat))["triage"]["level"] == LEVELS[0], "not benign any more"
+    assert evaluator.assess(nest(flat))["triage"]["level"] == LEVELS[0], "not benign any more"
     return flat
 
 
@@ -252,7 +245,7 @@ def test_no_other_answer_can_lower_or_hide_a_red_flag(evaluator, flag_id):
         for background in backgrounds:
             flat = {**background, **firing}  # the firing answers win
             flat.setdefault("pain.intensity", 2)
-            report = _nest(flat)
+            report = nest(flat)
             result = evaluator.assess(report)
             fired = {f["code"] for f in result["triage"]["red_flags"]}
             assert flag.code in fired, report
