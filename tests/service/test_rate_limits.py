@@ -302,7 +302,7 @@ def _counted_app(database_url: str, storage_uri: str, limits: str):
 
 
 @pytest.mark.redis
-def test_a_request_costs_one_redis_round_trip_whatever_the_number_of_limits(
+def test_a_request_costs_at_most_one_redis_round_trip_whatever_the_number_of_limits(
     sqlite_database, redis_url, monkeypatch
 ):
     app = _counted_app(sqlite_database, redis_url, "600 per minute;30 per second;10000 per day")
@@ -318,7 +318,9 @@ def test_a_request_costs_one_redis_round_trip_whatever_the_number_of_limits(
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
     answers = [check(tenant) for _ in range(5)] + [tenant.client.get("/v1/assessments")]
     assert {answer.status_code for answer in answers} == {200}
-    assert len(sent) == len(answers)  # one command sent, one answer read, per request
+    # One command sent and one answer read per request at most: fewer once a lease of
+    # several requests is taken (service.redis_counts).
+    assert 1 <= len(sent) <= len(answers)
     assert all(b"EVALSHA" in command for command in sent)
     # The headers come with it: the shortest window's (its count may restart as seconds turn).
     assert {answer.headers["X-RateLimit-Limit"] for answer in answers} == {"30"}
