@@ -1,7 +1,8 @@
 """Rate limits per API key, on the /v1 API.
 
 Counts live in memory by default (per process) or in Redis (RATELIMIT_STORAGE_URI), shared by
-every worker and machine, at one round trip per request (``service.rate_counts``). If Redis
+every worker and machine, at one round trip per request at most (``service.redis_counts``:
+a busy key's requests are counted in leases of several). If Redis
 goes away, each process counts on its own and logs a warning, and goes back to Redis when it
 answers again: a rate-limit store is never a reason to refuse a clinical request with a 500.
 

@@ -29,7 +29,7 @@ class Window:
 
 def parse_windows(text: str) -> tuple[Window, ...]:
     """The limits of a setting ("600 per minute;30 per second"), shortest window first."""
-    items = sorted(limits.parse_many(text), key=lambda item: item.GRANULARITY.seconds)
+    items = sorted(limits.parse_many(text), key=lambda item: item.get_expiry())
     return tuple(Window.of(item) for item in items)
 
 

@@ -1,21 +1,21 @@
 """Per-key counts in Redis, shared by every worker and machine, in leases.
 
-A worker asks Redis for a lease of several requests at once when a key is busy, and spends it
-locally: one round trip (one EVALSHA) serves up to ``LEASE_MAX`` requests. The requests of a
-lease are counted in Redis when it is taken, before any of them is answered, so a key is never
-let past its limit, however many workers count it. The price is the other way: requests a
-worker leased and has not spent yet are counted for nobody else, so a key can be refused early
-by what other workers hold. Two bounds keep that small:
+A worker (a process, or a thread of one) asks Redis for a lease of several requests at once
+when a key is busy, and spends it locally: one round trip (one EVALSHA) serves up to
+``LEASE_MAX`` requests. The requests of a lease are counted in Redis, in every window of the
+key, when it is taken, before any of them is answered, so a key is never let past its limit,
+however many workers count it. What a lease leaves unspent when it ends (with the first of the
+key's windows to end) is given back, in the same round trip as the worker's next lease, to
+every window it was counted in that has not ended since. So a worker alone counts exactly;
+with several, a key can be refused early by what the other workers hold at that moment: at
+most one lease each, and
+- a lease takes at most a tenth of what is left of the key's tightest window
+  (``LEASE_SHARE``), and a single request when fewer than twenty are left;
+- leases grow only while each is used up within its window (1, 2, 4 ... ``LEASE_MAX``), and
+  start again at one otherwise, so a key sending little takes leases of one request.
 
-- a lease takes at most a tenth of what is left of the key's tightest window (``LEASE_SHARE``),
-  and one request when fewer than twenty are left, so a key close to its limit is counted
-  request by request, exactly as before leases;
-- leases grow only while they are used up (1, 2, 4 ... ``LEASE_MAX``) and start again at one
-  when one ends unspent, so a key sending little never holds more than it sends.
-
-A lease ends with the shortest window it was counted in. The headers of each request are those
-a round trip of its own would have given if no other worker had counted the key meanwhile: a
-worker alone (or a key used through one) sees exactly the counts it saw before leases.
+The headers of each request are those a round trip of its own would have given if no other
+worker had counted the key meanwhile.
 """
 
 from __future__ import annotations
@@ -39,19 +39,34 @@ LEASE_MAX = 32
 LEASES_KEPT_MAX = 10_000  # keys with a lease, per thread; then all are dropped (and re-leased)
 
 # One round trip for every window of a key. KEYS: its counters, shortest window first; ARGV:
-# for each, its amount then its seconds; then the lease wanted and LEASE_SHARE.
-# With room in every window, all are counted up by the lease granted (at most the wanted one,
-# and at most a share of what is left of each window): returns {1, the shortest window's count,
-# its milliseconds to go, the lease, the milliseconds until the first window ends}.
-# Without room in some window, the request is counted alone, shortest window first, stopping
-# at the first over its amount (it is refused): {that window (from 1), its count, its
-# milliseconds to go, 0, 0}.
+# for each, its amount, its seconds and when the instance of it that the worker's last lease was
+# counted in ends (milliseconds since the epoch, Redis's clock; 0: nothing to give back); then
+# the lease wanted, LEASE_SHARE, and the requests to give back (that lease's unspent ones).
+# First the unspent requests go back to each window whose end is still the one given (the same
+# instance: a new one ends at least its period later). Then, with room in every window, all are
+# counted up by the lease granted (at most the wanted one, and at most a share of what is left
+# of each window): returns {1, the shortest window's count, its milliseconds to go, the lease,
+# the milliseconds until the first window ends, then each window's end}. Without room in some
+# window, the request is counted alone, shortest window first, stopping at the first over its
+# amount (it is refused): {that window (from 1), its count, its milliseconds to go, 0, 0}.
 COUNT_WINDOWS = """
 local windows = #KEYS
-local grant = tonumber(ARGV[2 * windows + 1])
-local share = tonumber(ARGV[2 * windows + 2])
+local grant = tonumber(ARGV[3 * windows + 1])
+local share = tonumber(ARGV[3 * windows + 2])
+local unspent = tonumber(ARGV[3 * windows + 3])
+local clock = redis.call("TIME")
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if unspent > 0 then
+  for i, key in ipairs(KEYS) do
+    local ttl = redis.call("PTTL", key)
+    if ttl > 0 and math.abs(now + ttl - tonumber(ARGV[3 * i])) <= 2 then
+      local count = tonumber(redis.call("GET", key))
+      redis.call("DECRBY", key, math.min(unspent, count))
+    end
+  end
+end
 for i, key in ipairs(KEYS) do
-  local left = tonumber(ARGV[2 * i - 1]) - (tonumber(redis.call("GET", key)) or 0)
+  local left = tonumber(ARGV[3 * i - 2]) - (tonumber(redis.call("GET", key)) or 0)
   grant = math.min(grant, left, math.max(1, math.floor(left / share)))
 end
 local function counted(key, seconds, by)
@@ -67,20 +82,21 @@ local function counted(key, seconds, by)
   return count, ttl
 end
 if grant >= 1 then
-  local shown_count, shown_ttl, first_end
+  local answer = {1, 0, 0, grant, 0}
   for i, key in ipairs(KEYS) do
-    local count, ttl = counted(key, tonumber(ARGV[2 * i]), grant)
+    local count, ttl = counted(key, tonumber(ARGV[3 * i - 1]), grant)
     if i == 1 then
-      shown_count, shown_ttl, first_end = count, ttl, ttl
+      answer[2], answer[3], answer[5] = count, ttl, ttl
     end
-    first_end = math.min(first_end, ttl)
+    answer[5] = math.min(answer[5], ttl)
+    answer[5 + i] = now + ttl
   end
-  return {1, shown_count, shown_ttl, grant, first_end}
+  return answer
 end
 local shown_count, shown_ttl
 for i, key in ipairs(KEYS) do
-  local count, ttl = counted(key, tonumber(ARGV[2 * i]), 1)
-  if count > tonumber(ARGV[2 * i - 1]) then
+  local count, ttl = counted(key, tonumber(ARGV[3 * i - 1]), 1)
+  if count > tonumber(ARGV[3 * i - 2]) then
     return {i, count, ttl, 0, 0}
   end
   if i == 1 then
@@ -90,6 +106,8 @@ end
 return {1, shown_count, shown_ttl, 0, 0}
 """
 
+NOTHING_TO_GIVE_BACK = (0, ())
+
 
 @dataclass
 class Lease:
@@ -98,8 +116,9 @@ class Lease:
     windows: Sequence[Window]
     first_count: int  # the shortest window's count before the lease
     granted: int
-    reset: float  # when the shortest window ends (seconds since the epoch)
-    ends: float  # when the first of its windows ends: the lease with it
+    reset: float  # when the shortest window ends (seconds since the epoch, for the headers)
+    ends: float  # when the first of its windows ends, the lease with it (time.monotonic())
+    window_ends: tuple[int, ...]  # each window's end, as Redis's clock gave it (ms)
     spent: int = field(default=0)
 
     def spend(self) -> Tally:
@@ -109,9 +128,15 @@ class Lease:
     def usable(self, windows: Sequence[Window], now: float) -> bool:
         return self.windows is windows and self.spent < self.granted and now < self.ends
 
-    def next_wanted(self) -> int:
-        """Twice as many when this one was used up; one when it ended unspent."""
-        return min(2 * self.granted, LEASE_MAX) if self.spent == self.granted else 1
+    def next_wanted(self, now: float) -> int:
+        """Twice as many when this one was used up before its window ended; else one."""
+        if self.spent == self.granted and now < self.ends:
+            return min(2 * self.granted, LEASE_MAX)
+        return 1
+
+    def unspent(self) -> tuple[int, tuple[int, ...]]:
+        """What to give back, and the ends of the windows it was counted in."""
+        return self.granted - self.spent, self.window_ends
 
 
 class RedisCounts:
@@ -136,26 +161,33 @@ class RedisCounts:
     def hit(self, key: str, windows: Sequence[Window]) -> Tally:
         connection, leases = self._thread_state()
         lease = leases.get(key)
-        now = time.time()
+        now = time.monotonic()
         if lease is not None and lease.usable(windows, now):
             return lease.spend()
-        wanted = lease.next_wanted() if lease is not None and lease.windows is windows else 1
-        command = self._pack(connection, key, windows, wanted)
+        wanted, give_back = 1, NOTHING_TO_GIVE_BACK
+        if lease is not None and lease.windows is windows:
+            wanted, give_back = lease.next_wanted(now), lease.unspent()
         try:
-            answer = self._ask(connection, command)
+            answer = self._ask(connection, self._pack(connection, key, windows, wanted, give_back))
         except self._errors.ConnectionError:
             # A connection Redis has closed (it restarted, or dropped an idle client) fails at
-            # its next use: once more on a new one before calling Redis away.
+            # its next use: once more on a new one before calling Redis away. The first may
+            # have been counted: the second asks for one request and gives nothing back, so
+            # that a repeat can only count more, never less.
             connection.disconnect()
-            answer = self._ask(connection, command)
-        index, count, ttl_ms, granted, ends_ms = (int(value) for value in answer)
-        reset = now + ttl_ms / 1000
+            answer = self._ask(
+                connection, self._pack(connection, key, windows, 1, NOTHING_TO_GIVE_BACK)
+            )
+        index, count, ttl_ms, granted, ends_ms, *window_ends = (int(value) for value in answer)
+        reset = time.time() + ttl_ms / 1000
         if not granted:
             leases.pop(key, None)
             return Tally(windows[index - 1], count, reset)
         if len(leases) >= LEASES_KEPT_MAX:
-            leases.clear()
-        lease = leases[key] = Lease(windows, count - granted, granted, reset, now + ends_ms / 1000)
+            leases.clear()  # their unspent requests stay counted until their windows end
+        lease = leases[key] = Lease(
+            windows, count - granted, granted, reset, now + ends_ms / 1000, tuple(window_ends)
+        )
         return lease.spend()
 
     def _ask(self, connection, command: list[bytes]):
@@ -179,10 +211,24 @@ class RedisCounts:
             local.pid = pid
         return local.connection, local.leases
 
-    def _pack(self, connection, key: str, windows: Sequence[Window], wanted: int) -> list[bytes]:
+    def _pack(
+        self,
+        connection,
+        key: str,
+        windows: Sequence[Window],
+        wanted: int,
+        give_back: tuple[int, tuple[int, ...]],
+    ) -> list[bytes]:
+        unspent, ends = give_back
+        if not unspent:
+            ends = (0,) * len(windows)
         counters = [f"{REDIS_KEY_PREFIX}{key}/{window.suffix}" for window in windows]
-        args = [number for window in windows for number in (window.amount, window.seconds)]
+        args = [
+            number
+            for window, end in zip(windows, ends, strict=True)
+            for number in (window.amount, window.seconds, end)
+        ]
         packed = connection.pack_command(
-            "EVALSHA", self._sha, len(counters), *counters, *args, wanted, LEASE_SHARE
+            "EVALSHA", self._sha, len(counters), *counters, *args, wanted, LEASE_SHARE, unspent
         )
         return [b"".join(packed)]  # one buffer, one send

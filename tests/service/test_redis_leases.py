@@ -98,24 +98,80 @@ def test_workers_together_never_get_more_than_the_limit_and_lose_at_most_what_ot
     assert counter(redis_url, f"{REDIS_KEY_PREFIX}{key}/{limit}/1/minute") >= limit
 
 
-def test_a_lease_ends_with_its_shortest_window_and_an_unspent_one_starts_again_at_one(
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()) + 0.05)
+
+
+def test_an_unspent_lease_goes_back_to_the_windows_still_open_so_one_worker_counts_exactly(
     redis_url, key, round_trips
 ):
+    windows = parse_windows("1000 per second;200 per hour")
+    counts = RedisCounts(redis_url, {})
+    tallies = [counts.hit(key, windows) for _ in range(8)]  # leases of 1, 2, 4, then 8
+    assert len(round_trips) == 4
+    hour = f"{REDIS_KEY_PREFIX}{key}/200/1/hour"
+    assert counter(redis_url, hour) == 15  # the whole lease of 8 is counted, 7 of it unspent
+    sleep_until(tallies[-1].reset)  # the second ends, and the lease with it
+    fresh = counts.hit(key, windows)
+    # The 7 went back to the hour; the new second's lease is of one (the last was not used up).
+    assert (fresh.count, len(round_trips)) == (1, 5)
+    assert counter(redis_url, hour) == 9
+    # So a worker alone is refused exactly at the limit, whatever its leases.
+    served = 9 + sum(not counts.hit(key, windows).refused for _ in range(250))
+    assert served == 200
+
+
+def test_a_lease_cut_short_by_a_longer_window_gives_back_to_the_shorter_one(
+    redis_url, key, round_trips
+):
+    """The two-second window ends halfway through a second: the lease ends with it, and its
+    unspent requests go back to the second, which is still the same."""
+    windows = parse_windows("100 per 1 second;100000 per 2 seconds")
+    counts = RedisCounts(redis_url, {})
+    started = time.time()
+    first = counts.hit(key, windows)  # both windows start
+    sleep_until(started + 1.4)  # the first second has ended; the two seconds have not
+    tallies = [counts.hit(key, windows) for _ in range(8)]  # leases of 1, 2, 4, 8: 7 unspent
+    assert [tally.count for tally in tallies] == list(range(1, 9))
+    assert tallies[-1].reset > started + 2.2  # this second ends after the two seconds do
+    sleep_until(started + 2.0)
+    after = counts.hit(key, windows)
+    assert after.count == 9  # not 16: the 7 unspent went back to the second still open
+    assert counter(redis_url, f"{REDIS_KEY_PREFIX}{key}/100000/2/second") == 1
+    assert first.count == 1
+
+
+def test_leases_grow_only_while_used_up_within_their_window(redis_url, key, round_trips):
     windows = parse_windows("1000000 per hour;100000 per second")
     counts = RedisCounts(redis_url, {})
     for _ in range(6):  # leases of 1, 2 and 4: the last has one request left
         counts.hit(key, windows)
     assert len(round_trips) == 3
-    second_ends = counts.hit(key, windows).reset  # spends it: no round trip
+    last = counts.hit(key, windows)  # spends it: no round trip
     assert len(round_trips) == 3
-    time.sleep(max(0.0, second_ends - time.time()) + 0.05)
-    fresh = counts.hit(key, windows)  # a new second: a new lease, of 8 (the last was used up)
-    assert (fresh.count, len(round_trips)) == (1, 4)
-    for _ in range(3):
+    sleep_until(last.reset)
+    # A new second: the lease of 4 was used up, but in the second before, so the key starts
+    # again at one; then two, as that one was used up within this second.
+    assert [counts.hit(key, windows).count for _ in range(3)] == [1, 2, 3]
+    assert len(round_trips) == 5
+    assert counter(redis_url, f"{REDIS_KEY_PREFIX}{key}/1000000/1/hour") == 7 + 3
+
+
+def test_a_lease_ends_on_time_even_when_the_wall_clock_is_set_back(
+    redis_url, key, round_trips, monkeypatch
+):
+    windows = parse_windows("1000000 per hour;100000 per second")
+    counts = RedisCounts(redis_url, {})
+    for _ in range(4):  # leases of 1 and 2, then one of 4 with 3 left
         counts.hit(key, windows)
-    time.sleep(max(0.0, fresh.reset - time.time()) + 0.05)
-    first = counts.hit(key, windows)  # 4 of the 8 were unspent when their second ended,
-    second = counts.hit(key, windows)  # so this lease was of one request, and the next of two
-    assert (first.count, second.count, len(round_trips)) == (1, 2, 6)
-    # The hour counted every lease whole: what was answered, and the 4 left unspent.
-    assert counter(redis_url, f"{REDIS_KEY_PREFIX}{key}/1000000/1/hour") == 7 + 8 + 1 + 2
+    assert len(round_trips) == 3
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 5)  # NTP steps the clock back
+    time.sleep(1.1)  # the second has ended in Redis
+    assert counts.hit(key, windows).count == 1  # a new second's lease, not the old one's
+    assert len(round_trips) == 4
+
+
+def test_windows_are_counted_shortest_first_by_their_length_not_their_unit():
+    windows = parse_windows("1000 per 120 seconds;100 per 1 minute")
+    assert [window.seconds for window in windows] == [60, 120]
