@@ -30,7 +30,8 @@ class Window:
 def parse_windows(text: str) -> tuple[Window, ...]:
     """The limits of a setting ("600 per minute;30 per second"), shortest window first."""
     items = sorted(limits.parse_many(text), key=lambda item: item.get_expiry())
-    return tuple(Window.of(item) for item in items)
+    # A limit written twice is one limit (counted twice, it would refuse at half its amount).
+    return tuple({window.suffix: window for window in map(Window.of, items)}.values())
 
 
 @dataclass(frozen=True)

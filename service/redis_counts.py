@@ -6,11 +6,12 @@ when a key is busy, and spends it locally: one round trip (one EVALSHA) serves u
 key, when it is taken, before any of them is answered, so a key is never let past its limit,
 however many workers count it. What a lease leaves unspent when it ends (with the first of the
 key's windows to end) is given back, in the same round trip as the worker's next lease, to
-every window it was counted in that has not ended since. So a worker alone counts exactly;
-with several, a key can be refused early by what the other workers hold at that moment: at
-most one lease each, and
+every window it was counted in that has not ended since. So a worker alone counts exactly
+(unless a round trip fails: what its lease held then stays counted, refusing early, never
+late); with several, a key can be refused early by what the other workers hold at that
+moment: at most one lease each, and
 - a lease takes at most a tenth of what is left of the key's tightest window
-  (``LEASE_SHARE``), and a single request when fewer than twenty are left;
+  (``LEASE_SHARE``), or one request, and a single request when fewer than twenty are left;
 - leases grow only while each is used up within its window (1, 2, 4 ... ``LEASE_MAX``), and
   start again at one otherwise, so a key sending little takes leases of one request.
 
@@ -109,6 +110,16 @@ return {1, shown_count, shown_ttl, 0, 0}
 NOTHING_TO_GIVE_BACK = (0, ())
 
 
+def lease_clock() -> float:
+    """Seconds on a clock that setting the wall clock does not move, and that goes on while the
+    machine sleeps (Linux's boot time; elsewhere the monotonic clock): a lease cannot outlive
+    its window in Redis."""
+    return time.clock_gettime(BOOT_CLOCK)
+
+
+BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 @dataclass
 class Lease:
     """Requests of one key counted in Redis and not yet spent by this worker."""
@@ -117,7 +128,7 @@ class Lease:
     first_count: int  # the shortest window's count before the lease
     granted: int
     reset: float  # when the shortest window ends (seconds since the epoch, for the headers)
-    ends: float  # when the first of its windows ends, the lease with it (time.monotonic())
+    ends: float  # when the first of its windows ends, the lease with it (lease_clock())
     window_ends: tuple[int, ...]  # each window's end, as Redis's clock gave it (ms)
     spent: int = field(default=0)
 
@@ -161,12 +172,16 @@ class RedisCounts:
     def hit(self, key: str, windows: Sequence[Window]) -> Tally:
         connection, leases = self._thread_state()
         lease = leases.get(key)
-        now = time.monotonic()
+        now = lease_clock()
         if lease is not None and lease.usable(windows, now):
             return lease.spend()
         wanted, give_back = 1, NOTHING_TO_GIVE_BACK
-        if lease is not None and lease.windows is windows:
-            wanted, give_back = lease.next_wanted(now), lease.unspent()
+        if lease is not None:
+            # Dropped before asking: if the round trip fails after Redis ran it, the give-back
+            # must not be sent again (a lost give-back refuses early; a repeated one, late).
+            del leases[key]
+            if lease.windows is windows:
+                wanted, give_back = lease.next_wanted(now), lease.unspent()
         try:
             answer = self._ask(connection, self._pack(connection, key, windows, wanted, give_back))
         except self._errors.ConnectionError:
@@ -181,7 +196,6 @@ class RedisCounts:
         index, count, ttl_ms, granted, ends_ms, *window_ends = (int(value) for value in answer)
         reset = time.time() + ttl_ms / 1000
         if not granted:
-            leases.pop(key, None)
             return Tally(windows[index - 1], count, reset)
         if len(leases) >= LEASES_KEPT_MAX:
             leases.clear()  # their unspent requests stay counted until their windows end

@@ -175,3 +175,32 @@ def test_a_lease_ends_on_time_even_when_the_wall_clock_is_set_back(
 def test_windows_are_counted_shortest_first_by_their_length_not_their_unit():
     windows = parse_windows("1000 per 120 seconds;100 per 1 minute")
     assert [window.seconds for window in windows] == [60, 120]
+
+
+def test_a_round_trip_that_fails_after_redis_ran_it_never_gives_back_twice(
+    redis_url, key, monkeypatch
+):
+    """Redis ran the script but its answer was lost (a timeout): what the lease gave back must
+    not be given back again by the next round trip."""
+    windows = parse_windows("1000 per second;200 per hour")
+    counts = RedisCounts(redis_url, {})
+    tallies = [counts.hit(key, windows) for _ in range(8)]  # leases of 1, 2, 4, then 8
+    hour = f"{REDIS_KEY_PREFIX}{key}/200/1/hour"
+    sleep_until(tallies[-1].reset)
+    ask = counts._ask
+
+    def answer_lost(*args):
+        ask(*args)
+        raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(counts, "_ask", answer_lost)
+    with pytest.raises(redis.exceptions.TimeoutError):
+        counts.hit(key, windows)
+    assert counter(redis_url, hour) == 15 - 7 + 1  # the 7 unspent went back, once
+    monkeypatch.setattr(counts, "_ask", ask)
+    counts.hit(key, windows)
+    assert counter(redis_url, hour) == 9 + 1  # a new lease of one; nothing given back again
+
+
+def test_a_limit_written_twice_is_one_limit():
+    assert len(parse_windows("30 per second;30 per second;600 per minute")) == 2
