@@ -66,6 +66,9 @@ AFTER_REQUEST = (
 
 # Where install_pipeline leaves the hooks' shared functions among the app's extensions.
 EDGE = "popliteal_edge"
+# Where the fast path leaves the error of a read it tried and that failed (the database away),
+# for Flask to answer rather than wait for the database a second time (raise_failed_read).
+FAILED_READ = "popliteal.failed_read"
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,13 @@ def install_pipeline(app: Flask, app_state: AppState, cors_origins: Iterable[str
 
 def edge(app: Flask) -> Edge:
     return app.extensions[EDGE]
+
+
+def raise_failed_read() -> None:
+    """Raise the error of the read the fast path tried for this request, if it failed."""
+    error = request.environ.pop(FAILED_READ, None)
+    if error is not None:
+        raise error
 
 
 def start_request() -> None:

@@ -29,7 +29,7 @@ from service.fast_path import FastPath, install_fast_path
 from service.logs import ACCESS_LOGGER, RedactingJsonFormatter
 from service.rate_counts import MemoryCounts, parse_windows
 from service.state import state
-from service.storage import Storage
+from service.storage import Storage, StorageUnavailable
 from tests.conftest import app_config
 from tests.rules.clinical_cases import load_cases
 
@@ -334,6 +334,130 @@ def test_a_stored_assessment_is_flasks_and_its_replay_alike(apps, key, access_li
     assert ("Idempotent-Replayed", "true") in replay.headers
     assert apps.fast_path.served == served
     assert not replayed_by_fast
+
+
+# -- GET of a stored assessment ----------------------------------------------------------------
+
+
+def get(path: str, key: str | None, **extra) -> dict:
+    headers = {"X-Request-ID": f"fast-{secrets.token_hex(6)}", **extra.pop("headers", {})}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return {"path": path, "method": extra.pop("method", "GET"), "headers": headers, **extra}
+
+
+def stored_assessment(apps: Apps, key: str, report: dict) -> str:
+    """An assessment stored through the plain app (both apps share its database): its path."""
+    answer = exchange(apps.plain, LineCapture(), post("/v1/assess", key, report))
+    assert answer.status == "201 CREATED"
+    return dict(answer.headers)["Location"]
+
+
+@pytest.fixture(scope="module")
+def stored_paths(apps) -> dict[str, str]:
+    """Assessments of one in seven clinical cases, one pinned to the first rules version and one
+    with a subject; and "key", a key of their tenant. They are stored with another key of that
+    tenant, so that the key's rate-limit counts start alike in both apps."""
+    keys = state(apps.plain).storage.keys
+    tenant = f"store-{secrets.token_hex(4)}"
+    writer, _ = keys.create(tenant, label="writer")
+    paths = {}
+    for name, report in CLINICAL_REPORTS[::7]:
+        paths[name] = stored_assessment(apps, writer, report)
+    paths["pinned to 1.0.0"] = stored_assessment(apps, writer, {**REPORT, "rules_version": "1.0.0"})
+    subject = {"system": "https://fitness.example/member-ids", "value": "m-9"}
+    paths["with a subject"] = stored_assessment(apps, writer, {**REPORT, "subject": subject})
+    reader, _ = keys.create(tenant, label="reader")
+    return {"key": reader, **paths}
+
+
+def test_a_stored_assessment_is_read_alike_and_by_the_fast_path(apps, stored_paths, access_lines):
+    key = stored_paths["key"]
+    # A key not yet verified by the fast app is Flask's (it is looked up there, and cached).
+    first_path = next(path for name, path in stored_paths.items() if name != "key")
+    _, served = both(apps, access_lines, get(first_path, key))
+    assert not served
+    for name, path in stored_paths.items():
+        if name == "key":
+            continue
+        answer, served = both(apps, access_lines, get(path, key))
+        assert answer.status == "200 OK", name
+        assert served, f"{name}: the fast path left a stored assessment to Flask"
+        assert json.loads(answer.body)["links"]["self"] == path
+        assert answer.lines[0]["route"] == "/v1/assessments/<string:assessment_id>"
+    for accept in ("application/json", "*/*"):
+        _, served = both(apps, access_lines, get(first_path, key, headers={"Accept": accept}))
+        assert served
+
+
+READS_FALLING_THROUGH = {
+    "an unknown id": lambda path, key: get("/v1/assessments/" + "0" * 36, key),
+    "an id too long": lambda path, key: get(path + "0", key),
+    "an empty id": lambda path, key: get("/v1/assessments/", key),
+    "a path below the id": lambda path, key: get(path + "/plan", key),
+    "no key": lambda path, key: get(path, None),
+    "a wrong key": lambda path, key: get(path, "plt_" + "A" * 54),
+    "a query string": lambda path, key: get(path, key, query_string="x=1"),
+    "Accept FHIR": lambda path, key: get(path, key, headers={"Accept": FHIR}),
+    "Accept XML": lambda path, key: get(path, key, headers={"Accept": "application/xml"}),
+    "an allowed CORS origin": lambda path, key: get(path, key, headers={"Origin": ORIGIN}),
+    "HEAD": lambda path, key: get(path, key, method="HEAD"),
+    "DELETE of another tenant's": lambda path, key: get(path, key, method="DELETE"),
+    "a body": lambda path, key: get(
+        path, key, data="{}", headers={"Content-Type": "application/json"}
+    ),
+    "its plan": lambda path, key: get(
+        path.replace("/v1/assessments/", "/v1/exercise-prescriptions/"), key
+    ),
+}
+
+
+@pytest.mark.parametrize("name", READS_FALLING_THROUGH)
+def test_what_the_fast_path_may_not_read_is_flasks_alike(
+    apps, key, stored_paths, access_lines, name
+):
+    """Made with the test's own key: the stored assessments are another tenant's (404)."""
+    path = stored_paths["pinned to 1.0.0"]
+    for_tenant = READS_FALLING_THROUGH[name](path, key)
+    _, served = both(apps, access_lines, for_tenant)
+    assert not served
+    if name in ("DELETE of another tenant's", "no key", "a wrong key"):
+        return
+    # And with the key of the tenant whose assessment it is.
+    own = READS_FALLING_THROUGH[name](path, stored_paths["key"])
+    both(apps, access_lines, get(path, stored_paths["key"]))  # its key verified by both
+    _, served = both(apps, access_lines, own)
+    assert not served
+
+
+def test_another_tenants_assessment_is_not_found_alike(apps, key, stored_paths, access_lines):
+    answer, served = both(apps, access_lines, get(stored_paths["pinned to 1.0.0"], key))
+    assert answer.status == "404 NOT FOUND"
+    assert not served
+
+
+def test_a_read_that_fails_is_answered_by_flask_without_a_second_wait(
+    apps, stored_paths, access_lines, monkeypatch
+):
+    """The database away: the fast path's read fails once, and Flask answers that failure (the
+    503) rather than try the database again."""
+    key, path = stored_paths["key"], stored_paths["with a subject"]
+    both(apps, access_lines, get(path, key))  # the key verified by both apps
+    reads = {"fast": 0, "plain": 0}
+
+    def failing(name):
+        def read(*args, **kwargs):
+            reads[name] += 1
+            raise StorageUnavailable("the database is away")
+
+        return read
+
+    monkeypatch.setattr(state(apps.fast).storage.records, "get", failing("fast"))
+    monkeypatch.setattr(state(apps.plain).storage.records, "get", failing("plain"))
+    answer, served = both(apps, access_lines, get(path, key))
+    assert answer.status == "503 SERVICE UNAVAILABLE"
+    assert not served
+    assert reads == {"fast": 1, "plain": 1}
 
 
 def test_the_rate_limit_is_counted_once_and_refused_alike(apps, key, access_lines, monkeypatch):
