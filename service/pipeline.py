@@ -66,9 +66,10 @@ AFTER_REQUEST = (
 
 # Where install_pipeline leaves the hooks' shared functions among the app's extensions.
 EDGE = "popliteal_edge"
-# Where the fast path leaves the error of a read it tried and that failed (the database away),
-# for Flask to answer rather than wait for the database a second time (raise_failed_read).
-FAILED_READ = "popliteal.failed_read"
+# Where the fast path leaves the error of a read or write it tried and that failed (the database
+# away), for Flask to answer rather than wait for the database a second time, or write a record
+# whose first write may have happened (raise_failed_storage).
+FAILED_STORAGE = "popliteal.failed_storage"
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,10 @@ def edge(app: Flask) -> Edge:
     return app.extensions[EDGE]
 
 
-def raise_failed_read() -> None:
-    """Raise the error of the read the fast path tried for this request, if it failed."""
-    error = request.environ.pop(FAILED_READ, None)
+def raise_failed_storage() -> None:
+    """Raise the error of the read or write the fast path tried for this request, if it
+    failed: called where Flask's view would read or write."""
+    error = request.environ.pop(FAILED_STORAGE, None)
     if error is not None:
         raise error
 

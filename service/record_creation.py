@@ -15,6 +15,7 @@ from flask import current_app, g, request
 
 from rules import prescription_from_assessment
 from schemas.records import IDEMPOTENCY_KEY
+from service.pipeline import raise_failed_storage
 from service.state import state
 from service.storage import (
     ASSESSMENT,
@@ -97,6 +98,7 @@ def fingerprint() -> str:
 
 
 def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Record], bool]:
+    raise_failed_storage()
     principal = g.principal
     return state().storage.records.create(
         tenant_id=principal.tenant_id,

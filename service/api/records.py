@@ -14,7 +14,7 @@ from flask.views import MethodView
 from schemas.records import RecordListQuerySchema
 from schemas.responses import AssessmentPageSchema, AssessmentRecordSchema, PrescriptionRecordSchema
 from service import response_examples
-from service.pipeline import raise_failed_read
+from service.pipeline import raise_failed_storage
 from service.records_as_fhir import bundle_for, care_plan_for
 from service.records_as_json import assessment_json, render_prescription, render_summary
 from service.response_examples import fhir_doc_with_example
@@ -50,7 +50,7 @@ def get_record(kind: str, record_id: str):
     id are all None."""
     if len(record_id) > RECORD_ID_LENGTH:
         return None
-    raise_failed_read()
+    raise_failed_storage()
     record = state().storage.records.get(g.principal.tenant_id, kind, record_id)
     if record is not None:
         g.rules_version = record.rules_version

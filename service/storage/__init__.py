@@ -31,6 +31,7 @@ from service.storage.records import (
     PartOfAssessment,
     Record,
     RecordPage,
+    RecordStore,
     RecordSummary,
     Subject,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Principal",
     "Record",
     "RecordPage",
+    "RecordStore",
     "RecordSummary",
     "SchemaBehind",
     "Storage",

@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
-from werkzeug.test import Client
 
-from service import create_app, examples, observability
+from service import create_app, examples
 from service.fast_path import FastPath, install_fast_path
-from service.logs import ACCESS_LOGGER, RedactingJsonFormatter
 from service.rate_counts import MemoryCounts, parse_windows
 from service.state import state
 from service.storage import Storage, StorageUnavailable
 from tests.conftest import app_config
 from tests.rules.clinical_cases import load_cases
+from tests.service.wsgi_exchange import Exchange, LineCapture, exchange, get, post
+
+pytestmark = pytest.mark.usefixtures("fixed_request_clock", "access_lines")
 
 ORIGIN = "https://app.example.com"
 # Far in the past: the rate-limit windows never end during the tests, and Retry-After is 1.
@@ -88,75 +87,6 @@ def key(apps, access_lines) -> str:
     return made
 
 
-@pytest.fixture(autouse=True)
-def fixed_request_clock(monkeypatch):
-    monkeypatch.setattr(observability, "perf_counter", lambda: 1000.0)
-
-
-class LineCapture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.setFormatter(RedactingJsonFormatter())
-        self.lines: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = json.loads(self.format(record))
-        line.pop("timestamp")
-        self.lines.append(line)
-
-
-@pytest.fixture(autouse=True)
-def access_lines() -> LineCapture:
-    capture = LineCapture()
-    logger = logging.getLogger(ACCESS_LOGGER)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(capture)
-    yield capture
-    logger.removeHandler(capture)
-    logger.setLevel(level)
-
-
-def metric_samples() -> dict[tuple, float]:
-    """The service's samples (creation times left out: a series is created once per process)."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in REGISTRY.collect()
-        if family.name.startswith("popliteal_")
-        for sample in family.samples
-        if not sample.name.endswith("_created")
-    }
-
-
-@dataclass
-class Exchange:
-    status: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    lines: list[dict]
-    metrics: dict[tuple, float]
-
-
-def exchange(app, capture: LineCapture, request: dict) -> Exchange:
-    if "input_stream" in request:  # each app reads a stream of its own
-        request = {**request, "input_stream": io.BytesIO(request["input_stream"].getvalue())}
-    before_lines, before = len(capture.lines), metric_samples()
-    response = Client(app).open(**request)
-    after = metric_samples()
-    delta = {
-        name: value - before.get(name, 0.0)
-        for name, value in after.items()
-        if value != before.get(name, 0.0)
-    }
-    return Exchange(
-        response.status,
-        list(response.headers.items()),
-        response.get_data(),
-        capture.lines[before_lines:],
-        delta,
-    )
-
-
 def both(apps: Apps, capture: LineCapture, request: dict) -> tuple[Exchange, bool]:
     """The fast app's exchange, equal to the plain app's, and whether the fast path served it."""
     served = apps.fast_path.served
@@ -170,22 +100,6 @@ def both(apps: Apps, capture: LineCapture, request: dict) -> tuple[Exchange, boo
     assert fast.lines == plain.lines
     assert fast.metrics == plain.metrics
     return fast, answered_fast == 1
-
-
-def post(path: str, key: str | None, body=None, *, data=None, **extra) -> dict:
-    headers = {"X-Request-ID": f"fast-{secrets.token_hex(6)}", **extra.pop("headers", {})}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    if data is None and body is not None:
-        data = json.dumps(body)
-    return {
-        "path": path,
-        "method": extra.pop("method", "POST"),
-        "data": data,
-        "headers": headers,
-        "content_type": extra.pop("content_type", "application/json"),
-        **extra,
-    }
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -337,13 +251,6 @@ def test_a_stored_assessment_is_flasks_and_its_replay_alike(apps, key, access_li
 
 
 # -- GET of a stored assessment ----------------------------------------------------------------
-
-
-def get(path: str, key: str | None, **extra) -> dict:
-    headers = {"X-Request-ID": f"fast-{secrets.token_hex(6)}", **extra.pop("headers", {})}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    return {"path": path, "method": extra.pop("method", "GET"), "headers": headers, **extra}
 
 
 def stored_assessment(apps: Apps, key: str, report: dict) -> str:

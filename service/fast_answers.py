@@ -1,0 +1,161 @@
+"""What the fast path (``service.fast_path``) answers, as plain values: each route's reply to
+a request already admitted (its key checked, its rate limit counted), or None to leave the
+request to Flask.
+
+Flask's views give the same answers through the same functions: the evaluation
+(``Evaluator``), the records made of an assessment (``assessment_records``), the store
+(``RecordStore.create`` and ``get``) and the JSON of a record (``service.records_as_json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Flask
+
+from rules import Evaluator
+from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from service.auth import protected
+from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
+from service.observability import assessment_level, escalation_level
+from service.record_creation import assessment_records, subject_from
+from service.records_as_json import assessment_json, assessment_path, render_assessment
+from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, RecordStore
+
+OK = "200 OK"
+CREATED = "201 CREATED"
+ASSESSMENT_PREFIX = "/v1/assessments/"
+
+EvaluatorFor = Callable[[str | None], Evaluator]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to send: its status, its JSON body (made when it is sent), the headers that
+    come before the pipeline's, its rules version and the triage level the metrics count."""
+
+    status: str
+    content: Callable[[], bytes]
+    headers: tuple[tuple[str, str], ...]
+    rules_version: str
+    triage_level: str | None
+
+
+class StoreFailed(Exception):
+    """Storing failed: Flask answers ``error`` (it is not stored a second time)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _computed(content: bytes) -> Callable[[], bytes]:
+    return lambda: content
+
+
+def assess(evaluator_for: EvaluatorFor, body: dict, _caller, _records) -> Reply:
+    # store and subject: instructions for a stored record, and none is stored here.
+    report = {key: value for key, value in body.items() if key not in ASSESS_REQUEST_EXTRA_FIELDS}
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    assessment = evaluator.assess(report)
+    return Reply(
+        OK,
+        _computed(orjson.dumps(assessment)),
+        (),
+        evaluator.ruleset.version,
+        assessment_level(assessment),
+    )
+
+
+def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller, _records) -> Reply:
+    report = dict(body)
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    check = evaluator.escalation_check(report)
+    return Reply(
+        OK, _computed(orjson.dumps(check)), (), evaluator.ruleset.version, escalation_level(check)
+    )
+
+
+def assess_and_store(
+    evaluator_for: EvaluatorFor,
+    body: dict,
+    caller: tuple[Principal, str],
+    records: RecordStore,
+) -> Reply:
+    """POST /v1/assess stored, without an Idempotency-Key: the assessment and its plan
+    written in one statement; its JSON is made only when sent, so that nothing after the write
+    can send the request back to Flask, which would store it again."""
+    principal, request_id = caller
+    report = dict(body)
+    report.pop("store", None)
+    subject = subject_from(report.pop("subject", None))
+    sent = dict(report)
+    evaluator = evaluator_for(report.pop("rules_version", None))
+    assessment = evaluator.assess(report)
+    new_records = assessment_records(sent, assessment, subject)
+    try:
+        stored, _ = records.create(
+            tenant_id=principal.tenant_id,
+            api_key_id=principal.key_id,
+            request_id=request_id,
+            new_records=new_records,
+        )
+    except Exception as error:
+        raise StoreFailed(error) from error
+    record = stored[0]
+    return Reply(
+        CREATED,
+        lambda: orjson.dumps(render_assessment(record)),
+        (("Location", assessment_path(record.id)),),
+        evaluator.ruleset.version,
+        assessment_level(assessment),
+    )
+
+
+def read_assessment(records: RecordStore, principal: Principal, record_id: str) -> Reply | None:
+    """GET /v1/assessments/{id} of the caller's: the stored bytes; None when there is no such
+    assessment of theirs (Flask answers the 404)."""
+    if len(record_id) > RECORD_ID_LENGTH:
+        return None
+    record = records.get(principal.tenant_id, ASSESSMENT, record_id)
+    if record is None:
+        return None
+    return Reply(OK, _computed(assessment_json(record)), (), record.rules_version, None)
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str  # Flask's rule string, as the log line and the metrics name it
+    endpoint: str  # Flask's endpoint, as the rate limits count it
+    acceptor: ReportAcceptor
+    answer: Callable[..., Reply]  # (evaluator_for, body, caller, records) -> Reply
+    store: Callable[..., Reply] | None  # the same, for a request that asks to be stored
+
+
+def post_routes(app: Flask) -> dict[str, Route]:
+    """The two report addresses, with Flask's own rule and endpoint for each."""
+    routes = {}
+    for path, acceptor, answer, store in (
+        ("/v1/assess", ASSESS_REQUEST_ACCEPTOR, assess, assess_and_store),
+        ("/v1/escalation-check", REPORT_ACCEPTOR, escalation_check, None),
+    ):
+        rule = _protected_rule(app, path, "POST")
+        routes[path] = Route(rule.rule, rule.endpoint, acceptor, answer, store)
+    return routes
+
+
+def assessment_rule(app: Flask) -> Any:
+    """Flask's rule for a stored assessment, as the log line, the metrics and the limits name
+    it."""
+    return _protected_rule(app, f"{ASSESSMENT_PREFIX}x", "GET")
+
+
+def _protected_rule(app: Flask, path: str, method: str):
+    rule, _ = app.url_map.bind("localhost").match(path, method=method, return_rule=True)
+    # Key-protected /v1 addresses only: the key is checked here as Flask checks it.
+    if not protected(path, method):
+        raise RuntimeError(f"the fast path serves only key-protected addresses, not {path}")
+    return rule

@@ -1,0 +1,212 @@
+"""The fast path stores an assessment exactly as Flask does, byte for byte, and never twice.
+
+Two apps as in test_fast_path, but each on a database of its own (copies of one, with the same
+API key), so that both can store the same records: the ids and the creation time are made the
+same for both (the UUIDs' random bits and clocks fixed, restarted before each app's request).
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+
+from service import create_app, examples
+from service.fast_answers import StoreFailed
+from service.fast_path import FastPath, install_fast_path
+from service.rate_counts import MemoryCounts
+from service.state import state
+from service.storage import Storage, StorageUnavailable, record_types
+from service.storage import records as record_store
+from tests.conftest import app_config
+from tests.rules.clinical_cases import load_cases
+from tests.service.wsgi_exchange import LineCapture, exchange, get, post
+
+pytestmark = pytest.mark.usefixtures("fixed_request_clock", "access_lines")
+
+STORED_AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+# Far in the past: the rate-limit windows never end during the tests.
+FIXED_TIME = time.time() - 100_000
+REPORTS = [(case["name"], case["report"]) for _, case in load_cases()]
+# Each pair of requests (one per app) takes ids of its own: both apps store the same records.
+PAIRS = itertools.count(1)
+
+
+@dataclass
+class StoringApps:
+    fast: object
+    plain: object
+    fast_path: FastPath
+    key: str
+
+
+@pytest.fixture(scope="module")
+def storing_apps(tmp_path_factory) -> StoringApps:
+    folder = tmp_path_factory.mktemp("fast-path-stored")
+    first = folder / "fast.sqlite3"
+    storage = Storage(f"sqlite:///{first}")
+    storage.upgrade()
+    key, _ = storage.keys.create(f"stored-{secrets.token_hex(4)}", label="t")
+    storage.dispose()
+    shutil.copy(first, folder / "plain.sqlite3")
+    apps = []
+    for name in ("fast", "plain"):
+        config = app_config(
+            DATABASE_URL=f"sqlite:///{folder / f'{name}.sqlite3'}",
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_APPLICATION="100000 per minute;10000 per second",
+            API_KEY_CACHE_SECONDS=600,
+        )
+        app = create_app(config)
+        state(app).limiter.shared = MemoryCounts(clock=lambda: FIXED_TIME)
+        apps.append(app)
+    fast, plain = apps
+    fast_path = install_fast_path(fast, enabled=True)
+    install_fast_path(plain, enabled=False)
+    warm = LineCapture()
+    for app in apps:  # the key verified by each app: the fast path takes only cached keys
+        assert exchange(app, warm, get("/v1/assessments", key)).status == "200 OK"
+    return StoringApps(fast, plain, fast_path, key)
+
+
+@pytest.fixture(autouse=True)
+def same_ids_and_times(monkeypatch):
+    """Record ids from a counter, started at ``restart(pair)`` (pair by pair, so that both apps
+    make the same ids and no pair repeats another's), and one creation time."""
+    counter = itertools.count()
+
+    def restart(pair: int) -> None:
+        nonlocal counter
+        counter = itertools.count(pair * 1000)
+
+    def urandom(size: int) -> bytes:
+        return next(counter).to_bytes(size, "big")
+
+    monkeypatch.setattr(record_types, "os", SimpleNamespace(urandom=urandom))
+    monkeypatch.setattr(record_types, "time", SimpleNamespace(time_ns=lambda: 1_767_000_000_000))
+    monkeypatch.setattr(
+        record_store, "datetime", SimpleNamespace(now=lambda tz: STORED_AT.astimezone(tz))
+    )
+    return restart
+
+
+def stored_both(apps: StoringApps, capture: LineCapture, restart, request: dict):
+    """Each app's exchange, equal, with the same ids and times; whether the fast path served."""
+    pair = next(PAIRS)
+    served = apps.fast_path.served
+    restart(pair)
+    fast = exchange(apps.fast, capture, request)
+    answered_fast = apps.fast_path.served - served
+    restart(pair)
+    plain = exchange(apps.plain, capture, request)
+    assert (fast.status, fast.headers) == (plain.status, plain.headers)
+    assert fast.body == plain.body
+    assert len(fast.lines) == 1
+    assert fast.lines == plain.lines
+    assert fast.metrics == plain.metrics
+    return fast, answered_fast == 1
+
+
+def assessments_in(app) -> int:
+    with state(app).storage.engine.connect() as connection:
+        return connection.execute(sa.text("SELECT count(*) FROM records")).scalar_one()
+
+
+def test_every_clinical_case_is_stored_alike_and_by_the_fast_path(
+    storing_apps, access_lines, same_ids_and_times
+):
+    for name, report in REPORTS:
+        answer, served = stored_both(
+            storing_apps,
+            access_lines,
+            same_ids_and_times,
+            post("/v1/assess", storing_apps.key, report),
+        )
+        assert answer.status == "201 CREATED", name
+        assert served, f"{name}: the fast path left a stored assessment to Flask"
+        assert dict(answer.headers)["Location"].startswith("/v1/assessments/")
+        # Read back alike, by the fast path too.
+        location = dict(answer.headers)["Location"]
+        read, read_fast = stored_both(
+            storing_apps, access_lines, same_ids_and_times, get(location, storing_apps.key)
+        )
+        assert read.status == "200 OK"
+        assert read_fast
+    assert assessments_in(storing_apps.fast) == assessments_in(storing_apps.plain)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**examples.SELF_CARE_TECHNIQUE, "store": True},
+        {**examples.SELF_CARE_TECHNIQUE, "rules_version": "1.0.0"},
+        {
+            **examples.SELF_CARE_TECHNIQUE,
+            "subject": {"system": "https://fitness.example/member-ids", "value": "m-1"},
+        },
+    ],
+    ids=["store true", "pinned to 1.0.0", "with a subject"],
+)
+def test_stored_variants_are_alike(storing_apps, access_lines, same_ids_and_times, body):
+    answer, served = stored_both(
+        storing_apps, access_lines, same_ids_and_times, post("/v1/assess", storing_apps.key, body)
+    )
+    assert answer.status == "201 CREATED"
+    assert served
+
+
+def test_a_write_that_fails_is_answered_by_flask_and_not_tried_again(
+    storing_apps, access_lines, same_ids_and_times, monkeypatch
+):
+    """The database away: the fast path's write fails once; Flask answers that failure (the
+    503) without writing, so a write whose outcome is unknown is never made twice."""
+    writes = {"fast": 0, "plain": 0}
+
+    def failing(name):
+        def create(**kwargs):
+            writes[name] += 1
+            raise StorageUnavailable("the database is away")
+
+        return create
+
+    for name in writes:
+        app = getattr(storing_apps, name)
+        monkeypatch.setattr(state(app).storage.records, "create", failing(name))
+    request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE)
+    answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, request)
+    assert answer.status == "503 SERVICE UNAVAILABLE"
+    assert not served
+    assert writes == {"fast": 1, "plain": 1}
+
+
+def test_a_failure_after_the_write_is_never_sent_back_to_flask(
+    storing_apps, access_lines, same_ids_and_times, monkeypatch
+):
+    """Flask would store the request again: once written, a failure is the server's error."""
+    import service.fast_answers
+
+    def broken(record):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(service.fast_answers, "render_assessment", broken)
+    before = assessments_in(storing_apps.fast)
+    same_ids_and_times(next(PAIRS))
+    with pytest.raises(RuntimeError, match="rendering failed"):
+        exchange(
+            storing_apps.fast,
+            access_lines,
+            post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE),
+        )
+    assert assessments_in(storing_apps.fast) == before + 2  # the assessment and its plan, once
+
+
+def test_store_failed_carries_the_error():
+    error = StorageUnavailable("away")
+    assert StoreFailed(error).error is error
