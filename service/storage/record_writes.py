@@ -18,6 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from service.storage.answers import is_plan_of
+from service.storage.driver_statements import DriverStatement
 from service.storage.keys import hash_key
 from service.storage.packing import pack_answer, pack_request
 from service.storage.record_types import NewRecord, Record
@@ -25,40 +26,47 @@ from service.storage.tables import erased_idempotency_keys, records
 
 _COLUMNS = tuple(column.name for column in records.c)
 
-# Several rows in one INSERT ... VALUES (...), (...) statement: given a list of rows and
-# RETURNING, SQLAlchemy sends them as one such statement ("insertmanyvalues"), compiled once and
-# cached (a statement built with .values(rows) is compiled anew each time, which costs more
-# than the insert itself).
-_INSERT = sa.insert(records).returning(records.c.id)
+
+def _row_parameters(row_count: int) -> list[dict[str, sa.BindParameter]]:
+    return [
+        {
+            column.name: sa.bindparam(f"{column.name}_{index}", type_=column.type)
+            for column in records.c
+        }
+        for index in range(row_count)
+    ]
 
 
 @cache
-def _insert_unless_erased(row_count: int) -> sa.Insert:
-    """INSERT ... SELECT the rows WHERE the key is not among the erased ones, one statement
-    per number of rows (compiled once each: an assessment and its plan are two)."""
+def _insert(row_count: int) -> DriverStatement:
+    """INSERT ... VALUES (...), (...) RETURNING id, one statement per number of rows (an
+    assessment and its plan are two), compiled once each."""
+    return DriverStatement(
+        sa.insert(records).values(_row_parameters(row_count)).returning(records.c.id)
+    )
+
+
+@cache
+def _insert_unless_erased(row_count: int) -> DriverStatement:
+    """INSERT ... SELECT the rows WHERE the key is not among the erased ones."""
     key_not_erased = ~sa.exists().where(
         erased_idempotency_keys.c.tenant_id == sa.bindparam("erased_tenant_id"),
         erased_idempotency_keys.c.key_hash == sa.bindparam("erased_key_hash"),
     )
-    selects = [
-        sa.select(
-            *(sa.bindparam(f"{column.name}_{index}", type_=column.type) for column in records.c)
-        ).where(key_not_erased)
-        for index in range(row_count)
-    ]
+    selects = [sa.select(*row.values()).where(key_not_erased) for row in _row_parameters(row_count)]
     source = selects[0] if row_count == 1 else sa.union_all(*selects)
-    return sa.insert(records).from_select(_COLUMNS, source).returning(records.c.id)
+    return DriverStatement(sa.insert(records).from_select(_COLUMNS, source).returning(records.c.id))
 
 
 def insert_statement(
     rows: list[dict[str, Any]], tenant_id: int, idempotency_key: str | None
-) -> tuple[sa.Insert, Any]:
+) -> tuple[DriverStatement, dict[str, Any]]:
     """The statement storing these rows, with its parameters."""
-    if idempotency_key is None:
-        return _INSERT, rows
     parameters = {
         f"{name}_{index}": value for index, row in enumerate(rows) for name, value in row.items()
     }
+    if idempotency_key is None:
+        return _insert(len(rows)), parameters
     parameters["erased_tenant_id"] = tenant_id
     parameters["erased_key_hash"] = hash_key(idempotency_key)
     return _insert_unless_erased(len(rows)), parameters

@@ -111,7 +111,7 @@ class RecordStore:
         for attempt in range(2):
             try:
                 with self._storage.autocommit() as connection:
-                    inserted = connection.execute(statement, parameters).all()
+                    inserted = statement.execute(connection, parameters).all()
             except exc.IntegrityError:
                 outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
                 if isinstance(outcome, list):
