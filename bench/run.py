@@ -32,7 +32,9 @@ by the names in brackets; bare Flask is always measured, every ratio is to it):
   "store": false;
 - the service on a throw-away PostgreSQL database (created on the server at --postgres-url or
   BENCH_POSTGRES_URL, migrated, dropped at the end), limits in memory - [stored-pg] POST
-  /v1/assess stored, [get] GET /v1/assessments/{id} of one stored assessment.
+  /v1/assess stored, [stored-keyed] the same with an Idempotency-Key of its own per request
+  (served by Flask, not the fast path), [get] GET /v1/assessments/{id} of one stored
+  assessment.
 
 Then loads the targets in alternating rounds with wrk (Debian package `wrk`, 2 threads), so
 that noise on a shared machine hits all of them alike: --duration seconds of load per target,
@@ -59,6 +61,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -88,6 +91,7 @@ ESCALATION = "escalation-check, limits memory"
 INTERVIEW = "interview/next, limits memory"
 STORED_PG = "assess stored, PostgreSQL"
 STORED_SQLITE = "assess stored, SQLite"
+STORED_KEYED = "assess stored, Idempotency-Key, PG"
 GET = "GET assessment, PostgreSQL"
 # Per target: (least throughput as a share of bare Flask's, largest p99 in ms at
 # P99_CONNECTIONS connections, or None). Targets for later work: a run reports, never fails on
@@ -98,6 +102,7 @@ TARGETS = {
     ESCALATION: (0.90, None),
     STORED_PG: (0.35, None),
     STORED_SQLITE: (0.35, None),
+    STORED_KEYED: (0.35, None),
     GET: (0.60, None),
 }
 P99_CONNECTIONS = 16
@@ -126,6 +131,7 @@ class Target:
     path: str  # "{assessment_id}": the stored assessment made before the rounds
     body: dict | None
     postgres: bool = False  # its requests reach PostgreSQL: its backends' CPU is read
+    keyed: bool = False  # each request carries an Idempotency-Key of its own
 
 
 STATELESS = {**SELF_CARE_TECHNIQUE, "store": False}
@@ -138,10 +144,12 @@ ALL_TARGETS = (
     Target("stored-pg", STORED_PG, "postgres", "POST", "/v1/assess", SELF_CARE_TECHNIQUE,
            postgres=True),
     Target("stored-sqlite", STORED_SQLITE, "memory", "POST", "/v1/assess", SELF_CARE_TECHNIQUE),
+    Target("stored-keyed", STORED_KEYED, "postgres", "POST", "/v1/assess", SELF_CARE_TECHNIQUE,
+           postgres=True, keyed=True),
     Target("get", GET, "postgres", "GET", "/v1/assessments/{assessment_id}", None, postgres=True),
 )  # fmt: skip
 # Targets that write records, with the server whose database holds them.
-STORED = {STORED_PG: "postgres", STORED_SQLITE: "memory"}
+STORED = {STORED_PG: "postgres", STORED_SQLITE: "memory", STORED_KEYED: "postgres"}
 
 # wrk runs response() in each thread's own Lua state; done() runs in the main one, so it adds
 # up the threads' counters through thread:get.
@@ -174,11 +182,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wrk_script(method: str, key: str, body: dict | None) -> str:
+# Each request's own Idempotency-Key: the run's token, the wrk thread's and a counter.
+KEYED_LUA = """
+local sent = 0
+local thread = string.gsub(tostring({}), "[^%w]", "")
+request = function()
+  sent = sent + 1
+  wrk.headers["Idempotency-Key"] = string.format("%s-%s-%d", RUN_TOKEN, thread, sent)
+  return wrk.format()
+end
+"""
+
+
+def wrk_script(method: str, key: str, body: dict | None, keyed: bool = False) -> str:
     lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {key}"']
     if body is not None:
         lines.append('wrk.headers["Content-Type"] = "application/json"')
         lines.append(f"wrk.body = [==[{json.dumps(body)}]==]")
+    if keyed:
+        lines.append(f'RUN_TOKEN = "{secrets.token_hex(8)}"' + KEYED_LUA)
     return "\n".join(lines) + COUNTING_LUA
 
 
@@ -485,7 +507,7 @@ def measure(
             for target in selected:
                 scripts[target.label] = folder / f"{target.name}.lua"
                 scripts[target.label].write_text(
-                    wrk_script(target.method, keys[target.server], target.body)
+                    wrk_script(target.method, keys[target.server], target.body, target.keyed)
                 )
                 path = target.path.format(assessment_id=assessment_id)
                 urls_of[target.label] = servers[target.server].url + path
