@@ -56,7 +56,7 @@ def _computed(content: bytes) -> Callable[[], bytes]:
     return lambda: content
 
 
-def assess(evaluator_for: EvaluatorFor, body: dict, _caller, _records) -> Reply:
+def assess(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _records) -> Reply:
     # store and subject: instructions for a stored record, and none is stored here.
     report = {key: value for key, value in body.items() if key not in ASSESS_REQUEST_EXTRA_FIELDS}
     evaluator = evaluator_for(report.pop("rules_version", None))
@@ -70,7 +70,7 @@ def assess(evaluator_for: EvaluatorFor, body: dict, _caller, _records) -> Reply:
     )
 
 
-def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller, _records) -> Reply:
+def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _records) -> Reply:
     report = dict(body)
     evaluator = evaluator_for(report.pop("rules_version", None))
     check = evaluator.escalation_check(report)
@@ -79,16 +79,24 @@ def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller, _records)
     )
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent an admitted request, its id, and what a stored record is bound to: the
+    Idempotency-Key (checked) and the request's fingerprint, or None for both."""
+
+    principal: Principal
+    request_id: str
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
 def assess_and_store(
-    evaluator_for: EvaluatorFor,
-    body: dict,
-    caller: tuple[Principal, str],
-    records: RecordStore,
+    evaluator_for: EvaluatorFor, body: dict, caller: Caller, records: RecordStore
 ) -> Reply:
-    """POST /v1/assess stored, without an Idempotency-Key: the assessment and its plan
-    written in one statement; its JSON is made only when sent, so that nothing after the write
-    can send the request back to Flask, which would store it again."""
-    principal, request_id = caller
+    """POST /v1/assess stored: the assessment and its plan written in one statement (or, with
+    an Idempotency-Key already used for the same request, the records stored then). Its JSON is
+    made only when sent, so that nothing after the write can send the request back to Flask,
+    which would store it again."""
     report = dict(body)
     report.pop("store", None)
     subject = subject_from(report.pop("subject", None))
@@ -97,19 +105,24 @@ def assess_and_store(
     assessment = evaluator.assess(report)
     new_records = assessment_records(sent, assessment, subject)
     try:
-        stored, _ = records.create(
-            tenant_id=principal.tenant_id,
-            api_key_id=principal.key_id,
-            request_id=request_id,
+        stored, replayed = records.create(
+            tenant_id=caller.principal.tenant_id,
+            api_key_id=caller.principal.key_id,
+            request_id=caller.request_id,
             new_records=new_records,
+            idempotency_key=caller.idempotency_key,
+            fingerprint=caller.fingerprint,
         )
-    except Exception as error:
+    except Exception as error:  # a reused or erased key, the database away: Flask's to answer
         raise StoreFailed(error) from error
     record = stored[0]
+    headers = (("Location", assessment_path(record.id)),)
+    if replayed:
+        headers += (("Idempotent-Replayed", "true"),)
     return Reply(
         CREATED,
         lambda: orjson.dumps(render_assessment(record)),
-        (("Location", assessment_path(record.id)),),
+        headers,
         evaluator.ruleset.version,
         assessment_level(assessment),
     )
@@ -128,10 +141,11 @@ def read_assessment(records: RecordStore, principal: Principal, record_id: str) 
 
 @dataclass(frozen=True)
 class Route:
+    path: str
     rule: str  # Flask's rule string, as the log line and the metrics name it
     endpoint: str  # Flask's endpoint, as the rate limits count it
     acceptor: ReportAcceptor
-    answer: Callable[..., Reply]  # (evaluator_for, body, caller, records) -> Reply
+    answer: Callable[..., Reply]  # (evaluator_for, body, Caller, records) -> Reply
     store: Callable[..., Reply] | None  # the same, for a request that asks to be stored
 
 
@@ -143,7 +157,7 @@ def post_routes(app: Flask) -> dict[str, Route]:
         ("/v1/escalation-check", REPORT_ACCEPTOR, escalation_check, None),
     ):
         rule = _protected_rule(app, path, "POST")
-        routes[path] = Route(rule.rule, rule.endpoint, acceptor, answer, store)
+        routes[path] = Route(path, rule.rule, rule.endpoint, acceptor, answer, store)
     return routes
 
 

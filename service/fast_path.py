@@ -9,20 +9,22 @@ itself and passes everything else to Flask, untouched.
 
 It answers only a request that is, without any doubt: a POST to one of the two addresses, with
 no query string, ``Content-Type: application/json`` exactly, a ``Content-Length`` within the
-size limit (no chunked body), no ``Idempotency-Key``, and a JSON body the fast report checker
-accepts (an assessment stored or not); or a GET of an assessment of the caller's, with no
-query string and no body; either with no ``Origin`` (CORS is Flask's), an ``Accept`` that is
-absent, ``application/json`` or ``*/*``, a key the key check accepts, and within its rate
-limit. Anything else, a refusal of any kind or an error, goes to Flask with the body it sent
-(re-supplied from the bytes read here) and, if it was counted, its rate-limit count, so that
-Flask answers it as if this path did not exist. A read or a write that failed here (the
-database away) is not tried again by Flask: Flask answers its error (``FAILED_STORAGE``), so
-that an outage costs a request one wait, not two, and a write whose outcome is unknown is not
-made twice. Once a record is written, nothing goes back to Flask.
+size limit (no chunked body), and a JSON body the fast report checker accepts (an assessment
+stored or not; an ``Idempotency-Key`` only on a stored one, and well-formed: the store replays
+it or refuses it, and a refusal is Flask's to answer); or a GET of an assessment of the
+caller's, with no query string and no body; either with no ``Origin`` (CORS is Flask's), an
+``Accept`` that is absent, ``application/json`` or ``*/*``, a key the key check accepts, and
+within its rate limit. Anything else, a refusal of any kind or an error, goes to Flask with the
+body it sent (re-supplied from the bytes read here) and, if it was counted, its rate-limit
+count, so that Flask answers it as if this path did not exist. A read or a write that failed
+here (the database away, a key reused) is not tried again by Flask: Flask answers its error
+(``FAILED_STORAGE``), so that an outage costs a request one wait, not two, and a write whose
+outcome is unknown is not made twice. Once a record is written, nothing goes back to Flask.
 
 Every concern of the pipeline is the pipeline's own function (``service.pipeline.Edge``): the
 request id, the key check, the rate limit, the headers in the pipeline's order, the log line
-and the metrics. ``tests/service/test_fast_path.py`` holds the two paths byte-equal.
+and the metrics. ``tests/service/test_fast_path.py`` and ``test_fast_path_stored.py`` hold
+the two paths byte-equal.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ import orjson
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from schemas.records import IDEMPOTENCY_KEY
 from service.auth import client_address
 from service.config import env_flag
 from service.fast_answers import (
     ASSESSMENT_PREFIX,
+    Caller,
     Reply,
     Route,
     StoreFailed,
@@ -51,6 +55,7 @@ from service.logs import request_id_from
 from service.observability import clock, record_outcome
 from service.pipeline import FAILED_STORAGE, edge, identity_headers
 from service.rate_windows import Tally
+from service.record_creation import fingerprint_of
 from service.state import state
 from service.storage import Principal
 
@@ -126,14 +131,24 @@ class FastPath:
         accepted = route.acceptor.accept(orjson.loads(body))
         if accepted is None:
             return None
-        answer = route.answer
-        if route.store is not None and self._stores(accepted):
-            answer = route.store
+        stores = route.store is not None and self._stores(accepted)
+        key = environ.get("HTTP_IDEMPOTENCY_KEY")
+        # A key binds a stored record only; a malformed one is Flask's 400.
+        if key is not None and not (stores and IDEMPOTENCY_KEY.match(key)):
+            return None
         admitted = self._admit(environ, route.endpoint, started)
         if admitted is None:
             return None
         # After the limit, as in Flask's pipeline: a refused request costs no evaluation.
-        caller = (admitted.principal, admitted.request_id)
+        caller = Caller(admitted.principal, admitted.request_id)
+        if key is not None:
+            caller = Caller(
+                admitted.principal,
+                admitted.request_id,
+                key,
+                fingerprint_of("POST", route.path, body),
+            )
+        answer = route.store if stores else route.answer
         reply = answer(self._evaluator_for, accepted, caller, self._records)
         return reply, admitted, route.rule, "POST"
 
@@ -224,7 +239,6 @@ def _plain_post(environ: dict) -> bool:
         and environ.get("CONTENT_TYPE") == JSON
         and environ.get("HTTP_ACCEPT", JSON) in PLAIN_ACCEPTS
         and "HTTP_ORIGIN" not in environ
-        and "HTTP_IDEMPOTENCY_KEY" not in environ
         and "HTTP_TRANSFER_ENCODING" not in environ
     )
 

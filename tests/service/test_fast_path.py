@@ -181,6 +181,12 @@ FALLING_THROUGH = {
     "a malformed Idempotency-Key": lambda key: post(
         "/v1/assess", key, UNSTORED, headers={"Idempotency-Key": "bad key!"}
     ),
+    "a malformed Idempotency-Key, stored": lambda key: post(
+        "/v1/assess", key, REPORT, headers={"Idempotency-Key": "bad key!"}
+    ),
+    "an Idempotency-Key on escalation-check": lambda key: post(
+        "/v1/escalation-check", key, REPORT, headers={"Idempotency-Key": secrets.token_hex(8)}
+    ),
     "a query string": lambda key: post("/v1/assess", key, UNSTORED, query_string="store=false"),
     "a FHIR body": lambda key: post(
         "/v1/escalation-check", key, QUESTIONNAIRE_RESPONSE, content_type=FHIR
@@ -237,17 +243,18 @@ def test_what_the_fast_path_may_not_answer_is_flasks_alike(apps, key, access_lin
     assert not served
 
 
-def test_a_stored_assessment_is_flasks_and_its_replay_alike(apps, key, access_lines):
-    """Stored records have ids of their own: both apps store under one Idempotency-Key, so that
-    the second requests, both replays of that record, can be compared."""
+def test_a_stored_assessment_and_its_replay_are_flasks_alike(apps, key, access_lines):
+    """Stored records have ids of their own: both apps store under one Idempotency-Key (the
+    fast path stores, Flask replays), so that the second requests, both replays of that record,
+    can be compared."""
     request = post("/v1/assess", key, REPORT, headers={"Idempotency-Key": secrets.token_hex(8)})
     served = apps.fast_path.served
     first = [exchange(app, access_lines, request) for app in (apps.fast, apps.plain)]
     assert [answer.status for answer in first] == ["201 CREATED", "201 CREATED"]
+    assert apps.fast_path.served == served + 1
     replay, replayed_by_fast = both(apps, access_lines, request)
     assert ("Idempotent-Replayed", "true") in replay.headers
-    assert apps.fast_path.served == served
-    assert not replayed_by_fast
+    assert replayed_by_fast
 
 
 # -- GET of a stored assessment ----------------------------------------------------------------

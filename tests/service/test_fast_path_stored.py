@@ -162,6 +162,59 @@ def test_stored_variants_are_alike(storing_apps, access_lines, same_ids_and_time
     assert served
 
 
+def test_every_clinical_case_stored_with_a_key_and_replayed_is_alike(
+    storing_apps, access_lines, same_ids_and_times
+):
+    run = secrets.token_hex(4)
+    for number, (name, report) in enumerate(REPORTS[::5]):
+        key = {"Idempotency-Key": f"{run}-{number}"}
+        request = post("/v1/assess", storing_apps.key, report, headers=key)
+        for replay in (False, True):
+            answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, request)
+            assert answer.status == "201 CREATED", name
+            assert served, f"{name}: the fast path left a keyed assessment to Flask"
+            assert (("Idempotent-Replayed", "true") in answer.headers) is replay
+
+
+@pytest.mark.parametrize(
+    ("second", "status"),
+    [
+        ({**examples.SELF_CARE_TECHNIQUE, "pain": {"intensity": 2}}, "422 UNPROCESSABLE ENTITY"),
+        ({**examples.SELF_CARE_TECHNIQUE, "store": False}, "200 OK"),
+    ],
+    ids=["another report: refused", "store false: not stored, the key not read"],
+)
+def test_a_key_used_for_another_request_is_flasks_alike(
+    storing_apps, access_lines, same_ids_and_times, second, status
+):
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    first = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE, headers=key)
+    stored, served = stored_both(storing_apps, access_lines, same_ids_and_times, first)
+    assert (stored.status, served) == ("201 CREATED", True)
+    again = post("/v1/assess", storing_apps.key, second, headers=key)
+    answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, again)
+    assert (answer.status, served) == (status, False)
+
+
+def test_the_key_of_an_erased_record_is_flasks_alike(
+    storing_apps, access_lines, same_ids_and_times
+):
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE, headers=key)
+    stored, _ = stored_both(storing_apps, access_lines, same_ids_and_times, request)
+    location = dict(stored.headers)["Location"]
+    erased, _ = stored_both(
+        storing_apps,
+        access_lines,
+        same_ids_and_times,
+        get(location, storing_apps.key, method="DELETE"),
+    )
+    assert erased.status == "204 NO CONTENT"
+    answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, request)
+    assert answer.status == "410 GONE"
+    assert not served
+
+
 def test_a_write_that_fails_is_answered_by_flask_and_not_tried_again(
     storing_apps, access_lines, same_ids_and_times, monkeypatch
 ):
