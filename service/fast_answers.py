@@ -23,7 +23,7 @@ from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
 from service.observability import assessment_level, escalation_level
 from service.record_creation import assessment_records, subject_from
 from service.records_as_json import assessment_json, assessment_path, render_assessment
-from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, RecordStore
+from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
 
 OK = "200 OK"
 CREATED = "201 CREATED"
@@ -50,6 +50,11 @@ class StoreFailed(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+class Written(Exception):
+    """A failure after a record was written: the server's error, never Flask's to answer
+    (Flask would store the request again)."""
 
 
 def _computed(content: bytes) -> Callable[[], bytes]:
@@ -115,27 +120,35 @@ def assess_and_store(
         )
     except Exception as error:  # a reused or erased key, the database away: Flask's to answer
         raise StoreFailed(error) from error
-    record = stored[0]
-    headers = (("Location", assessment_path(record.id)),)
-    if replayed:
-        headers += (("Idempotent-Replayed", "true"),)
-    return Reply(
-        CREATED,
-        lambda: orjson.dumps(render_assessment(record)),
-        headers,
-        evaluator.ruleset.version,
-        assessment_level(assessment),
-    )
+    try:
+        # Counted in the metrics only once the write is done: a write that failed is counted by
+        # Flask, which answers it.
+        level = assessment_level(assessment)
+        record = stored[0]
+        headers = (("Location", assessment_path(record.id)),)
+        if replayed:
+            headers += (("Idempotent-Replayed", "true"),)
+        return Reply(
+            CREATED,
+            lambda: orjson.dumps(render_assessment(record)),
+            headers,
+            evaluator.ruleset.version,
+            level,
+        )
+    except Exception as error:
+        raise Written(error) from error
 
 
-def read_assessment(records: RecordStore, principal: Principal, record_id: str) -> Reply | None:
-    """GET /v1/assessments/{id} of the caller's: the stored bytes; None when there is no such
-    assessment of theirs (Flask answers the 404)."""
+def read_assessment(records: RecordStore, principal: Principal, record_id: str) -> Record | None:
+    """The caller's assessment of this id; None when there is none of theirs (Flask answers
+    the 404). Its errors are the store's."""
     if len(record_id) > RECORD_ID_LENGTH:
         return None
-    record = records.get(principal.tenant_id, ASSESSMENT, record_id)
-    if record is None:
-        return None
+    return records.get(principal.tenant_id, ASSESSMENT, record_id)
+
+
+def assessment_reply(record: Record) -> Reply:
+    """GET /v1/assessments/{id}: the stored bytes, as Flask sends them."""
     return Reply(OK, _computed(assessment_json(record)), (), record.rules_version, None)
 
 

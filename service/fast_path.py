@@ -46,6 +46,8 @@ from service.fast_answers import (
     Reply,
     Route,
     StoreFailed,
+    Written,
+    assessment_reply,
     assessment_rule,
     post_routes,
     read_assessment,
@@ -117,6 +119,8 @@ class FastPath:
         except StoreFailed as failed:  # Flask answers this error, and stores nothing itself
             environ[FAILED_STORAGE] = failed.error
             answered = None
+        except Written:  # a record is stored: Flask would store it again
+            raise
         except Exception:  # any doubt is Flask's: it answers the same request its own way
             answered = None
         if answered is None:
@@ -171,13 +175,13 @@ class FastPath:
         if admitted is None:
             return None
         try:
-            reply = read_assessment(self._records, admitted.principal, record_id)
+            record = read_assessment(self._records, admitted.principal, record_id)
         except Exception as error:  # the database: Flask answers this error, without a 2nd wait
             environ[FAILED_STORAGE] = error
             return None
-        if reply is None:
+        if record is None:
             return None
-        return reply, admitted, self._assessment_rule.rule, "GET"
+        return assessment_reply(record), admitted, self._assessment_rule.rule, "GET"
 
     def _admit(self, environ: dict, endpoint: str, started: float) -> Admitted | None:
         """The request id, the caller and the rate-limit count of a request the fast path may

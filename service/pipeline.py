@@ -28,7 +28,8 @@ BEFORE_REQUEST and AFTER_REQUEST name them (a test holds the app to them).
 Each hook's work is a framework-free function of plain values (``request_id_from``,
 ``ApiKeyCheck``, ``RateLimits``, ``SecurityHeaders``, ``identity_headers``,
 ``record_outcome``). The hooks call them, and so does the fast path (``service.fast_path``),
-which answers the valid success case of the two hot POSTs without Flask and in the same order;
+which answers the valid success case of the hottest requests (the report POSTs, stored or
+not, and the read of a stored assessment) without Flask and in the same order;
 ``install_pipeline`` leaves them on the app as its ``Edge`` (``edge(app)``).
 """
 

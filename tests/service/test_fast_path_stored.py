@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from service import create_app, examples
+from service import create_app, examples, fast_answers
 from service.fast_answers import StoreFailed
 from service.fast_path import FastPath, install_fast_path
 from service.rate_counts import MemoryCounts
@@ -239,19 +239,21 @@ def test_a_write_that_fails_is_answered_by_flask_and_not_tried_again(
     assert writes == {"fast": 1, "plain": 1}
 
 
+@pytest.mark.parametrize("broken", ["assessment_level", "assessment_path", "render_assessment"])
 def test_a_failure_after_the_write_is_never_sent_back_to_flask(
-    storing_apps, access_lines, same_ids_and_times, monkeypatch
+    storing_apps, access_lines, same_ids_and_times, monkeypatch, broken
 ):
-    """Flask would store the request again: once written, a failure is the server's error."""
-    import service.fast_answers
+    """Flask would store the request again: once written, a failure is the server's error,
+    whether it comes while the triage level is counted (the metrics' file, say), the reply is
+    made or it is sent."""
 
-    def broken(record):
-        raise RuntimeError("rendering failed")
+    def fails(*args):
+        raise RuntimeError(f"{broken} failed")
 
-    monkeypatch.setattr(service.fast_answers, "render_assessment", broken)
+    monkeypatch.setattr(fast_answers, broken, fails)
     before = assessments_in(storing_apps.fast)
     same_ids_and_times(next(PAIRS))
-    with pytest.raises(RuntimeError, match="rendering failed"):
+    with pytest.raises(Exception, match=f"{broken} failed"):
         exchange(
             storing_apps.fast,
             access_lines,
