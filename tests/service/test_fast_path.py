@@ -28,7 +28,7 @@ from service.state import state
 from service.storage import Storage, StorageUnavailable
 from tests.conftest import app_config
 from tests.rules.clinical_cases import load_cases
-from tests.service.wsgi_exchange import Exchange, LineCapture, exchange, get, post
+from tests.service.wsgi_exchange import Exchange, LineCapture, assert_alike, exchange, get, post
 
 pytestmark = pytest.mark.usefixtures("fixed_request_clock", "access_lines")
 
@@ -94,11 +94,7 @@ def both(apps: Apps, capture: LineCapture, request: dict) -> tuple[Exchange, boo
     answered_fast = apps.fast_path.served - served
     plain = exchange(apps.plain, capture, request)
     assert apps.fast_path.served - served == answered_fast, "the plain app has no fast path"
-    assert (fast.status, fast.headers) == (plain.status, plain.headers)
-    assert fast.body == plain.body
-    assert len(fast.lines) == 1
-    assert fast.lines == plain.lines
-    assert fast.metrics == plain.metrics
+    assert_alike(fast, plain)
     return fast, answered_fast == 1
 
 

@@ -27,7 +27,7 @@ from service.storage import Storage, StorageUnavailable, record_types
 from service.storage import records as record_store
 from tests.conftest import app_config
 from tests.rules.clinical_cases import load_cases
-from tests.service.wsgi_exchange import LineCapture, exchange, get, post
+from tests.service.wsgi_exchange import LineCapture, assert_alike, exchange, get, post
 
 pytestmark = pytest.mark.usefixtures("fixed_request_clock", "access_lines")
 
@@ -106,11 +106,7 @@ def stored_both(apps: StoringApps, capture: LineCapture, restart, request: dict)
     answered_fast = apps.fast_path.served - served
     restart(pair)
     plain = exchange(apps.plain, capture, request)
-    assert (fast.status, fast.headers) == (plain.status, plain.headers)
-    assert fast.body == plain.body
-    assert len(fast.lines) == 1
-    assert fast.lines == plain.lines
-    assert fast.metrics == plain.metrics
+    assert_alike(fast, plain)
     return fast, answered_fast == 1
 
 

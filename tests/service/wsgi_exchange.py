@@ -89,3 +89,13 @@ def get(path: str, key: str | None, **extra) -> dict:
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     return {"path": path, "method": extra.pop("method", "GET"), "headers": headers, **extra}
+
+
+def assert_alike(fast: Exchange, plain: Exchange) -> None:
+    """Two apps' exchanges for one request: the same status, headers (in order), body, one
+    access log line each, the same, and the same metric samples changed."""
+    assert (fast.status, fast.headers) == (plain.status, plain.headers)
+    assert fast.body == plain.body
+    assert len(fast.lines) == 1
+    assert fast.lines == plain.lines
+    assert fast.metrics == plain.metrics
