@@ -25,19 +25,19 @@ from service.record_creation import assessment_records, subject_from
 from service.records_as_json import assessment_json, assessment_path, render_assessment
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
 
-OK = "200 OK"
-CREATED = "201 CREATED"
+OK = (200, "200 OK")
+CREATED = (201, "201 CREATED")
 ASSESSMENT_PREFIX = "/v1/assessments/"
 
 EvaluatorFor = Callable[[str | None], Evaluator]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request: a frozen one costs more to make
 class Reply:
     """An answer to send: its status, its JSON body (made when it is sent), the headers that
     come before the pipeline's, its rules version and the triage level the metrics count."""
 
-    status: str
+    status: tuple[int, str]  # (200, "200 OK")
     content: Callable[[], bytes]
     headers: tuple[tuple[str, str], ...]
     rules_version: str
@@ -84,7 +84,7 @@ def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _
     )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per request: a frozen one costs more to make
 class Caller:
     """Who sent an admitted request, its id, and what a stored record is bound to: the
     Idempotency-Key (checked) and the request's fingerprint, or None for both."""
