@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -24,7 +25,9 @@ from service.observability import assessment_level, escalation_level
 from service.record_creation import assessment_records, subject_from
 from service.records_as_json import assessment_json, assessment_path, render_assessment
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
+from service.web import PROBLEM_MEDIA_TYPE, status_detail
 
+JSON = "application/json"
 OK = (200, "200 OK")
 CREATED = (201, "201 CREATED")
 ASSESSMENT_PREFIX = "/v1/assessments/"
@@ -40,8 +43,9 @@ class Reply:
     status: tuple[int, str]  # (200, "200 OK")
     content: Callable[[], bytes]
     headers: tuple[tuple[str, str], ...]
-    rules_version: str
+    rules_version: str | None
     triage_level: str | None
+    media_type: str = JSON
 
 
 class StoreFailed(Exception):
@@ -54,7 +58,28 @@ class StoreFailed(Exception):
 
 class Written(Exception):
     """A failure after a record was written: the server's error, never Flask's to answer
-    (Flask would store the request again)."""
+    (Flask would store the request again). ``rules_version``: the version that evaluated it."""
+
+    def __init__(self, error: Exception, rules_version: str) -> None:
+        super().__init__(str(error))
+        self.rules_version = rules_version
+
+
+SERVER_ERROR = (500, "500 INTERNAL SERVER ERROR")
+
+
+def server_error(rules_version: str | None, request_id: str) -> Reply:
+    """The 500 problem Flask answers an unexpected error with (service.web.errors)."""
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
+        "status": 500,
+        "detail": status_detail(500),
+        "request_id": request_id,
+    }
+    return Reply(
+        SERVER_ERROR, _computed(orjson.dumps(body)), (), rules_version, None, PROBLEM_MEDIA_TYPE
+    )
 
 
 def _computed(content: bytes) -> Callable[[], bytes]:
@@ -136,7 +161,7 @@ def assess_and_store(
             level,
         )
     except Exception as error:
-        raise Written(error) from error
+        raise Written(error, evaluator.ruleset.version) from error
 
 
 def read_assessment(records: RecordStore, principal: Principal, record_id: str) -> Record | None:

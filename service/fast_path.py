@@ -30,6 +30,7 @@ the two paths byte-equal.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -51,15 +52,18 @@ from service.fast_answers import (
     assessment_rule,
     post_routes,
     read_assessment,
+    server_error,
 )
 from service.limits import COUNTED_TALLY
 from service.logs import request_id_from
 from service.observability import clock, record_outcome
-from service.pipeline import FAILED_STORAGE, edge, identity_headers
+from service.pipeline import FAILED_STORAGE, REQUEST_STARTED, edge, identity_headers
 from service.rate_windows import Tally
 from service.record_creation import fingerprint_of
 from service.state import state
 from service.storage import Principal
+
+log = logging.getLogger(__name__)
 
 JSON = "application/json"
 # Accept values that ask for nothing but what these routes answer.
@@ -101,7 +105,9 @@ class FastPath:
         return self._inner(environ, start_response)
 
     def _post(self, route: Route, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        started = clock()  # where Flask's first hook starts it: before the body is read
+        # Before the body is read, where Flask's first hook starts it, and Flask's if it
+        # answers after all.
+        started = environ[REQUEST_STARTED] = clock()
         size = _declared_size(environ, self._max_size)
         if size is None:
             return self._inner(environ, start_response)
@@ -119,8 +125,6 @@ class FastPath:
         except StoreFailed as failed:  # Flask answers this error, and stores nothing itself
             environ[FAILED_STORAGE] = failed.error
             answered = None
-        except Written:  # a record is stored: Flask would store it again
-            raise
         except Exception:  # any doubt is Flask's: it answers the same request its own way
             answered = None
         if answered is None:
@@ -153,11 +157,15 @@ class FastPath:
                 fingerprint_of("POST", route.path, body),
             )
         answer = route.store if stores else route.answer
-        reply = answer(self._evaluator_for, accepted, caller, self._records)
+        try:
+            reply = answer(self._evaluator_for, accepted, caller, self._records)
+        except Written as written:  # a record is stored: answered here, never by Flask again
+            log.error("unhandled error on POST %s after storing", route.path, exc_info=written)
+            reply = server_error(written.rules_version, admitted.request_id)
         return reply, admitted, route.rule, "POST"
 
     def _read(self, record_id: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        started = clock()
+        started = environ[REQUEST_STARTED] = clock()
         try:
             answered = self._answer_read(record_id, environ, started)
         except Exception:  # any doubt is Flask's
@@ -211,11 +219,20 @@ class FastPath:
     ) -> list[bytes]:
         """The reply, with the pipeline's headers in its order, logged and counted."""
         shared = self._edge
-        content = reply.content()
-        headers = [*reply.headers, ("Content-Type", JSON), ("Content-Length", str(len(content)))]
+        try:
+            content = reply.content()
+        except Exception:  # after a write (the body is made last): the server's error, here
+            log.exception("unhandled error on %s %s", method, rule)
+            reply = server_error(reply.rules_version, admitted.request_id)
+            content = reply.content()
+        headers = [
+            *reply.headers,
+            ("Content-Type", reply.media_type),
+            ("Content-Length", str(len(content))),
+        ]
         if shared.rate_limits is not None:
             headers += shared.rate_limits.headers(admitted.tally, reply.status[0])
-        headers += shared.security_headers.for_answer(JSON, False)
+        headers += shared.security_headers.for_answer(reply.media_type, False)
         headers += identity_headers(admitted.request_id, reply.rules_version)
         record_outcome(
             route=rule,

@@ -71,6 +71,8 @@ EDGE = "popliteal_edge"
 # away), for Flask to answer rather than wait for the database a second time, or write a record
 # whose first write may have happened (raise_failed_storage).
 FAILED_STORAGE = "popliteal.failed_storage"
+# When the fast path began a request it left to Flask (``clock()``).
+REQUEST_STARTED = "popliteal.request_started"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,9 @@ def raise_failed_storage() -> None:
 
 def start_request() -> None:
     context = g._get_current_object()  # one proxy look-up for the attributes set below
-    context.request_started = clock()
+    # A request the fast path began and left to Flask: its duration counts from there.
+    started = request.environ.get(REQUEST_STARTED)
+    context.request_started = clock() if started is None else started
     context.request_id = request_id_from(request.headers.get("X-Request-ID", ""))
 
 

@@ -6,8 +6,9 @@ from service import create_app
 from service.fast_path import install_fast_path
 
 app = create_app()
-# The valid success case of POST /v1/assess (unstored) and /v1/escalation-check is answered
-# without Flask's request machinery (POPLITEAL_FAST_PATH=false turns that off).
+# The valid success case of POST /v1/assess, POST /v1/escalation-check and GET of a stored
+# assessment is answered without Flask's request machinery (POPLITEAL_FAST_PATH=false turns
+# that off).
 install_fast_path(app)
 
 # Everything built at start-up (rule sets, schemas, the OpenAPI document) lives as long as the

@@ -62,6 +62,7 @@ from service.web.problems import (
     VALIDATION_PROBLEM,
     flatten_errors,
     problem,
+    status_detail,
 )
 
 __all__ = [
@@ -106,5 +107,6 @@ __all__ = [
     "sends_fhir",
     "speaks_fhir",
     "spec_kwargs",
+    "status_detail",
     "wants_fhir",
 ]

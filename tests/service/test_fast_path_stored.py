@@ -8,6 +8,7 @@ same for both (the UUIDs' random bits and clocks fixed, restarted before each ap
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 import shutil
 import time
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from service import create_app, examples, fast_answers
+from service import create_app, examples, fast_answers, observability
 from service.fast_answers import StoreFailed
 from service.fast_path import FastPath, install_fast_path
 from service.rate_counts import MemoryCounts
@@ -236,26 +237,51 @@ def test_a_write_that_fails_is_answered_by_flask_and_not_tried_again(
 
 
 @pytest.mark.parametrize("broken", ["assessment_level", "assessment_path", "render_assessment"])
-def test_a_failure_after_the_write_is_never_sent_back_to_flask(
-    storing_apps, access_lines, same_ids_and_times, monkeypatch, broken
+def test_a_failure_after_the_write_is_answered_as_flask_would_and_never_stored_again(
+    storing_apps, access_lines, same_ids_and_times, monkeypatch, broken, caplog
 ):
-    """Flask would store the request again: once written, a failure is the server's error,
-    whether it comes while the triage level is counted (the metrics' file, say), the reply is
-    made or it is sent."""
+    """Flask would store the request again: once written, a failure (while the triage level is
+    counted, the reply made or sent) is the server's 500 problem, answered by the fast path
+    with the pipeline's headers, log line and metrics, and the error logged."""
 
     def fails(*args):
         raise RuntimeError(f"{broken} failed")
 
     monkeypatch.setattr(fast_answers, broken, fails)
     before = assessments_in(storing_apps.fast)
+    served = storing_apps.fast_path.served
     same_ids_and_times(next(PAIRS))
-    with pytest.raises(Exception, match=f"{broken} failed"):
-        exchange(
-            storing_apps.fast,
-            access_lines,
-            post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE),
-        )
+    request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE)
+    answer = exchange(storing_apps.fast, access_lines, request)
+    assert answer.status == "500 INTERNAL SERVER ERROR"
+    assert dict(answer.headers)["Content-Type"] == "application/problem+json"
+    assert dict(answer.headers)["X-Request-ID"] == request["headers"]["X-Request-ID"]
+    problem = json.loads(answer.body)
+    assert (problem["status"], problem["request_id"]) == (500, request["headers"]["X-Request-ID"])
+    assert "failed" not in answer.body.decode()  # the error's text stays in the log
+    assert [(line["status"], line["route"]) for line in answer.lines] == [(500, "/v1/assess")]
+    assert any(f"{broken} failed" in str(record.exc_info) for record in caplog.records)
+    assert storing_apps.fast_path.served == served + 1
     assert assessments_in(storing_apps.fast) == before + 2  # the assessment and its plan, once
+
+
+def test_a_request_left_to_flask_is_timed_from_when_the_fast_path_began_it(
+    storing_apps, access_lines, monkeypatch
+):
+    """The database waited out (a write that failed after 3 s): Flask's log line and latency
+    count those 3 s, as they would have had Flask alone made the request."""
+    now = [1000.0]
+    monkeypatch.setattr(observability, "perf_counter", lambda: now[0])
+
+    def slow_failure(**kwargs):
+        now[0] += 3.0
+        raise StorageUnavailable("connection timed out")
+
+    monkeypatch.setattr(state(storing_apps.fast).storage.records, "create", slow_failure)
+    request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE)
+    answer = exchange(storing_apps.fast, access_lines, request)
+    assert answer.status == "503 SERVICE UNAVAILABLE"
+    assert answer.lines[0]["duration_ms"] == 3000.0
 
 
 def test_store_failed_carries_the_error():
