@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -425,6 +426,33 @@ def _post(base: str, path: str, body: dict, key: str) -> tuple[int, dict]:
         return error.code, {}
 
 
+def _held_post(base: str, path: str, body: dict, key: str):
+    """A POST sent but for the second half of its body, which the worker that accepted it waits
+    for; the function it answers sends the rest and answers (status, JSON body)."""
+    data = json.dumps(body).encode()
+    address = urllib.parse.urlsplit(base)
+    connection = socket.create_connection((address.hostname, address.port), timeout=10)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    half = len(data) // 2
+    connection.sendall(head + data[:half])
+    time.sleep(0.5)  # accepted by a worker, which now reads the body
+
+    def finish() -> tuple[int, dict]:
+        with connection:
+            connection.sendall(data[half:])
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        head_part, _, payload = answer.partition(b"\r\n\r\n")
+        return int(head_part.split(b" ", 2)[1]), json.loads(payload)
+
+    return finish
+
+
 def _samples(metrics_url: str) -> dict[tuple[str, frozenset], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -441,7 +469,10 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
     base, metrics_url, (assess_key, check_key, flood_key), samples = measured_server
     reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
     levels, fired = collections.Counter(), collections.Counter()
-    # Concurrent, so that both workers serve some of them.
+    # Both workers must serve: the first escalation check holds one worker while its body is
+    # still arriving (a sync worker serves one request at a time), so the assessments sent
+    # meanwhile are the other worker's.
+    held = _held_post(base, "/v1/escalation-check", reports[0], check_key)
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(
             pool.map(
@@ -456,7 +487,10 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
     check_levels = collections.Counter()
     flags_of_first_report = []
     for n in range(3):
-        status, body = _post(base, "/v1/escalation-check", reports[n], check_key)
+        if n == 0:
+            status, body = held()
+        else:
+            status, body = _post(base, "/v1/escalation-check", reports[n], check_key)
         assert status == 200
         check_levels[body["level"]] += 1
         fired.update(flag["rule_id"] for flag in body["red_flags"])
