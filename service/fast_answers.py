@@ -25,7 +25,7 @@ from service.observability import assessment_level, escalation_level
 from service.record_creation import assessment_records, subject_from
 from service.records_as_json import assessment_json, assessment_path, render_assessment
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
-from service.web import PROBLEM_MEDIA_TYPE, status_detail
+from service.web import PROBLEM_MEDIA_TYPE, stored_but_unanswered_detail
 
 JSON = "application/json"
 OK = (200, "200 OK")
@@ -58,27 +58,41 @@ class StoreFailed(Exception):
 
 class Written(Exception):
     """A failure after a record was written: the server's error, never Flask's to answer
-    (Flask would store the request again). ``rules_version``: the version that evaluated it."""
+    (Flask would store the request again). What is known of the answer: its rules version,
+    triage level and the record's address, each None if the failure came first; and, set by
+    the fast path, the request as admitted."""
 
-    def __init__(self, error: Exception, rules_version: str) -> None:
+    def __init__(
+        self,
+        error: Exception,
+        rules_version: str,
+        triage_level: str | None,
+        location: str | None,
+    ) -> None:
         super().__init__(str(error))
         self.rules_version = rules_version
+        self.triage_level = triage_level
+        self.location = location
+        self.admitted: Any = None
 
 
 SERVER_ERROR = (500, "500 INTERNAL SERVER ERROR")
 
 
-def server_error(rules_version: str | None, request_id: str) -> Reply:
-    """The 500 problem Flask answers an unexpected error with (service.web.errors)."""
+def stored_but_unanswered(
+    request_id: str, rules_version: str | None, triage_level: str | None, location: str | None
+) -> Reply:
+    """The 500 problem Flask answers a failure after storing with (service.web.errors)."""
     body = {
         "type": "about:blank",
         "title": HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
         "status": 500,
-        "detail": status_detail(500),
+        "detail": stored_but_unanswered_detail(location),
         "request_id": request_id,
     }
+    content = orjson.dumps(body)
     return Reply(
-        SERVER_ERROR, _computed(orjson.dumps(body)), (), rules_version, None, PROBLEM_MEDIA_TYPE
+        SERVER_ERROR, _computed(content), (), rules_version, triage_level, PROBLEM_MEDIA_TYPE
     )
 
 
@@ -145,12 +159,13 @@ def assess_and_store(
         )
     except Exception as error:  # a reused or erased key, the database away: Flask's to answer
         raise StoreFailed(error) from error
+    record, level, location = stored[0], None, None
     try:
         # Counted in the metrics only once the write is done: a write that failed is counted by
         # Flask, which answers it.
         level = assessment_level(assessment)
-        record = stored[0]
-        headers = (("Location", assessment_path(record.id)),)
+        location = assessment_path(record.id)
+        headers = (("Location", location),)
         if replayed:
             headers += (("Idempotent-Replayed", "true"),)
         return Reply(
@@ -161,7 +176,7 @@ def assess_and_store(
             level,
         )
     except Exception as error:
-        raise Written(error, evaluator.ruleset.version) from error
+        raise Written(error, evaluator.ruleset.version, level, location) from error
 
 
 def read_assessment(records: RecordStore, principal: Principal, record_id: str) -> Record | None:

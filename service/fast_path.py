@@ -52,7 +52,7 @@ from service.fast_answers import (
     assessment_rule,
     post_routes,
     read_assessment,
-    server_error,
+    stored_but_unanswered,
 )
 from service.limits import COUNTED_TALLY
 from service.logs import request_id_from
@@ -63,7 +63,8 @@ from service.record_creation import fingerprint_of
 from service.state import state
 from service.storage import Principal
 
-log = logging.getLogger(__name__)
+# The logger of Flask's error handlers (service.web.errors): the same errors, the same lines.
+log = logging.getLogger("popliteal")
 
 JSON = "application/json"
 # Accept values that ask for nothing but what these routes answer.
@@ -125,12 +126,28 @@ class FastPath:
         except StoreFailed as failed:  # Flask answers this error, and stores nothing itself
             environ[FAILED_STORAGE] = failed.error
             answered = None
+        except Written as written:  # stored: answered here (an error in this clause is not
+            # caught by the next one: it is gunicorn's 500, never Flask's, which would store
+            # the request again)
+            log.error(
+                "unhandled error on POST %s after storing %s",
+                route.path,
+                written.location,
+                exc_info=written.__cause__,
+            )
+            reply = stored_but_unanswered(
+                written.admitted.request_id,
+                written.rules_version,
+                written.triage_level,
+                written.location,
+            )
+            answered = (reply, written.admitted, route.rule, "POST")
         except Exception:  # any doubt is Flask's: it answers the same request its own way
             answered = None
         if answered is None:
             environ["wsgi.input"] = io.BytesIO(body)
             return self._inner(environ, start_response)
-        # Outside the try: once a record is written, a failure is a 500, never Flask's.
+        # Outside the try: once a record is written, a failure is the server's, never Flask's.
         return self._send(*answered, start_response)
 
     def _answer_post(
@@ -159,9 +176,9 @@ class FastPath:
         answer = route.store if stores else route.answer
         try:
             reply = answer(self._evaluator_for, accepted, caller, self._records)
-        except Written as written:  # a record is stored: answered here, never by Flask again
-            log.error("unhandled error on POST %s after storing", route.path, exc_info=written)
-            reply = server_error(written.rules_version, admitted.request_id)
+        except Written as written:
+            written.admitted = admitted
+            raise
         return reply, admitted, route.rule, "POST"
 
     def _read(self, record_id: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -221,9 +238,12 @@ class FastPath:
         shared = self._edge
         try:
             content = reply.content()
-        except Exception:  # after a write (the body is made last): the server's error, here
-            log.exception("unhandled error on %s %s", method, rule)
-            reply = server_error(reply.rules_version, admitted.request_id)
+        except Exception:  # only a stored record's body is made here, after the write
+            location = dict(reply.headers).get("Location")
+            log.exception("unhandled error on %s %s after storing %s", method, rule, location)
+            reply = stored_but_unanswered(
+                admitted.request_id, reply.rules_version, reply.triage_level, location
+            )
             content = reply.content()
         headers = [
             *reply.headers,

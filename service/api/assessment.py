@@ -56,6 +56,7 @@ from service.web import (
     RULES_RESPONSE_HEADERS,
     V1_ERRORS,
     Blueprint,
+    StoredButUnanswered,
     documented,
     json_response,
     problem_responses,
@@ -121,7 +122,11 @@ def assess(body: dict):
         return json_response(assessment)
 
     stored, replayed = store(assessment_records(sent, assessment, subject), key)
-    return created(render_assessment(stored[0]), assessment_path(stored[0].id), replayed)
+    location = assessment_path(stored[0].id)
+    try:
+        return created(render_assessment(stored[0]), location, replayed)
+    except Exception as error:  # stored: the 500 says where, as a retry would store it again
+        raise StoredButUnanswered(location) from error
 
 
 @blp.route("/escalation-check", methods=["POST"])

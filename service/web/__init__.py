@@ -34,6 +34,7 @@ from service.web.errors import (
     ERROR_HANDLERS,
     FhirInputError,
     MalformedIdempotencyKey,
+    StoredButUnanswered,
     http_problem,
     register_error_handlers,
 )
@@ -63,6 +64,7 @@ from service.web.problems import (
     flatten_errors,
     problem,
     status_detail,
+    stored_but_unanswered_detail,
 )
 
 __all__ = [
@@ -90,6 +92,7 @@ __all__ = [
     "MalformedIdempotencyKey",
     "PoplitealApi",
     "Request",
+    "StoredButUnanswered",
     "StreamedBody",
     "documented",
     "fhir_doc",
@@ -108,5 +111,6 @@ __all__ = [
     "speaks_fhir",
     "spec_kwargs",
     "status_detail",
+    "stored_but_unanswered_detail",
     "wants_fhir",
 ]

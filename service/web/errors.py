@@ -45,6 +45,7 @@ from service.web.problems import (
     VALIDATION_PROBLEM,
     flatten_errors,
     problem,
+    stored_but_unanswered_detail,
 )
 
 log = logging.getLogger("popliteal")
@@ -54,6 +55,15 @@ MIGRATE_COMMAND = "flask --app service.wsgi db upgrade"
 
 class MalformedIdempotencyKey(Exception):
     """An Idempotency-Key header that is not 1-255 visible ASCII characters."""
+
+
+class StoredButUnanswered(Exception):
+    """A record was stored, and its answer then failed: a 500 that says where the record is
+    (service.web.problems.stored_but_unanswered_detail)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
 
 
 class FhirInputError(Exception):
@@ -263,6 +273,17 @@ def _plain_http_problem(error: HTTPException, data: dict, headers: dict, status:
     return problem(status, detail, headers=headers)
 
 
+def stored_but_unanswered(error: StoredButUnanswered) -> Response:
+    log.error(
+        "unhandled error on %s %s after storing %s",
+        request.method,
+        request.path,
+        error.location,
+        exc_info=error.__cause__,
+    )
+    return problem(500, stored_but_unanswered_detail(error.location))
+
+
 def unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):  # pragma: no cover - routed to the Api handler
         return http_problem(error)
@@ -288,6 +309,7 @@ ERROR_HANDLERS: tuple[tuple[type[Exception], Callable[[Any], Response]], ...] = 
     (PartOfAssessment, part_of_assessment),
     (AssessmentNotFound, assessment_not_found),
     (FhirInputError, fhir_input_error),
+    (StoredButUnanswered, stored_but_unanswered),
     (InvalidCursor, invalid_cursor),
     (Exception, unexpected),
 )

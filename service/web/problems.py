@@ -54,6 +54,17 @@ STATUS_DETAILS = {
 RETRY_AFTER = "retry_after"
 
 
+def stored_but_unanswered_detail(location: str | None) -> str:
+    """The 500's detail when a record was stored and its answer then failed: sending the request
+    again would store it again (unless it carries the same Idempotency-Key)."""
+    where = f"at {location}" if location else "(list your records to find it)"
+    return (
+        f"The record was stored {where}, but its answer could not be made. Read it rather than "
+        "send the request again, which would store it again unless it carries the same "
+        "Idempotency-Key."
+    )
+
+
 def status_detail(status: int) -> str:
     return STATUS_DETAILS.get(status) or HTTPStatus(status).description
 

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from service import create_app, examples, fast_answers, observability
+from service.api import assessment as assessment_views
 from service.fast_answers import StoreFailed
 from service.fast_path import FastPath, install_fast_path
 from service.rate_counts import MemoryCounts
@@ -75,6 +76,13 @@ def storing_apps(tmp_path_factory) -> StoringApps:
     for app in apps:  # the key verified by each app: the fast path takes only cached keys
         assert exchange(app, warm, get("/v1/assessments", key)).status == "200 OK"
     return StoringApps(fast, plain, fast_path, key)
+
+
+@pytest.fixture(autouse=True)
+def counts_alike(storing_apps):
+    """Each test starts both apps' rate-limit counts afresh: some send to one app only."""
+    for app in (storing_apps.fast, storing_apps.plain):
+        state(app).limiter.shared = MemoryCounts(clock=lambda: FIXED_TIME)
 
 
 @pytest.fixture(autouse=True)
@@ -263,6 +271,26 @@ def test_a_failure_after_the_write_is_answered_as_flask_would_and_never_stored_a
     assert any(f"{broken} failed" in str(record.exc_info) for record in caplog.records)
     assert storing_apps.fast_path.served == served + 1
     assert assessments_in(storing_apps.fast) == before + 2  # the assessment and its plan, once
+
+
+def test_a_failure_making_a_stored_answer_is_the_same_500_on_both_paths(
+    storing_apps, access_lines, same_ids_and_times, monkeypatch
+):
+    """The answer of a stored assessment fails to render: both paths answer the same 500
+    problem, which says where the record is (a retry would store it again)."""
+
+    def fails(record):
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(fast_answers, "render_assessment", fails)
+    monkeypatch.setattr(assessment_views, "render_assessment", fails)
+    request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE)
+    answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, request)
+    assert answer.status == "500 INTERNAL SERVER ERROR"
+    assert served
+    detail = json.loads(answer.body)["detail"]
+    assert detail.startswith("The record was stored at /v1/assessments/")
+    assert answer.lines[0]["triage_level"] == "self_care"
 
 
 def test_a_request_left_to_flask_is_timed_from_when_the_fast_path_began_it(

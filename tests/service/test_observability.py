@@ -439,7 +439,7 @@ def _held_post(base: str, path: str, body: dict, key: str):
     ).encode()
     half = len(data) // 2
     connection.sendall(head + data[:half])
-    time.sleep(0.5)  # accepted by a worker, which now reads the body
+    time.sleep(0.5)  # accepted by a worker, which now waits for the rest of the body
 
     def finish() -> tuple[int, dict]:
         with connection:
@@ -450,7 +450,23 @@ def _held_post(base: str, path: str, body: dict, key: str):
         head_part, _, payload = answer.partition(b"\r\n\r\n")
         return int(head_part.split(b" ", 2)[1]), json.loads(payload)
 
+    finish.connection = connection
     return finish
+
+
+@pytest.fixture
+def held_posts():
+    """_held_post, with every connection it opened closed at the end, even if a test failed
+    before finishing it (its worker would otherwise wait for the body until its timeout)."""
+    held = []
+
+    def hold(base: str, path: str, body: dict, key: str):
+        held.append(_held_post(base, path, body, key))
+        return held[-1]
+
+    yield hold
+    for finish in held:
+        finish.connection.close()
 
 
 def _samples(metrics_url: str) -> dict[tuple[str, frozenset], float]:
@@ -465,14 +481,14 @@ def _samples(metrics_url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
-def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server):
+def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server, held_posts):
     base, metrics_url, (assess_key, check_key, flood_key), samples = measured_server
     reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
     levels, fired = collections.Counter(), collections.Counter()
     # Both workers must serve: the first escalation check holds one worker while its body is
     # still arriving (a sync worker serves one request at a time), so the assessments sent
     # meanwhile are the other worker's.
-    held = _held_post(base, "/v1/escalation-check", reports[0], check_key)
+    held = held_posts(base, "/v1/escalation-check", reports[0], check_key)
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(
             pool.map(
