@@ -120,6 +120,15 @@ def assess_report(report: dict) -> tuple[dict, dict]:
     The one evaluation path of POST /v1/assess, of reassessments and of the reassess command,
     so that a stored report re-evaluated under a version gets exactly what POST /v1/assess
     gives that report under that version. Takes rules_version out of ``report``."""
+    sent, _, assessment = assessment_of(evaluator_for, report)
+    return sent, assessment
+
+
+def assessment_of(
+    evaluator_of: Callable[[str | None], Evaluator], report: dict
+) -> tuple[dict, Evaluator, dict]:
+    """``assess_report`` with the evaluator looked up by ``evaluator_of`` (the fast path's has
+    no Flask context): what is stored as the request, the evaluator, and the assessment."""
     sent = dict(report)
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    return sent, evaluator.assess(report)
+    evaluator = evaluator_of(report.pop("rules_version", None))
+    return sent, evaluator, evaluator.assess(report)

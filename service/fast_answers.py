@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import orjson
 from flask import Flask
 
 from rules import Evaluator
-from schemas.fast import ASSESS_REQUEST_EXTRA_FIELDS, ReportAcceptor
+from schemas.fast import ReportAcceptor
 from service.auth import protected
-from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR
+from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR, assessment_of
 from service.observability import assessment_level, escalation_level
-from service.record_creation import assessment_records, subject_from
+from service.record_creation import assessment_records, split_assess_request
 from service.records_as_json import assessment_json, assessment_path, render_assessment
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
-from service.web import PROBLEM_MEDIA_TYPE, stored_but_unanswered_detail
+from service.web import PROBLEM_MEDIA_TYPE, problem_body, stored_but_unanswered_detail
 
 JSON = "application/json"
 OK = (200, "200 OK")
@@ -83,14 +82,7 @@ def stored_but_unanswered(
     request_id: str, rules_version: str | None, triage_level: str | None, location: str | None
 ) -> Reply:
     """The 500 problem Flask answers a failure after storing with (service.web.errors)."""
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
-        "status": 500,
-        "detail": stored_but_unanswered_detail(location),
-        "request_id": request_id,
-    }
-    content = orjson.dumps(body)
+    content = orjson.dumps(problem_body(500, stored_but_unanswered_detail(location), request_id))
     return Reply(
         SERVER_ERROR, _computed(content), (), rules_version, triage_level, PROBLEM_MEDIA_TYPE
     )
@@ -102,9 +94,8 @@ def _computed(content: bytes) -> Callable[[], bytes]:
 
 def assess(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _records) -> Reply:
     # store and subject: instructions for a stored record, and none is stored here.
-    report = {key: value for key, value in body.items() if key not in ASSESS_REQUEST_EXTRA_FIELDS}
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    assessment = evaluator.assess(report)
+    _, _, report = split_assess_request(body)
+    _, evaluator, assessment = assessment_of(evaluator_for, report)
     return Reply(
         OK,
         _computed(orjson.dumps(assessment)),
@@ -141,12 +132,8 @@ def assess_and_store(
     an Idempotency-Key already used for the same request, the records stored then). Its JSON is
     made only when sent, so that nothing after the write can send the request back to Flask,
     which would store it again."""
-    report = dict(body)
-    report.pop("store", None)
-    subject = subject_from(report.pop("subject", None))
-    sent = dict(report)
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    assessment = evaluator.assess(report)
+    _, subject, report = split_assess_request(body)
+    sent, evaluator, assessment = assessment_of(evaluator_for, report)
     new_records = assessment_records(sent, assessment, subject)
     try:
         stored, replayed = records.create(

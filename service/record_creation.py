@@ -69,6 +69,13 @@ def subject_from(body: dict[str, Any] | None) -> Subject | None:
     return None if body is None else Subject(body["system"], body["value"])
 
 
+def split_assess_request(body: dict[str, Any]) -> tuple[bool, Subject | None, dict[str, Any]]:
+    """A POST /v1/assess body (checked) -> whether it asks to be stored, who it is about, and
+    the symptom report itself (the body is left as it was)."""
+    report = dict(body)
+    return report.pop("store", True), subject_from(report.pop("subject", None)), report
+
+
 def idempotency_key() -> str | None:
     """The request's Idempotency-Key, checked; a malformed one is refused before any work."""
     key = request.headers.get(IDEMPOTENCY_HEADER)

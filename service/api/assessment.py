@@ -40,6 +40,7 @@ from service.record_creation import (
     assessment_records,
     created,
     idempotency_key,
+    split_assess_request,
     store,
     storing_enabled,
     subject_from,
@@ -114,9 +115,9 @@ def assess(body: dict):
     result of the equivalent JSON report; its errors are `OperationOutcome`s naming the item.
     """
     key = idempotency_key()
-    keep = body.pop("store", True) and storing_enabled()
-    subject = subject_from(body.pop("subject", None))
-    sent, assessment = assess_report(body)
+    store_asked, subject, report = split_assess_request(body)
+    keep = store_asked and storing_enabled()
+    sent, assessment = assess_report(report)
     observe_assessment(assessment)
     if not keep:
         return json_response(assessment)

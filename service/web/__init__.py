@@ -63,7 +63,7 @@ from service.web.problems import (
     VALIDATION_PROBLEM,
     flatten_errors,
     problem,
-    status_detail,
+    problem_body,
     stored_but_unanswered_detail,
 )
 
@@ -104,13 +104,13 @@ __all__ = [
     "http_problem",
     "json_response",
     "problem",
+    "problem_body",
     "problem_responses",
     "register_error_handlers",
     "require_fhir",
     "sends_fhir",
     "speaks_fhir",
     "spec_kwargs",
-    "status_detail",
     "stored_but_unanswered_detail",
     "wants_fhir",
 ]
