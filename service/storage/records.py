@@ -111,7 +111,7 @@ class RecordStore:
         for attempt in range(2):
             try:
                 with self._storage.autocommit() as connection:
-                    inserted = statement.execute(connection, parameters).all()
+                    inserted = statement.rows(connection, parameters)
             except exc.IntegrityError:
                 outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
                 if isinstance(outcome, list):
@@ -163,15 +163,13 @@ class RecordStore:
 
     def _get_by_id(self, tenant_id: int, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
-            row = connection.execute(RECORD_BY_ID, {"record_id": record_id}).first()
+            row = RECORD_BY_ID.first(connection, {"record_id": record_id})
         return record_from_row(row) if owned_by(row, tenant_id) else None
 
     @translate_unavailable
     def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
         with self._storage.autocommit() as connection:
-            row = connection.execute(
-                RECORD_OF_KIND_BY_ID, {"kind": kind, "record_id": record_id}
-            ).first()
+            row = RECORD_OF_KIND_BY_ID.first(connection, {"kind": kind, "record_id": record_id})
         return record_from_row(row) if owned_by(row, tenant_id) else None
 
     @translate_unavailable
