@@ -16,6 +16,7 @@ driver's prepared statements stay the driver's.
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class _Compiled:
     names: tuple[str, ...]  # their names in the SQL (for drivers that take them by name)
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
-    row: Callable[[tuple], tuple]  # a result row as a named tuple, its values processed
+    row: Callable[[tuple], tuple]  # a driver's row as a named tuple, its values processed
 
     @classmethod
     def of(cls, statement: ClauseElement, dialect: Dialect) -> _Compiled:
@@ -63,7 +64,9 @@ class _Compiled:
 
 def _row_maker(statement: ClauseElement, dialect: Dialect) -> Callable[[tuple], tuple]:
     """A result row as a named tuple of the statement's columns (SELECT or RETURNING), each
-    value processed as the engine would (a SQLite time made aware, its JSON decoded)."""
+    value processed as the engine would (a SQLite time made aware, its JSON decoded). The
+    records table's types (strings, integers, times, JSON, bytes) read no driver type code;
+    one that does (Numeric on psycopg) fails at its first row, never silently."""
     columns = statement.exported_columns
     named = namedtuple("Row", columns.keys())
     processors = [
@@ -82,7 +85,8 @@ class DriverStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[Dialect, _Compiled] = {}
+        # Weak: a dialect (one per engine) is not kept alive by a module-level statement.
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
     def rows(self, connection: Connection, values: Mapping[str, Any]) -> list[tuple]:
         """Every row the statement returns, as named tuples, read on ``connection``."""
@@ -90,8 +94,12 @@ class DriverStatement:
         compiled = self._compiled.get(dialect)
         if compiled is None:
             compiled = self._compiled[dialect] = _Compiled.of(self.statement, dialect)
-        fetched = _fetch_all(connection, compiled.sql, compiled.parameters(values))
-        return [compiled.row(values) for values in fetched]
+        parameters = compiled.parameters(values)
+        if not _plain(connection):
+            # A string statement's result knows no column types: processed here either way.
+            result = connection.exec_driver_sql(compiled.sql, parameters)
+            return [compiled.row(tuple(row)) for row in result]
+        return [compiled.row(row) for row in _fetch_all(connection, compiled.sql, parameters)]
 
     def first(self, connection: Connection, values: Mapping[str, Any]) -> tuple | None:
         """The one row of a statement that returns at most one (a lookup by primary key)."""
@@ -99,16 +107,30 @@ class DriverStatement:
         return rows[0] if rows else None
 
 
+def _plain(connection: Connection) -> bool:
+    """Whether the cursor may be used directly: a connection in autocommit (in a transaction,
+    SQLAlchemy must begin it and know of it), with no SQL echo and no ``do_execute`` listener
+    (which would run the statement itself). Anything else takes exec_driver_sql: the same
+    rows, at SQLAlchemy's cost."""
+    return (
+        connection._is_autocommit_isolation()
+        and not connection._echo
+        and not connection.dialect.dispatch.do_execute
+    )
+
+
 def _fetch_all(connection: Connection, sql: str, parameters: tuple | dict) -> list[tuple]:
     """``cursor.execute`` and ``fetchall`` as ``Connection.exec_driver_sql`` makes them, without
-    building a result: the same events, and a failure translated by the connection."""
+    building a result: the same events, and a failure translated by the connection. (Unlike
+    exec_driver_sql, an error that is not the driver's is wrapped in StatementError, as
+    SQLAlchemy wraps any error before it has an execution context.)"""
     dbapi_connection = connection.connection  # a failure here is translated by the property
     cursor = None
     try:
         cursor = dbapi_connection.cursor()
         for listener in connection.dispatch.before_cursor_execute:
             sql, parameters = listener(connection, cursor, sql, parameters, None, False)
-        cursor.execute(sql, parameters)
+        connection.dialect.do_execute(cursor, sql, parameters, None)
         for listener in connection.dispatch.after_cursor_execute:
             listener(connection, cursor, sql, parameters, None, False)
         fetched = cursor.fetchall()

@@ -10,10 +10,12 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from service.storage import Storage
+from service.storage import Storage, StorageUnavailable
+from service.storage import engine as storage_engine
 from service.storage.driver_statements import DriverStatement
 from service.storage.packing import pack_answer, pack_request
 from service.storage.record_rows import RECORD_BY_ID, RECORD_OF_KIND_BY_ID
+from service.storage.record_writes import insert_statement
 from service.storage.tables import records
 
 CREATED = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
@@ -126,9 +128,8 @@ def test_a_driver_error_is_sqlalchemys_error_with_the_values_hidden(storage, ten
         assert isinstance(raised.value.orig, connection.dialect.loaded_dbapi.IntegrityError)
         assert "a-value-never-logged" not in str(raised.value)
         assert not raised.value.connection_invalidated
-        # The connection stays usable, in no transaction.
+        # The connection stays usable.
         assert RECORD_BY_ID.first(connection, {"record_id": row["id"]}).id == row["id"]
-        assert not connection.in_transaction()
 
 
 def test_listeners_see_the_statement_and_its_parameters(storage, stored_rows):
@@ -159,19 +160,75 @@ def test_listeners_see_the_statement_and_its_parameters(storage, stored_rows):
         assert many is False
 
 
-def test_a_connection_lost_under_a_statement_is_invalidated_with_the_pool(storage, stored_rows):
+def test_a_connection_lost_under_a_statement_is_invalidated_with_the_pool(
+    storage, stored_rows, monkeypatch
+):
+    """A lost connection fails its statement as a disconnect, and the pool's other
+    connections (opened before it) are replaced too, as SQLAlchemy's own execute does."""
     if storage.engine.dialect.name != "postgresql":
         pytest.skip("a server-side disconnect: PostgreSQL only")
+    # No ping on checkout, however slow the machine: the killed connection is used as is.
+    monkeypatch.setattr(storage_engine, "IDLE_BEFORE_PING_SECONDS", 3600.0)
     record_id = stored_rows["packed"]["id"]
-    with storage.autocommit() as connection:
-        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    with storage.transaction() as other:
-        assert other.exec_driver_sql("SELECT pg_terminate_backend(%s)", (backend,)).scalar()
-    # The pool hands the killed connection out again (it was used moments ago, so unpinged).
-    with storage.autocommit() as connection:
+    pid = "SELECT pg_backend_pid()"
+    with storage.autocommit() as lost, storage.autocommit() as sibling:
+        backends = {lost.exec_driver_sql(pid).scalar(), sibling.exec_driver_sql(pid).scalar()}
+        with storage.transaction() as other:
+            killed = lost.exec_driver_sql(pid).scalar()
+            assert other.exec_driver_sql("SELECT pg_terminate_backend(%s)", (killed,)).scalar()
         with pytest.raises(sa.exc.OperationalError) as raised:
-            RECORD_BY_ID.first(connection, {"record_id": record_id})
+            RECORD_BY_ID.first(lost, {"record_id": record_id})
         assert raised.value.connection_invalidated
+    for _ in range(2):  # both pooled connections are new ones
+        with storage.autocommit() as connection:
+            assert RECORD_BY_ID.first(connection, {"record_id": record_id}).id == record_id
+            assert connection.exec_driver_sql(pid).scalar() not in backends
+
+
+def test_a_lost_connection_is_the_stores_unavailable_error(storage, stored_rows, monkeypatch):
+    if storage.engine.dialect.name != "postgresql":
+        pytest.skip("a server-side disconnect: PostgreSQL only")
+    monkeypatch.setattr(storage_engine, "IDLE_BEFORE_PING_SECONDS", 3600.0)
+    packed = stored_rows["packed"]
     with storage.autocommit() as connection:
-        assert RECORD_BY_ID.first(connection, {"record_id": record_id}).id == record_id
-        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != backend
+        killed = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with storage.transaction() as other:
+        assert other.exec_driver_sql("SELECT pg_terminate_backend(%s)", (killed,)).scalar()
+    with pytest.raises(StorageUnavailable):
+        storage.records.get(packed["tenant_id"], "assessment", packed["id"])
+    assert storage.records.get(packed["tenant_id"], "assessment", packed["id"]) is not None
+
+
+def test_a_connection_in_a_transaction_is_served_by_sqlalchemys_execute(storage, tenant_id):
+    """On a connection SQLAlchemy runs a transaction on, the statement goes through its
+    execute (which begins it), so a rollback takes the insert back."""
+    row = _row(tenant_id, request={}, response={})
+    with storage.transaction_engine.connect() as connection:
+        [returned] = INSERT_RETURNING_ID.rows(connection, row)
+        assert connection.in_transaction()
+        assert returned.id == row["id"]
+        assert returned.created_at == CREATED
+        connection.rollback()
+    with storage.autocommit() as connection:
+        assert RECORD_BY_ID.first(connection, {"record_id": row["id"]}) is None
+
+
+def test_the_real_inserts_return_what_sqlalchemy_returns(storage, tenant_id):
+    """The store's own statements (with and without an Idempotency-Key): their RETURNING rows
+    read on the cursor are SQLAlchemy's, type for type."""
+    for key in (None, f"key-{uuid.uuid4().hex}"):
+        returned = []
+        for read in ("cursor", "sqlalchemy"):
+            rows = [_row(tenant_id, request={}, response={}, idempotency_key=key)]
+            if key is not None and read == "sqlalchemy":
+                rows[0]["idempotency_key"] = key + "-again"
+            statement, parameters = insert_statement(rows, tenant_id, rows[0]["idempotency_key"])
+            with storage.autocommit() as connection:
+                if read == "cursor":
+                    [row] = statement.rows(connection, parameters)
+                    returned.append(tuple(row))
+                else:
+                    [row] = connection.execute(statement.statement, parameters).all()
+                    returned.append(tuple(row))
+            assert returned[-1] == (rows[0]["id"],)
+        assert [type(value) for value in returned[0]] == [type(value) for value in returned[1]]
