@@ -35,6 +35,27 @@ def storage(migrated_database_url):
 
 @pytest.fixture
 def tenant_id(storage) -> int:
+    return _new_tenant(storage)
+
+
+@pytest.fixture
+def postgres_storage(postgres_database):
+    """Storage on PostgreSQL only: a connection lost on the server's side."""
+    storage = Storage(postgres_database)
+    storage.upgrade()
+    yield storage
+    storage.dispose()
+
+
+@pytest.fixture
+def postgres_record(postgres_storage) -> dict:
+    row = _row(_new_tenant(postgres_storage), request={}, response={})
+    with postgres_storage.transaction() as connection:
+        connection.execute(sa.insert(records), [row])
+    return row
+
+
+def _new_tenant(storage: Storage) -> int:
     key, _ = storage.keys.create(f"driver-{uuid.uuid4().hex[:8]}")
     return storage.keys.authenticate(key).tenant_id
 
@@ -161,15 +182,13 @@ def test_listeners_see_the_statement_and_its_parameters(storage, stored_rows):
 
 
 def test_a_connection_lost_under_a_statement_is_invalidated_with_the_pool(
-    storage, stored_rows, monkeypatch
+    postgres_storage, postgres_record, monkeypatch
 ):
     """A lost connection fails its statement as a disconnect, and the pool's other
     connections (opened before it) are replaced too, as SQLAlchemy's own execute does."""
-    if storage.engine.dialect.name != "postgresql":
-        pytest.skip("a server-side disconnect: PostgreSQL only")
+    storage, record_id = postgres_storage, postgres_record["id"]
     # No ping on checkout, however slow the machine: the killed connection is used as is.
     monkeypatch.setattr(storage_engine, "IDLE_BEFORE_PING_SECONDS", 3600.0)
-    record_id = stored_rows["packed"]["id"]
     pid = "SELECT pg_backend_pid()"
     with storage.autocommit() as lost, storage.autocommit() as sibling:
         backends = {lost.exec_driver_sql(pid).scalar(), sibling.exec_driver_sql(pid).scalar()}
@@ -185,11 +204,11 @@ def test_a_connection_lost_under_a_statement_is_invalidated_with_the_pool(
             assert connection.exec_driver_sql(pid).scalar() not in backends
 
 
-def test_a_lost_connection_is_the_stores_unavailable_error(storage, stored_rows, monkeypatch):
-    if storage.engine.dialect.name != "postgresql":
-        pytest.skip("a server-side disconnect: PostgreSQL only")
+def test_a_lost_connection_is_the_stores_unavailable_error(
+    postgres_storage, postgres_record, monkeypatch
+):
+    storage, packed = postgres_storage, postgres_record
     monkeypatch.setattr(storage_engine, "IDLE_BEFORE_PING_SECONDS", 3600.0)
-    packed = stored_rows["packed"]
     with storage.autocommit() as connection:
         killed = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     with storage.transaction() as other:
