@@ -22,7 +22,7 @@ from service.auth import protected
 from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR, assessment_of
 from service.observability import assessment_level, escalation_level
 from service.record_creation import assessment_records, split_assess_request
-from service.records_as_json import assessment_json, assessment_path, render_assessment
+from service.records_as_json import assessment_json, assessment_path
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
 from service.web import PROBLEM_MEDIA_TYPE, problem_body, stored_but_unanswered_detail
 
@@ -157,7 +157,7 @@ def assess_and_store(
             headers += (("Idempotent-Replayed", "true"),)
         return Reply(
             CREATED,
-            lambda: orjson.dumps(render_assessment(record)),
+            lambda: assessment_json(record),
             headers,
             evaluator.ruleset.version,
             level,

@@ -120,8 +120,13 @@ def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Recor
     )
 
 
-def created(body: dict[str, Any], location: str, replayed: bool):
+def created(body: dict[str, Any] | bytes, location: str, replayed: bool):
+    """The 201 of a stored record: its JSON, or JSON bytes made already (a stored answer's)."""
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+    if isinstance(body, bytes):
+        return current_app.response_class(
+            body, status=201, headers=headers, mimetype="application/json"
+        )
     return json_response(body, status=201, headers=headers)

@@ -46,9 +46,9 @@ from service.record_creation import (
     subject_from,
 )
 from service.records_as_json import (
+    assessment_json,
     assessment_path,
     prescription_path,
-    render_assessment,
     render_prescription,
 )
 from service.state import state
@@ -125,7 +125,7 @@ def assess(body: dict):
     stored, replayed = store(assessment_records(sent, assessment, subject), key)
     location = assessment_path(stored[0].id)
     try:
-        return created(render_assessment(stored[0]), location, replayed)
+        return created(assessment_json(stored[0]), location, replayed)
     except Exception as error:  # stored: the 500 says where, as a retry would store it again
         raise StoredButUnanswered(location) from error
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -24,6 +25,7 @@ from service.api import assessment as assessment_views
 from service.fast_answers import StoreFailed
 from service.fast_path import FastPath, install_fast_path
 from service.rate_counts import MemoryCounts
+from service.records_as_json import render_assessment
 from service.state import state
 from service.storage import Storage, StorageUnavailable, record_types
 from service.storage import records as record_store
@@ -119,6 +121,16 @@ def stored_both(apps: StoringApps, capture: LineCapture, restart, request: dict)
     return fast, answered_fast == 1
 
 
+def stored_record(app, location: str):
+    """The assessment stored at ``location`` in the app's database."""
+    storage, record_id = state(app).storage, location.rsplit("/", 1)[1]
+    with storage.engine.connect() as connection:
+        tenant_id = connection.execute(
+            sa.text("SELECT tenant_id FROM records WHERE id = :id"), {"id": record_id}
+        ).scalar_one()
+    return storage.records.get(tenant_id, "assessment", record_id)
+
+
 def assessments_in(app) -> int:
     with state(app).storage.engine.connect() as connection:
         return connection.execute(sa.text("SELECT count(*) FROM records")).scalar_one()
@@ -144,6 +156,11 @@ def test_every_clinical_case_is_stored_alike_and_by_the_fast_path(
         )
         assert read.status == "200 OK"
         assert read_fast
+        # The stored answer's bytes spliced (assessment_json) are the record rendered whole.
+        assert read.body == answer.body
+        assert answer.body == orjson.dumps(
+            render_assessment(stored_record(storing_apps.fast, location))
+        ), name
     assert assessments_in(storing_apps.fast) == assessments_in(storing_apps.plain)
 
 
@@ -244,7 +261,7 @@ def test_a_write_that_fails_is_answered_by_flask_and_not_tried_again(
     assert writes == {"fast": 1, "plain": 1}
 
 
-@pytest.mark.parametrize("broken", ["assessment_level", "assessment_path", "render_assessment"])
+@pytest.mark.parametrize("broken", ["assessment_level", "assessment_path", "assessment_json"])
 def test_a_failure_after_the_write_is_answered_as_flask_would_and_never_stored_again(
     storing_apps, access_lines, same_ids_and_times, monkeypatch, broken, caplog
 ):
@@ -282,8 +299,8 @@ def test_a_failure_making_a_stored_answer_is_the_same_500_on_both_paths(
     def fails(record):
         raise RuntimeError("rendering failed")
 
-    monkeypatch.setattr(fast_answers, "render_assessment", fails)
-    monkeypatch.setattr(assessment_views, "render_assessment", fails)
+    monkeypatch.setattr(fast_answers, "assessment_json", fails)
+    monkeypatch.setattr(assessment_views, "assessment_json", fails)
     request = post("/v1/assess", storing_apps.key, examples.SELF_CARE_TECHNIQUE)
     answer, served = stored_both(storing_apps, access_lines, same_ids_and_times, request)
     assert answer.status == "500 INTERNAL SERVER ERROR"
