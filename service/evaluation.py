@@ -132,3 +132,14 @@ def assessment_of(
     sent = dict(report)
     evaluator = evaluator_of(report.pop("rules_version", None))
     return sent, evaluator, evaluator.assess(report)
+
+
+def escalation_of(
+    evaluator_of: Callable[[str | None], Evaluator], report: dict
+) -> tuple[Evaluator, dict]:
+    """The red-flag screen of a validated report under its rules_version (if any): the
+    evaluator and the check. The one path of POST /v1/escalation-check, in Flask and in the
+    fast path; ``report`` is left as it was."""
+    report = dict(report)
+    evaluator = evaluator_of(report.pop("rules_version", None))
+    return evaluator, evaluator.escalation_check(report)

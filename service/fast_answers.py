@@ -19,7 +19,12 @@ from flask import Flask
 from rules import Evaluator
 from schemas.fast import ReportAcceptor
 from service.auth import protected
-from service.evaluation import ASSESS_REQUEST_ACCEPTOR, REPORT_ACCEPTOR, assessment_of
+from service.evaluation import (
+    ASSESS_REQUEST_ACCEPTOR,
+    REPORT_ACCEPTOR,
+    assessment_of,
+    escalation_of,
+)
 from service.observability import assessment_level, escalation_level
 from service.record_creation import assessment_records, split_assess_request
 from service.records_as_json import assessment_json, assessment_path
@@ -29,6 +34,7 @@ from service.web import PROBLEM_MEDIA_TYPE, problem_body, stored_but_unanswered_
 JSON = "application/json"
 OK = (200, "200 OK")
 CREATED = (201, "201 CREATED")
+SERVER_ERROR = (500, "500 INTERNAL SERVER ERROR")
 ASSESSMENT_PREFIX = "/v1/assessments/"
 
 EvaluatorFor = Callable[[str | None], Evaluator]
@@ -75,9 +81,6 @@ class Written(Exception):
         self.admitted: Any = None
 
 
-SERVER_ERROR = (500, "500 INTERNAL SERVER ERROR")
-
-
 def stored_but_unanswered(
     request_id: str, rules_version: str | None, triage_level: str | None, location: str | None
 ) -> Reply:
@@ -106,9 +109,7 @@ def assess(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _records) -
 
 
 def escalation_check(evaluator_for: EvaluatorFor, body: dict, _caller: Caller, _records) -> Reply:
-    report = dict(body)
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    check = evaluator.escalation_check(report)
+    evaluator, check = escalation_of(evaluator_for, body)
     return Reply(
         OK, _computed(orjson.dumps(check)), (), evaluator.ruleset.version, escalation_level(check)
     )

@@ -165,14 +165,8 @@ class FastPath:
         if admitted is None:
             return None
         # After the limit, as in Flask's pipeline: a refused request costs no evaluation.
-        caller = Caller(admitted.principal, admitted.request_id)
-        if key is not None:
-            caller = Caller(
-                admitted.principal,
-                admitted.request_id,
-                key,
-                fingerprint_of("POST", route.path, body),
-            )
+        fingerprint = None if key is None else fingerprint_of("POST", route.path, body)
+        caller = Caller(admitted.principal, admitted.request_id, key, fingerprint)
         answer = route.store if stores else route.answer
         try:
             reply = answer(self._evaluator_for, accepted, caller, self._records)

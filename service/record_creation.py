@@ -24,7 +24,7 @@ from service.storage import (
     Record,
     Subject,
 )
-from service.web import MalformedIdempotencyKey, json_response
+from service.web import MalformedIdempotencyKey
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -120,13 +120,16 @@ def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Recor
     )
 
 
-def created(body: dict[str, Any] | bytes, location: str, replayed: bool):
-    """The 201 of a stored record: its JSON, or JSON bytes made already (a stored answer's)."""
+def created(body: dict[str, Any], location: str, replayed: bool):
+    """The 201 of a stored record."""
+    return created_json(orjson.dumps(body), location, replayed)
+
+
+def created_json(content: bytes, location: str, replayed: bool):
+    """The 201 of a stored record whose JSON is made already (a stored answer's bytes)."""
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    if isinstance(body, bytes):
-        return current_app.response_class(
-            body, status=201, headers=headers, mimetype="application/json"
-        )
-    return json_response(body, status=201, headers=headers)
+    return current_app.response_class(
+        content, status=201, headers=headers, mimetype="application/json"
+    )

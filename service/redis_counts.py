@@ -110,14 +110,14 @@ return {1, shown_count, shown_ttl, 0, 0}
 NOTHING_TO_GIVE_BACK = (0, ())
 
 
+BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def lease_clock() -> float:
     """Seconds on a clock that setting the wall clock does not move, and that goes on while the
     machine sleeps (Linux's boot time; elsewhere the monotonic clock): a lease cannot outlive
     its window in Redis."""
     return time.clock_gettime(BOOT_CLOCK)
-
-
-BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 @dataclass

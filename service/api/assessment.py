@@ -28,6 +28,7 @@ from service.evaluation import (
     REPORT,
     REPORT_PARSER,
     assess_report,
+    escalation_of,
     evaluator_for,
     refuse_query_parameters,
 )
@@ -39,6 +40,7 @@ from service.observability import (
 from service.record_creation import (
     assessment_records,
     created,
+    created_json,
     idempotency_key,
     split_assess_request,
     store,
@@ -125,7 +127,7 @@ def assess(body: dict):
     stored, replayed = store(assessment_records(sent, assessment, subject), key)
     location = assessment_path(stored[0].id)
     try:
-        return created(assessment_json(stored[0]), location, replayed)
+        return created_json(assessment_json(stored[0]), location, replayed)
     except Exception as error:  # stored: the 500 says where, as a retry would store it again
         raise StoredButUnanswered(location) from error
 
@@ -152,8 +154,7 @@ def escalation_check(report: dict):
     A FHIR `QuestionnaireResponse` (`Content-Type: application/fhir+json`) gives exactly the
     result of the equivalent JSON report.
     """
-    evaluator = evaluator_for(report.pop("rules_version", None))
-    check = evaluator.escalation_check(report)
+    _, check = escalation_of(evaluator_for, report)
     observe_escalation_check(check)
     return json_response(check)
 
