@@ -32,9 +32,8 @@ by the names in brackets; bare Flask is always measured, every ratio is to it):
   "store": false;
 - the service on a throw-away PostgreSQL database (created on the server at --postgres-url or
   BENCH_POSTGRES_URL, migrated, dropped at the end), limits in memory - [stored-pg] POST
-  /v1/assess stored, [stored-keyed] the same with an Idempotency-Key of its own per request
-  (served by Flask, not the fast path), [get] GET /v1/assessments/{id} of one stored
-  assessment.
+  /v1/assess stored, [stored-keyed] the same with an Idempotency-Key of its own per request,
+  [get] GET /v1/assessments/{id} of one stored assessment.
 
 Then loads the targets in alternating rounds with wrk (Debian package `wrk`, 2 threads), so
 that noise on a shared machine hits all of them alike: --duration seconds of load per target,
