@@ -17,6 +17,7 @@ Bounded (FAULT_TIME_LIMIT seconds, default 180) and loopback only. FAULT_REQUEST
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -195,9 +196,28 @@ def unanswered_connections(port: int) -> dict[str, int]:
                 offset += (length + 3) & ~3
 
 
-def stopped(pid: int) -> bool:
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state in ("T", "t")
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of a process; None once it is gone (reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def pause(pid: int) -> bool:
+    """Stop a worker and wait until it is stopped; False if it has died meanwhile.
+
+    A worker killed a moment ago can still be listed among the master's children, as a zombie
+    or until the master reaps it, so it may vanish between the listing and the signal."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    while (state := process_state(pid)) not in ("T", "t"):  # SIGSTOP acts asynchronously
+        if state in (None, "Z", "X"):
+            return False
+        time.sleep(0.001)
+    return True
 
 
 def kill_a_worker_mid_request(
@@ -211,11 +231,10 @@ def kill_a_worker_mid_request(
     descriptors, the database) takes milliseconds, as long as a request or longer on a busy
     machine. A worker not killed continues (SIGCONT) after that short pause."""
     for pid in sorted(worker_pids(master)):
-        os.kill(pid, signal.SIGSTOP)
+        if not pause(pid):
+            continue
         kill = None
         try:
-            while not stopped(pid):  # SIGSTOP takes effect asynchronously
-                time.sleep(0.001)
             connections = unanswered_connections(client.port)
             for inode in socket_inodes(pid) & connections.keys():
                 key = client.in_flight.get(connections[inode])
@@ -225,7 +244,8 @@ def kill_a_worker_mid_request(
                     return kill
         finally:
             if kill is None:
-                os.kill(pid, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):  # gone: nothing to continue
+                    os.kill(pid, signal.SIGCONT)
     return None
 
 
