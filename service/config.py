@@ -16,7 +16,7 @@ def env_flag(name: str, default: bool) -> bool:
     raise RuntimeError(f"{name}={value!r} is not a boolean (true/false)")
 
 
-def _number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
     value = os.environ.get(name)
     try:
         return default if value in (None, "") else float(value)
@@ -60,10 +60,10 @@ class Config:
     # How long a verified API key is trusted without asking the database again; a revoked key
     # stops working within this time. While the database is unreachable, a key verified
     # within API_KEY_STALE_SECONDS keeps working, so red-flag checks stay available.
-    API_KEY_CACHE_SECONDS = _number("POPLITEAL_API_KEY_CACHE_SECONDS", 10)
-    API_KEY_STALE_SECONDS = _number("POPLITEAL_API_KEY_STALE_SECONDS", 3600)
+    API_KEY_CACHE_SECONDS = env_number("POPLITEAL_API_KEY_CACHE_SECONDS", 10)
+    API_KEY_STALE_SECONDS = env_number("POPLITEAL_API_KEY_STALE_SECONDS", 3600)
     # Seconds a client is asked to wait (Retry-After) when the database is unreachable.
-    STORAGE_RETRY_AFTER_SECONDS = int(_number("POPLITEAL_STORAGE_RETRY_AFTER_SECONDS", 5))
+    STORAGE_RETRY_AFTER_SECONDS = int(env_number("POPLITEAL_STORAGE_RETRY_AFTER_SECONDS", 5))
 
     # Rate limits per API key, one budget across every /v1 endpoint (service.rate_counts;
     # the settings keep Flask-Limiter's names). Memory by default (per process); set
@@ -90,19 +90,19 @@ class Config:
     # true lifts that for a test bench that serves keys locally.
     CDS_ALLOW_LOCAL_JWKS = env_flag("POPLITEAL_CDS_ALLOW_LOCAL_JWKS", False)
     # Clock skew tolerated on a token's exp and iat, in seconds.
-    CDS_TOKEN_LEEWAY_SECONDS = _number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
+    CDS_TOKEN_LEEWAY_SECONDS = env_number("POPLITEAL_CDS_TOKEN_LEEWAY_SECONDS", 30)
 
     # HTTP hygiene. Origins of browser apps allowed to call the API (comma-separated, exact
     # origins such as https://app.example.com; none by default, and never a wildcard).
     CORS_ORIGINS = os.environ.get("POPLITEAL_CORS_ORIGINS", "")
     # Strict-Transport-Security max-age, sent once TLS is in front of the service (0: off).
-    HSTS_SECONDS = int(_number("POPLITEAL_HSTS_SECONDS", 0))
+    HSTS_SECONDS = int(env_number("POPLITEAL_HSTS_SECONDS", 0))
     # Reverse proxies in front of the service whose X-Forwarded-For/-Proto are trusted (one
     # behind nginx or an ingress). 0: the peer address is the client's.
-    PROXY_HOPS = int(_number("POPLITEAL_PROXY_HOPS", 0))
+    PROXY_HOPS = int(env_number("POPLITEAL_PROXY_HOPS", 0))
     # A PostgreSQL statement running longer than this is cancelled: the request gets a 503
     # rather than holding a worker (gunicorn's own timeout is the last resort).
-    DB_STATEMENT_TIMEOUT_MS = int(_number("POPLITEAL_DB_STATEMENT_TIMEOUT_MS", 5000))
+    DB_STATEMENT_TIMEOUT_MS = int(env_number("POPLITEAL_DB_STATEMENT_TIMEOUT_MS", 5000))
 
 
 class DevelopmentConfig(Config):

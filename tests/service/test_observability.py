@@ -481,6 +481,14 @@ def _samples(metrics_url: str) -> dict[tuple[str, frozenset], float]:
     }
 
 
+def _rule_firings(samples: dict[tuple[str, frozenset], float]) -> dict[str, float]:
+    return {
+        dict(labels)["rule_id"]: value
+        for (name, labels), value in samples.items()
+        if name == "popliteal_rule_firings_total"
+    }
+
+
 def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server, held_posts):
     base, metrics_url, (assess_key, check_key, flood_key), samples = measured_server
     reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
@@ -520,8 +528,16 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server, he
     )
     assert flood[429] > 0
     assert wrong_key[429] > 0
-
+    expected_firings = fired + collections.Counter(
+        {rule_id: flood[200] for rule_id in flags_of_first_report}
+    )
+    # Rule firings reach the samples within POPLITEAL_METRICS_FLUSH_SECONDS (1 s); the rest as
+    # each request is answered.
     metrics = _samples(metrics_url)
+    deadline = time.monotonic() + 10
+    while _rule_firings(metrics) != expected_firings and time.monotonic() < deadline:
+        time.sleep(0.1)
+        metrics = _samples(metrics_url)
 
     def value(name: str, **labels: str) -> float:
         return metrics.get((name, frozenset(labels.items())), 0.0)
@@ -539,15 +555,7 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server, he
         assert value("popliteal_escalation_checks_total", triage_level=level) == count + (
             flood[200] if level == "urgent" else 0
         )
-    expected_firings = fired + collections.Counter(
-        {rule_id: flood[200] for rule_id in flags_of_first_report}
-    )
-    firings = {
-        dict(labels)["rule_id"]: v
-        for (name, labels), v in metrics.items()
-        if name == "popliteal_rule_firings_total"
-    }
-    assert firings == dict(expected_firings)
+    assert _rule_firings(metrics) == dict(expected_firings)
     assert value("popliteal_rate_limit_rejections_total", limit="api_key") == flood[429]
     assert (
         value("popliteal_rate_limit_rejections_total", limit="failed_authentication")
@@ -556,6 +564,47 @@ def test_metrics_sum_every_worker_and_match_what_clients_saw(measured_server, he
     # Both workers served and left their samples; the master summed them.
     pids = {name.rsplit("_", 1)[-1] for name in os.listdir(samples) if name.endswith(".db")}
     assert len(pids) >= 2, pids
+
+
+def _firings_in(samples: Path) -> dict[str, float]:
+    """The rule firings the workers' samples files hold, summed as the master sums them."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(samples))
+    return _rule_firings(
+        {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+        }
+    )
+
+
+def test_a_worker_writes_the_rule_firings_it_counted_when_it_exits(tmp_path):
+    """With a flush interval longer than the test, only the worker's exit can write them."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    reports = [examples.POSSIBLE_DVT, examples.SCIATICA_TINGLING, examples.SELF_CARE_TECHNIQUE]
+    fired = collections.Counter()
+    with gunicorn_server(
+        f"sqlite:///{tmp_path / 'popliteal.sqlite3'}",
+        tenant="metrics-exit-tests",
+        output=subprocess.DEVNULL,
+        POPLITEAL_METRICS_PORT="0",
+        PROMETHEUS_MULTIPROC_DIR=str(samples),
+        POPLITEAL_METRICS_FLUSH_SECONDS="3600",
+    ) as server:
+        for report in reports:
+            status, body = _post(
+                server.url, "/v1/assess", {**report, "store": False}, server.keys[0]
+            )
+            assert status == 200
+            fired.update(rule["rule_id"] for rule in body["trace"]["rules_fired"])
+        assert fired
+        assert _firings_in(samples) == {}  # counted, not written yet
+    assert _firings_in(samples) == dict(fired)
 
 
 def test_metrics_are_not_served_on_the_public_port(measured_server):
