@@ -2,11 +2,12 @@
 costly to write (prometheus-client's multiprocess samples) and bumped many times a request.
 
 A batch is handed on within ``interval`` seconds of its first count, by a daemon thread of the
-process that counted (started on its first count: a thread does not survive a fork, and gunicorn
-forks its workers), and when that process exits (atexit: a gunicorn worker leaves through
-SystemExit, even on its timeout). What a process killed outright had not handed on yet, one
-interval of counts at most, is lost: these are metrics, not records. Without an interval every
-count is handed on at once.
+process that counted (started on its first count), and when that process exits (atexit: a
+gunicorn worker leaves through SystemExit, even on its timeout). A forked child (gunicorn forks
+its workers) starts with no counts, a lock of its own and no flusher: a thread does not survive
+a fork, and the parent's counts are the parent's to hand on. What a process killed outright had
+not handed on yet, one interval of counts at most, is lost: these are metrics, not records.
+Without an interval every count is handed on at once.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ class BatchedCounts:
     def __init__(self, write: Callable[[Hashable, int], None], interval: float | None) -> None:
         self._write = write
         self._interval = interval
-        self._lock = threading.Lock()
-        self._pending: dict[Hashable, int] = {}
-        self._flusher_pid: int | None = None
+        self._forget_on_fork()
+        if interval is not None:
+            os.register_at_fork(after_in_child=self._forget_on_fork)
+            atexit.register(self.flush)
 
     def add(self, keys: Iterable[Hashable]) -> None:
         if self._interval is None:
@@ -37,8 +39,9 @@ class BatchedCounts:
             pending = self._pending
             for key in keys:
                 pending[key] = pending.get(key, 0) + 1
-            if self._flusher_pid != os.getpid():  # the first count, or the first in a fork
-                self._start_flusher()
+            if not self._flushing:
+                self._flushing = True
+                threading.Thread(target=self._flush_every_interval, daemon=True).start()
 
     def flush(self) -> None:
         """Hand on every count added so far."""
@@ -47,12 +50,11 @@ class BatchedCounts:
         for key, count in pending.items():
             self._write(key, count)
 
-    def _start_flusher(self) -> None:
-        # Called with the lock held: one flusher per process.
-        self._flusher_pid = os.getpid()
-        flusher = threading.Thread(target=self._flush_every_interval, daemon=True)
-        flusher.start()
-        atexit.register(self.flush)
+    def _forget_on_fork(self) -> None:
+        # In a child, the parent's lock may have been held by its flusher at the fork.
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, int] = {}
+        self._flushing = False
 
     def _flush_every_interval(self) -> None:
         while True:

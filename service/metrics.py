@@ -127,8 +127,7 @@ def record_assessment(assessment: dict) -> None:
 
 def record_escalation_check(check: dict) -> None:
     series(ESCALATION_CHECKS, check["level"]).inc()
-    if check["red_flags"]:
-        RULE_COUNTS.add([flag["rule_id"] for flag in check["red_flags"]])
+    RULE_COUNTS.add([flag["rule_id"] for flag in check["red_flags"]])
 
 
 def multiprocess_registry() -> CollectorRegistry:

@@ -24,7 +24,7 @@ from service.storage import (
     Record,
     Subject,
 )
-from service.web import MalformedIdempotencyKey
+from service.web import MalformedIdempotencyKey, json_bytes_response
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -130,6 +130,4 @@ def created_json(content: bytes, location: str, replayed: bool):
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return current_app.response_class(
-        content, status=201, headers=headers, mimetype="application/json"
-    )
+    return json_bytes_response(content, 201, headers)

@@ -25,6 +25,7 @@ from service.web import (
     V1_ERRORS,
     Blueprint,
     fhir_response,
+    json_bytes_response,
     json_response,
     problem,
     problem_responses,
@@ -130,7 +131,7 @@ class Assessment(MethodView):
         if record is None:
             return problem_404()
         # The stored answer's bytes as they are, not decoded and encoded again.
-        return current_app.response_class(assessment_json(record), mimetype="application/json")
+        return json_bytes_response(assessment_json(record))
 
     @blp.response(
         204,

@@ -112,3 +112,28 @@ def test_a_forked_process_hands_on_its_own_counts_on_its_own_thread():
     os.waitpid(child, 0)
     assert report == b"ok"
     assert written.totals() == {"before fork": 1}  # the child's counts are the child's
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_counts_not_yet_handed_on_at_a_fork_stay_the_parents():
+    """A worker forked while its parent holds counts must not hand them on a second time."""
+    written = Written()
+    counts = BatchedCounts(written, 3600)  # only flush() hands counts on here
+    counts.add(["before fork", "before fork"])
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which reports through the pipe
+        try:
+            counts.add(["in child"])
+            counts.flush()
+            ok = written.calls == [("in child", 1)]
+            os.write(writer, b"ok" if ok else repr(written.calls).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        report = pipe.read()
+    os.waitpid(child, 0)
+    assert report == b"ok"
+    counts.flush()
+    assert written.calls == [("before fork", 2)]
