@@ -88,6 +88,23 @@ def test_counts_added_by_many_threads_while_flushing_are_all_handed_on_once():
     assert written.totals() == {"R1": 2 * threads * rounds, "R2": threads * rounds}
 
 
+def in_a_fork(check) -> bool:
+    """Whether ``check()`` holds in a forked child of this process (as gunicorn forks its
+    workers); the child reports through a pipe, with what it was handed if it does not."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            os.write(writer, b"ok" if check() else b"failed")
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        report = pipe.read()
+    os.waitpid(child, 0)
+    return report == b"ok"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_process_hands_on_its_own_counts_on_its_own_thread():
     """gunicorn forks its workers: each needs a flusher of its own, since threads do not
@@ -96,21 +113,13 @@ def test_a_forked_process_hands_on_its_own_counts_on_its_own_thread():
     counts = BatchedCounts(written, 0.05)
     counts.add(["before fork"])  # starts the parent's flusher
     assert wait_for(lambda: written.totals() == {"before fork": 1}, 5)
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child, which reports through the pipe
-        try:
-            counts.add(["in child"])
-            handed_on = wait_for(lambda: written.totals()["in child"] == 1, 5)
-            ok = handed_on and written.totals() == {"before fork": 1, "in child": 1}
-            os.write(writer, b"ok" if ok else repr(written.calls).encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        report = pipe.read()
-    os.waitpid(child, 0)
-    assert report == b"ok"
+
+    def child_hands_on_its_own() -> bool:
+        counts.add(["in child"])
+        handed_on = wait_for(lambda: written.totals()["in child"] == 1, 5)
+        return handed_on and written.totals() == {"before fork": 1, "in child": 1}
+
+    assert in_a_fork(child_hands_on_its_own)
     assert written.totals() == {"before fork": 1}  # the child's counts are the child's
 
 
@@ -120,20 +129,12 @@ def test_counts_not_yet_handed_on_at_a_fork_stay_the_parents():
     written = Written()
     counts = BatchedCounts(written, 3600)  # only flush() hands counts on here
     counts.add(["before fork", "before fork"])
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child, which reports through the pipe
-        try:
-            counts.add(["in child"])
-            counts.flush()
-            ok = written.calls == [("in child", 1)]
-            os.write(writer, b"ok" if ok else repr(written.calls).encode())
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        report = pipe.read()
-    os.waitpid(child, 0)
-    assert report == b"ok"
+
+    def child_hands_on_only_its_own() -> bool:
+        counts.add(["in child"])
+        counts.flush()
+        return written.calls == [("in child", 1)]
+
+    assert in_a_fork(child_hands_on_only_its_own)
     counts.flush()
     assert written.calls == [("before fork", 2)]
