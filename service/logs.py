@@ -30,7 +30,6 @@ import orjson
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
 ACCESS_LOGGER = "popliteal.access"
-_access_log = logging.getLogger(ACCESS_LOGGER)
 # What a client-supplied X-Request-ID may look like; anything else is replaced by the service.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -103,7 +102,7 @@ class RedactingJsonFormatter(logging.Formatter):
             if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
                 line[name] = value
         line["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC)
-        return _dumps(line)
+        return json_line(line)
 
     def formatException(self, ei: ExcInfo) -> str:
         exc_type, exc, tb = ei
@@ -170,28 +169,11 @@ def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, A
     }
 
 
-def _dumps(line: dict[str, Any]) -> str:
+def json_line(line: dict[str, Any]) -> str:
     try:
         return orjson.dumps(line, default=_as_text, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # orjson refuses what JSON can hold (an integer beyond 64 bits)
         return json.dumps(line, default=_as_text)
-
-
-def log_request(fields: dict[str, Any]) -> None:
-    """Write the per-request line; only the allow-listed fields are kept (its one caller passes
-    exactly those, but the allow-list is what keeps a report's values out of the log, so it is
-    applied here, where the line is written).
-
-    The record is made here rather than by ``Logger.info``, which would walk the stack to find
-    the caller's file and line: the line never shows them, and it is written for every request.
-    """
-    if not _access_log.isEnabledFor(logging.INFO):
-        return
-    extra = {name: fields.get(name) for name in REQUEST_FIELDS}
-    record = _access_log.makeRecord(
-        ACCESS_LOGGER, logging.INFO, "", 0, "request", (), None, None, extra
-    )
-    _access_log.handle(record)
 
 
 class GunicornLogger(GunicornBaseLogger):

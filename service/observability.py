@@ -18,7 +18,8 @@ from time import perf_counter
 from flask import Response, g, request
 
 from service import metrics
-from service.logs import KNOWN_METHODS, log_request
+from service.access_log import log_request
+from service.logs import KNOWN_METHODS
 
 # A request that matched no route is labelled with this, never with its raw path: paths are
 # unbounded (ids, probes, typos) and would make a metric per request.
