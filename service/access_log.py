@@ -43,9 +43,11 @@ def log_request(fields: dict[str, Any]) -> None:
     created = time.time()
     try:
         text = line(extra, created) + handler.terminator
-        with handler.lock:
+        with handler.lock:  # a re-entrant lock, which flush takes again, as in Handler.handle
             handler.stream.write(text)
-            handler.stream.flush()
+            handler.flush()
+    except RecursionError:  # as StreamHandler.emit does
+        raise
     except Exception:  # as StreamHandler.emit does: the handler reports it, the request goes on
         handler.handleError(_record(extra))
 
@@ -55,7 +57,7 @@ def line(fields: dict[str, Any], created: float) -> str:
     epoch): what RedactingJsonFormatter writes for the record ``log_request`` would make."""
     return json_line(
         {
-            "level": "INFO",
+            "level": logging.getLevelName(logging.INFO),
             "logger": ACCESS_LOGGER,
             "message": MESSAGE,
             "service": SERVICE_NAME,
@@ -71,6 +73,8 @@ def _plain_stream_handler() -> logging.StreamHandler | None:
     would do; else None."""
     logger = _access_log
     if logger.propagate or logger.filters or len(logger.handlers) != 1:
+        return None
+    if logging.getLogRecordFactory() is not logging.LogRecord:  # it may add fields to records
         return None
     handler = logger.handlers[0]
     if (

@@ -3,9 +3,12 @@ and any other logging set-up gets its records as usual."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import logging.config
+import sys
 
 import pytest
 
@@ -59,6 +62,35 @@ def access_logger(monkeypatch):
     logger.setLevel(saved[2])
 
 
+def ours_only(logger: logging.Logger) -> logging.Logger:
+    """The fixture's handler alone: at the start of each test phase pytest attaches capturing
+    handlers of its own to every logger that does not propagate."""
+    logger.handlers = logger.handlers[:1]
+    return logger
+
+
+def not_through_logging(record):
+    raise AssertionError("the line went through logging")
+
+
+@contextlib.contextmanager
+def shipped_logging():
+    """logging_config applied as gunicorn applies it; every logger it sets put back after."""
+    config = logging_config()
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in config["loggers"])]
+    saved = [
+        (logger, logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
+        for logger in loggers
+    ]
+    logging.config.dictConfig(config)
+    try:
+        yield
+    finally:
+        for logger, handlers, filters, level, propagate in saved:
+            logger.handlers, logger.filters, logger.propagate = handlers, filters, propagate
+            logger.setLevel(level)
+
+
 def written(logger: logging.Logger) -> list[str]:
     return logger.handlers[0].stream.getvalue().splitlines()
 
@@ -80,13 +112,32 @@ def formatter_line(fields: dict) -> str:
     ],
     ids=["an assessment", "a request of no tenant and no rules", "a refusal"],
 )
-def test_the_line_written_straight_to_the_stream_is_the_formatters_line(access_logger, fields):
+def test_the_line_written_straight_to_the_stream_is_the_formatters_line(
+    access_logger, monkeypatch, fields
+):
+    ours_only(access_logger)
+    expected = formatter_line(fields)
+    monkeypatch.setattr(access_logger, "handle", not_through_logging)
+
     log_request(fields)
 
-    assert written(access_logger) == [formatter_line(fields)]
+    assert written(access_logger) == [expected]
+
+
+def test_the_set_up_the_service_ships_is_written_straight_to_the_stream(monkeypatch):
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)  # where logging_config's handler writes
+    with shipped_logging():
+        monkeypatch.setattr(logging.getLogger(ACCESS_LOGGER), "handle", not_through_logging)
+        monkeypatch.setattr(access_log.time, "time", lambda: NOW)
+
+        log_request(FIELDS)
+
+    assert stdout.getvalue().splitlines() == [formatter_line(FIELDS)]
 
 
 def test_only_the_allow_listed_fields_reach_the_line(access_logger):
+    ours_only(access_logger)
     log_request({**FIELDS, "symptoms": {"swelling": True}, "client_address": "10.0.0.7"})
 
     [line] = written(access_logger)
@@ -113,6 +164,7 @@ def test_only_the_allow_listed_fields_reach_the_line(access_logger):
     ],
 )
 def test_any_other_set_up_gets_its_records_through_logging(access_logger, change):
+    ours_only(access_logger)
     capture = Capture()
     root = logging.getLogger()
     root.addHandler(capture)
@@ -127,9 +179,50 @@ def test_any_other_set_up_gets_its_records_through_logging(access_logger, change
     assert record.getMessage() == "request"
 
 
+class JsonSubclass(RedactingJsonFormatter):
+    pass
+
+
+def json_file_handler(path) -> logging.FileHandler:
+    handler = logging.FileHandler(path, delay=True)
+    handler.setFormatter(RedactingJsonFormatter())
+    return handler
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda logger, monkeypatch, tmp_path: logger.handlers[0].setLevel(logging.WARNING),
+        lambda logger, monkeypatch, tmp_path: logger.handlers[0].setFormatter(JsonSubclass()),
+        lambda logger, monkeypatch, tmp_path: setattr(
+            logger, "handlers", [json_file_handler(tmp_path / "access.log")]
+        ),
+        lambda logger, monkeypatch, tmp_path: monkeypatch.setattr(
+            logging, "getLogRecordFactory", lambda: lambda *a, **k: logging.LogRecord(*a, **k)
+        ),
+    ],
+    ids=[
+        "a handler above INFO",
+        "a formatter of another class",
+        "a stream handler of another class",
+        "a record factory of its own",
+    ],
+)
+def test_a_set_up_logging_may_treat_otherwise_is_never_written_straight(
+    access_logger, monkeypatch, tmp_path, change
+):
+    ours_only(access_logger)
+    assert access_log._plain_stream_handler() is access_logger.handlers[0]
+
+    change(access_logger, monkeypatch, tmp_path)
+
+    assert access_log._plain_stream_handler() is None
+
+
 def test_a_stream_that_fails_is_reported_by_the_handler_and_the_request_goes_on(
     access_logger, monkeypatch
 ):
+    ours_only(access_logger)
     reported = []
     handler = access_logger.handlers[0]
     handler.setStream(BrokenStream())
@@ -143,6 +236,7 @@ def test_a_stream_that_fails_is_reported_by_the_handler_and_the_request_goes_on(
 
 
 def test_nothing_is_written_when_the_access_logger_is_off(access_logger):
+    ours_only(access_logger)
     access_logger.setLevel(logging.WARNING)
 
     log_request(FIELDS)
