@@ -86,23 +86,21 @@ class RedactingJsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = record.getMessage()
-        line: dict[str, Any] = {
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.message,
-            "service": SERVICE_NAME,
-        }
+        details: dict[str, Any] = {}
         if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
+            details["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:
-            line["exc_info"] = record.exc_text
+            details["exc_info"] = record.exc_text
         if record.stack_info:
-            line["stack_info"] = self.formatStack(record.stack_info)
-        for name, value in vars(record).items():
-            if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
-                line[name] = value
-        line["timestamp"] = datetime.fromtimestamp(record.created, tz=UTC)
-        return json_line(line)
+            details["stack_info"] = self.formatStack(record.stack_info)
+        fields = {
+            name: value
+            for name, value in vars(record).items()
+            if name not in _RECORD_ATTRIBUTES and not name.startswith("_")
+        }
+        return record_line(
+            record.levelname, record.name, record.message, fields, record.created, details
+        )
 
     def formatException(self, ei: ExcInfo) -> str:
         exc_type, exc, tb = ei
@@ -167,6 +165,31 @@ def logging_config(level: str = "INFO", access_log: bool = False) -> dict[str, A
             ACCESS_LOGGER: {"level": "INFO", "handlers": ["stdout"], "propagate": False},
         },
     }
+
+
+def record_line(
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, Any],
+    created: float,
+    details: dict[str, Any] | None = None,
+) -> str:
+    """A line in the order every line has: level, logger, message, service, the details
+    (exc_info, stack_info) when there are any, the fields, and the time ``created`` (seconds
+    since the epoch) as timestamp (ISO 8601, UTC). The formatter's, and the access line's when
+    it is written without a record (``service.access_log``)."""
+    line: dict[str, Any] = {
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "service": SERVICE_NAME,
+    }
+    if details:
+        line.update(details)
+    line.update(fields)
+    line["timestamp"] = datetime.fromtimestamp(created, tz=UTC)
+    return json_line(line)
 
 
 def json_line(line: dict[str, Any]) -> str:

@@ -43,23 +43,35 @@ class BrokenStream(io.StringIO):
         raise OSError("the pipe is gone")
 
 
+@contextlib.contextmanager
+def put_back(*loggers: logging.Logger):
+    """Each logger's handlers, filters, level and propagation as they were, afterwards."""
+    saved = [
+        (logger, logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
+        for logger in loggers
+    ]
+    try:
+        yield
+    finally:
+        for logger, handlers, filters, level, propagate in saved:
+            logger.handlers, logger.filters, logger.propagate = handlers, filters, propagate
+            logger.setLevel(level)
+
+
 @pytest.fixture
 def access_logger(monkeypatch):
-    """The access logger as logging_config sets it up (gunicorn's), writing to a buffer; put
-    back as it was afterwards."""
+    """The access logger as logging_config sets it up (gunicorn's), writing to a buffer."""
     logger = logging.getLogger(ACCESS_LOGGER)
-    saved = logger.handlers[:], logger.filters[:], logger.level, logger.propagate
     configured = logging_config()["loggers"][ACCESS_LOGGER]
     handler = logging.StreamHandler(io.StringIO())
     handler.setFormatter(RedactingJsonFormatter())
-    logger.handlers = [handler]
-    logger.filters = []
-    logger.setLevel(configured["level"])
-    logger.propagate = configured["propagate"]
     monkeypatch.setattr(access_log.time, "time", lambda: NOW)
-    yield logger
-    logger.handlers, logger.filters, _, logger.propagate = saved
-    logger.setLevel(saved[2])
+    with put_back(logger):
+        logger.handlers = [handler]
+        logger.filters = []
+        logger.setLevel(configured["level"])
+        logger.propagate = configured["propagate"]
+        yield logger
 
 
 def ours_only(logger: logging.Logger) -> logging.Logger:
@@ -78,17 +90,9 @@ def shipped_logging():
     """logging_config applied as gunicorn applies it; every logger it sets put back after."""
     config = logging_config()
     loggers = [logging.getLogger(), *(logging.getLogger(name) for name in config["loggers"])]
-    saved = [
-        (logger, logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
-        for logger in loggers
-    ]
-    logging.config.dictConfig(config)
-    try:
+    with put_back(*loggers):
+        logging.config.dictConfig(config)
         yield
-    finally:
-        for logger, handlers, filters, level, propagate in saved:
-            logger.handlers, logger.filters, logger.propagate = handlers, filters, propagate
-            logger.setLevel(level)
 
 
 def written(logger: logging.Logger) -> list[str]:
