@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rules.conditions import compile_which_hold
 from rules.model import Cause, RuleSet, Signal
 
 JSON = dict[str, Any]
@@ -25,29 +26,33 @@ class CauseRanking:
                 "likelihood_moderate_min": self.moderate_min,
             },
         }
-        # Hot-path table: each signal's compiled condition next to what it yields. A cause none
-        # of whose fields is answered cannot have evidence: it is skipped cheaply.
-        self._signals = tuple(
-            (
-                cause,
-                tuple((s.rule.when.evaluate, 1.0 - s.weight, s) for s in cause.signals),
-                frozenset(f for s in cause.signals for f in s.rule.when.fields),
-            )
+        # Every signal of every cause in one compiled step, which names the signals that hold;
+        # each signal's index leads to its cause. A cause none of whose fields is answered has
+        # no evidence (a not_true signal would hold on nothing at all): it is left out.
+        signals = [(slot, s) for slot, cause in enumerate(ruleset.causes) for s in cause.signals]
+        self._signals = tuple((slot, 1.0 - s.weight, s) for slot, s in signals)
+        self._causes = tuple(
+            (cause, frozenset(f for s in cause.signals for f in s.rule.when.fields))
             for cause in ruleset.causes
         )
+        self._which_hold = compile_which_hold([s.rule.when for _, s in signals])
 
     def rank(self, flat: Mapping[str, Any]) -> Ranked:
+        # slot -> [remaining doubt, signals present], in the causes' order (signals are held
+        # in index order, and a cause's signals are next to each other).
+        found: dict[int, list] = {}
+        for index in self._which_hold(flat):
+            slot, doubt, signal = self._signals[index]
+            entry = found.get(slot)
+            if entry is None:
+                found[slot] = [doubt, [signal]]
+            else:
+                entry[0] *= doubt
+                entry[1].append(signal)
         ranked = []
-        for cause, signals, fields in self._signals:
-            if fields.isdisjoint(flat):
-                continue
-            remaining = 1.0
-            evidence = []
-            for evaluate, doubt, signal in signals:
-                if evaluate(flat) is True:
-                    remaining *= doubt
-                    evidence.append(signal)
-            if evidence:
+        for slot, (remaining, evidence) in found.items():
+            cause, fields = self._causes[slot]
+            if not fields.isdisjoint(flat):
                 ranked.append((round(1.0 - remaining, 4), cause, evidence))
         ranked.sort(key=lambda entry: (-entry[0], entry[1].order))
         return ranked

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rules.cause_ranking import CauseRanking
-from rules.conditions import Condition, flatten
+from rules.conditions import Condition, compile_which_hold, flatten
 from rules.errors import UnknownCode
 from rules.exercise_plan import ExercisePlanner
 from rules.missing_information import missing_information
@@ -39,10 +39,12 @@ class Evaluator:
         self._causes = CauseRanking(ruleset)
         self._screener = Screener(ruleset, self._causes)
         self._planner = ExercisePlanner(ruleset)
-        # Hot-path table: each advice item's compiled condition next to what it yields.
+        # Every advice item's condition in one compiled step, which names the items that hold.
         self._recommendations = tuple(
-            (rec.rule.when.evaluate if rec.rule.when else None, rec.output, rec.rule.trace)
-            for rec in ruleset.recommendations
+            (rec.output, rec.rule.trace) for rec in ruleset.recommendations
+        )
+        self._advice_holding = compile_which_hold(
+            [rec.rule.when for rec in ruleset.recommendations]
         )
         self._questions = ruleset.questions
 
@@ -164,10 +166,10 @@ class Evaluator:
 
     def _advice(self, ctx: JSON) -> tuple[list[JSON], list[JSON]]:
         recommendations, trace = [], []
-        for evaluate, output, rule_trace in self._recommendations:
-            if evaluate is None or evaluate(ctx) is True:
-                recommendations.append(output)
-                trace.append(rule_trace)
+        for index in self._advice_holding(ctx):
+            output, rule_trace = self._recommendations[index]
+            recommendations.append(output)
+            trace.append(rule_trace)
         return recommendations, trace
 
 

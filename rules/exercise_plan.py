@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rules.conditions import compile_which_hold
 from rules.model import PLAN_STATUSES, PlanRule, ProgrammeItem, RuleSet
 
 JSON = dict[str, Any]
@@ -15,11 +16,10 @@ Built = tuple[JSON, list[JSON]]  # ({"output": plan, "exercise_ids": (...)}, tra
 class ExercisePlanner:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
-        self._withhold = tuple((rule.rule.when.evaluate, rule) for rule in ruleset.withhold)
-        self._shaping = tuple(
-            (rule.rule.when.evaluate, rule)
-            for rule in ruleset.exclude + ruleset.adjust + ruleset.review
-        )
+        self._withhold = ruleset.withhold
+        self._withholding = compile_which_hold([rule.rule.when for rule in self._withhold])
+        self._shaping = ruleset.exclude + ruleset.adjust + ruleset.review
+        self._shaping_holding = compile_which_hold([rule.rule.when for rule in self._shaping])
         self._plans: dict[tuple[int, ...], Built] = {}
         self._base_items = {
             item.exercise.id: _item_output(item, ruleset.progression) for item in ruleset.programme
@@ -36,15 +36,13 @@ class ExercisePlanner:
         distinct set and then reused (at most one entry per combination of plan rules, which is
         small and bounded). Results are shared and read-only, like every static output.
         """
-        withheld = [rule for evaluate, rule in self._withhold if evaluate(ctx) is True]
+        withheld = [self._withhold[index] for index in self._withholding(ctx)]
         if withheld:
             return None, [rule.reason for rule in withheld], [rule.rule.trace for rule in withheld]
-        key = tuple(
-            index for index, (evaluate, _) in enumerate(self._shaping) if evaluate(ctx) is True
-        )
+        key = tuple(self._shaping_holding(ctx))
         built = self._plans.get(key)
         if built is None:
-            built = self._plans[key] = self._build([self._shaping[index][1] for index in key])
+            built = self._plans[key] = self._build([self._shaping[index] for index in key])
         return built[0], [], built[1]
 
     def _build(self, rules: Sequence[PlanRule]) -> Built:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.cause_ranking import CauseRanking, Ranked
-from rules.conditions import flatten
+from rules.conditions import compile_stage, compile_which_hold, flatten
 from rules.model import LEVELS, Contradiction, RedFlag, RuleSet, StopRule
 
 Report = Mapping[str, Any]
@@ -41,14 +41,13 @@ class Screener:
         self._replacements = ruleset.replacements
         # Red flags from most to least urgent, file order within a level: the order in which
         # fired flags are reported and unanswered questions are asked.
-        # Hot-path tables: each condition's compiled function next to what it yields, so that
-        # evaluation is a flat loop with no attribute look-ups.
-        self._flags_by_urgency = tuple(
-            (flag.rule.when.evaluate, flag)
-            for flag in sorted(ruleset.red_flags, key=lambda f: -f.rank)
-        )
-        self._stops = tuple((rule.rule.when.evaluate, rule) for rule in ruleset.stop_rules)
-        self._contradictions = tuple((c.rule.when.evaluate, c) for c in ruleset.contradictions)
+        # Each step's conditions are one compiled stage, read next to what each yields.
+        self._flags_by_urgency = tuple(sorted(ruleset.red_flags, key=lambda f: -f.rank))
+        self._flag_stage = compile_stage([flag.rule.when for flag in self._flags_by_urgency])
+        self._stops = ruleset.stop_rules
+        self._stop_stage = compile_stage([rule.rule.when for rule in self._stops])
+        self._contradictions = ruleset.contradictions
+        self._contradicting = compile_which_hold([c.rule.when for c in self._contradictions])
 
     def screen(self, report: Report) -> Screen:
         flat = flatten(report)
@@ -77,8 +76,7 @@ class Screener:
 
     def _red_flags(self, flat: Report) -> tuple[list[RedFlag], list[RedFlag]]:
         fired, undecided = [], []
-        for evaluate, flag in self._flags_by_urgency:
-            value = evaluate(flat)
+        for value, flag in zip(self._flag_stage(flat), self._flags_by_urgency, strict=True):
             if value is True:
                 fired.append(flag)
             elif value is None:
@@ -95,7 +93,7 @@ class Screener:
     def _read_safer(self, flat: dict) -> list:
         """The contradictions in the report, each read the safer way in ``flat`` (in place),
         before any red flag is evaluated."""
-        found = [c for evaluate, c in self._contradictions if evaluate(flat) is True]
+        found = [self._contradictions[index] for index in self._contradicting(flat)]
         for contradiction in found:
             contradiction.safer(flat)
         return found
@@ -123,8 +121,7 @@ class Screener:
         """Whether to stop and the rules that say so; ``ctx`` learns whether every stop rule
         could be decided (an open one holds the plan back in rules that read it)."""
         fired, decided = [], True
-        for evaluate, rule in self._stops:
-            value = evaluate(ctx)
+        for value, rule in zip(self._stop_stage(ctx), self._stops, strict=True):
             if value is True:
                 fired.append(rule)
             elif value is None:

@@ -45,6 +45,7 @@ from rules.conditions.nodes import (
     NotTrue,
     OneOf,
 )
+from rules.conditions.stages import Stage, WhichHold, compile_stage, compile_which_hold
 
 Tri = bool | None  # True, False, or None for "unknown: not answered"
 
@@ -64,8 +65,12 @@ __all__ = [
     "Not",
     "NotTrue",
     "OneOf",
+    "Stage",
     "Tri",
+    "WhichHold",
     "compile_condition",
+    "compile_stage",
+    "compile_which_hold",
     "flatten",
     "nest",
 ]

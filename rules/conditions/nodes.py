@@ -20,11 +20,14 @@ class FieldRef:
 
 
 class Names:
-    """Hands out fresh local names and constant slots for generated code."""
+    """Hands out fresh local names and constant slots for generated code; with
+    ``hoisted_reads``, also one local per field read, loaded once before the expressions
+    (``rules.conditions.stages``)."""
 
-    def __init__(self):
+    def __init__(self, hoisted_reads: bool = False):
         self.count = 0
         self.constants: dict[str, Any] = {}
+        self.reads: dict[str, str] | None = {} if hoisted_reads else None
 
     def local(self) -> str:
         self.count += 1
@@ -34,6 +37,16 @@ class Names:
         name = f"c{len(self.constants)}"
         self.constants[name] = value
         return name
+
+    def read(self, path: str) -> str:
+        """An expression for the answer at ``path``: its hoisted local, or a read of ``f``
+        (walrus-bound to a fresh local where the value is tested again)."""
+        if self.reads is None:
+            return f"f.get({self.constant(path)})"
+        local = self.reads.get(path)
+        if local is None:
+            local = self.reads[path] = f"r{len(self.reads)}"
+        return local
 
 
 class Condition:
@@ -92,9 +105,11 @@ class Leaf(Condition):
         raise NotImplementedError
 
     def expression(self, names):
+        read = names.read(self.field.path)
+        if names.reads is not None:  # already a local: test it as it is
+            return f"(None if {read} is None else {self.test(read, names)})"
         value = names.local()
-        path = names.constant(self.field.path)
-        return f"(None if ({value} := f.get({path})) is None else {self.test(value, names)})"
+        return f"(None if ({value} := {read}) is None else {self.test(value, names)})"
 
     def collect_unanswered(self, flat, found):
         if flat.get(self.field.path) is None:
@@ -122,7 +137,7 @@ class NotTrue(Leaf):
     __slots__ = ()
 
     def expression(self, names):
-        return f"(f.get({names.constant(self.field.path)}) is not True)"
+        return f"({names.read(self.field.path)} is not True)"
 
     def collect_unanswered(self, flat, found):
         return  # never undecided
@@ -196,10 +211,8 @@ class MoreThanField(Condition):
 
     def expression(self, names):
         a, b = names.local(), names.local()
-        pa, pb = names.constant(self.larger.path), names.constant(self.smaller.path)
-        return (
-            f"(None if ({a} := f.get({pa})) is None or ({b} := f.get({pb})) is None else {a} > {b})"
-        )
+        ra, rb = names.read(self.larger.path), names.read(self.smaller.path)
+        return f"(None if ({a} := {ra}) is None or ({b} := {rb}) is None else {a} > {b})"
 
     def collect_unanswered(self, flat, found):
         found.extend(path for path in self.fields if flat.get(path) is None)
