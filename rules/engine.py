@@ -187,12 +187,13 @@ def prescription_from_assessment(result: JSON) -> JSON:
     }
 
 
-def _unanswered_fields(conditions: Iterable[Condition], flat: Report) -> list[str]:
-    seen: dict[str, None] = {}
-    for condition in conditions:
-        for path in condition.unanswered(flat):
-            seen.setdefault(path, None)
-    return list(seen)
+def _unanswered_fields(undecided: Iterable[Condition], flat: Report) -> list[str]:
+    """The fields that could still decide conditions left undecided on ``flat``, each once, in
+    the order first met (``Condition.unanswered`` of each, merged, without evaluating again)."""
+    found: list[str] = []
+    for condition in undecided:
+        condition.collect_unanswered(flat, found)
+    return list(dict.fromkeys(found))
 
 
 def _trace(fired: list[JSON]) -> JSON:

@@ -37,6 +37,7 @@ from rules.conditions import (
     flatten,
     nest,
 )
+from rules.engine import _unanswered_fields
 from rules.loader import VERSIONS_DIR, load_ruleset
 
 SECTIONS = load_report_fields()
@@ -107,6 +108,19 @@ def test_escalation_check_agrees_with_assess_on_random_reports(any_evaluator):
         assert triage["complete"] is (not red_flag_questions and not contradictions), f"seed {seed}"
     assert levels == set(LEVELS), "the random reports should reach every level"
     assert completeness == {True, False}, "the random reports should be complete and incomplete"
+
+
+def test_the_unanswered_fields_of_a_screen_merge_those_of_each_open_flag(any_evaluator):
+    asked = 0
+    for seed, report in REPORTS.items():
+        screen = any_evaluator._screener.screen(report)
+        conditions = [flag.rule.when for flag in screen.undecided]
+        merged: dict[str, None] = {}
+        for condition in conditions:
+            merged.update(dict.fromkeys(condition.unanswered(screen.flat)))
+        assert _unanswered_fields(conditions, screen.flat) == list(merged), f"seed {seed}"
+        asked += bool(merged)
+    assert asked > 100, "the random reports should leave red flags open"
 
 
 def test_the_level_is_the_most_urgent_fired_flag_and_plans_follow_it(any_evaluator):
