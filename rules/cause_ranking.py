@@ -52,7 +52,8 @@ class CauseRanking:
         ranked = []
         for slot, (remaining, evidence) in found.items():
             cause, fields = self._causes[slot]
-            if not fields.isdisjoint(flat):
+            # From the keys' side: a frozenset's isdisjoint would walk the whole report.
+            if not flat.keys().isdisjoint(fields):
                 ranked.append((round(1.0 - remaining, 4), cause, evidence))
         ranked.sort(key=lambda entry: (-entry[0], entry[1].order))
         return ranked

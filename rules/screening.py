@@ -18,7 +18,7 @@ JSON = dict[str, Any]
 FIRST_LEVEL = LEVELS[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per report: a frozen one costs more to make; never changed
 class Screen:
     """What the red flags, the cause ranking and the stop rules make of one report."""
 

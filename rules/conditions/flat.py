@@ -17,7 +17,7 @@ def flatten(report: Mapping[str, Any]) -> dict[str, Any]:
     """
     flat: dict[str, Any] = {}
     for section, body in report.items():
-        if isinstance(body, Mapping):
+        if type(body) is dict or isinstance(body, Mapping):  # the ABC check costs more
             paths = _PATHS.get(section)
             if paths is None:
                 paths = {} if len(_PATHS) >= _CACHE_LIMIT else _PATHS.setdefault(section, {})
