@@ -35,26 +35,26 @@ class CauseRanking:
             (cause, frozenset(f for s in cause.signals for f in s.rule.when.fields))
             for cause in ruleset.causes
         )
-        self._which_hold = compile_which_hold([s.rule.when for _, s in signals])
+        self._signals_holding = compile_which_hold([s.rule.when for _, s in signals])
 
     def rank(self, flat: Mapping[str, Any]) -> Ranked:
-        # slot -> [remaining doubt, signals present], in the causes' order (signals are held
-        # in index order, and a cause's signals are next to each other).
-        found: dict[int, list] = {}
-        for index in self._which_hold(flat):
+        # By cause slot, in the causes' order (signals are held in index order, and a cause's
+        # signals are next to each other): the doubt its signals leave, and the signals.
+        remaining: dict[int, float] = {}
+        evidence: dict[int, list[Signal]] = {}
+        for index in self._signals_holding(flat):
             slot, doubt, signal = self._signals[index]
-            entry = found.get(slot)
-            if entry is None:
-                found[slot] = [doubt, [signal]]
+            if slot in remaining:
+                remaining[slot] *= doubt
+                evidence[slot].append(signal)
             else:
-                entry[0] *= doubt
-                entry[1].append(signal)
+                remaining[slot], evidence[slot] = doubt, [signal]
         ranked = []
-        for slot, (remaining, evidence) in found.items():
+        for slot, doubt in remaining.items():
             cause, fields = self._causes[slot]
             # From the keys' side: a frozenset's isdisjoint would walk the whole report.
             if not flat.keys().isdisjoint(fields):
-                ranked.append((round(1.0 - remaining, 4), cause, evidence))
+                ranked.append((round(1.0 - doubt, 4), cause, evidence[slot]))
         ranked.sort(key=lambda entry: (-entry[0], entry[1].order))
         return ranked
 

@@ -189,7 +189,8 @@ def prescription_from_assessment(result: JSON) -> JSON:
 
 def _unanswered_fields(undecided: Iterable[Condition], flat: Report) -> list[str]:
     """The fields that could still decide conditions left undecided on ``flat``, each once, in
-    the order first met (``Condition.unanswered`` of each, merged, without evaluating again)."""
+    the order first met (``Condition.unanswered`` of each, merged, without evaluating again).
+    Only for undecided conditions: a decided one would add fields that cannot change it."""
     found: list[str] = []
     for condition in undecided:
         condition.collect_unanswered(flat, found)

@@ -17,7 +17,7 @@ class ExercisePlanner:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self._withhold = ruleset.withhold
-        self._withholding = compile_which_hold([rule.rule.when for rule in self._withhold])
+        self._withhold_holding = compile_which_hold([rule.rule.when for rule in self._withhold])
         self._shaping = ruleset.exclude + ruleset.adjust + ruleset.review
         self._shaping_holding = compile_which_hold([rule.rule.when for rule in self._shaping])
         self._plans: dict[tuple[int, ...], Built] = {}
@@ -36,7 +36,7 @@ class ExercisePlanner:
         distinct set and then reused (at most one entry per combination of plan rules, which is
         small and bounded). Results are shared and read-only, like every static output.
         """
-        withheld = [self._withhold[index] for index in self._withholding(ctx)]
+        withheld = [self._withhold[index] for index in self._withhold_holding(ctx)]
         if withheld:
             return None, [rule.reason for rule in withheld], [rule.rule.trace for rule in withheld]
         key = tuple(self._shaping_holding(ctx))

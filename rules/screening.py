@@ -18,7 +18,7 @@ JSON = dict[str, Any]
 FIRST_LEVEL = LEVELS[0]
 
 
-@dataclass(slots=True)  # made per report: a frozen one costs more to make; never changed
+@dataclass(slots=True)  # made per report: a frozen one costs more to make; never reassigned
 class Screen:
     """What the red flags, the cause ranking and the stop rules make of one report."""
 
@@ -43,11 +43,13 @@ class Screener:
         # fired flags are reported and unanswered questions are asked.
         # Each step's conditions are one compiled stage, read next to what each yields.
         self._flags_by_urgency = tuple(sorted(ruleset.red_flags, key=lambda f: -f.rank))
-        self._flag_stage = compile_stage([flag.rule.when for flag in self._flags_by_urgency])
+        self._flag_values = compile_stage([flag.rule.when for flag in self._flags_by_urgency])
         self._stops = ruleset.stop_rules
-        self._stop_stage = compile_stage([rule.rule.when for rule in self._stops])
+        self._stop_values = compile_stage([rule.rule.when for rule in self._stops])
         self._contradictions = ruleset.contradictions
-        self._contradicting = compile_which_hold([c.rule.when for c in self._contradictions])
+        self._contradictions_holding = compile_which_hold(
+            [c.rule.when for c in self._contradictions]
+        )
 
     def screen(self, report: Report) -> Screen:
         flat = flatten(report)
@@ -76,7 +78,7 @@ class Screener:
 
     def _red_flags(self, flat: Report) -> tuple[list[RedFlag], list[RedFlag]]:
         fired, undecided = [], []
-        for value, flag in zip(self._flag_stage(flat), self._flags_by_urgency, strict=True):
+        for value, flag in zip(self._flag_values(flat), self._flags_by_urgency, strict=True):
             if value is True:
                 fired.append(flag)
             elif value is None:
@@ -93,7 +95,7 @@ class Screener:
     def _read_safer(self, flat: dict) -> list:
         """The contradictions in the report, each read the safer way in ``flat`` (in place),
         before any red flag is evaluated."""
-        found = [self._contradictions[index] for index in self._contradicting(flat)]
+        found = [self._contradictions[index] for index in self._contradictions_holding(flat)]
         for contradiction in found:
             contradiction.safer(flat)
         return found
@@ -121,7 +123,7 @@ class Screener:
         """Whether to stop and the rules that say so; ``ctx`` learns whether every stop rule
         could be decided (an open one holds the plan back in rules that read it)."""
         fired, decided = [], True
-        for value, rule in zip(self._stop_stage(ctx), self._stops, strict=True):
+        for value, rule in zip(self._stop_values(ctx), self._stops, strict=True):
             if value is True:
                 fired.append(rule)
             elif value is None:

@@ -38,9 +38,14 @@ class Names:
         self.constants[name] = value
         return name
 
+    @property
+    def hoisted(self) -> bool:
+        """Whether each field is read once, into a local named by ``read``."""
+        return self.reads is not None
+
     def read(self, path: str) -> str:
         """An expression for the answer at ``path``: its hoisted local, or a read of ``f``
-        (walrus-bound to a fresh local where the value is tested again)."""
+        (which a caller that tests the value more than once binds to a local of its own)."""
         if self.reads is None:
             return f"f.get({self.constant(path)})"
         local = self.reads.get(path)
@@ -106,7 +111,7 @@ class Leaf(Condition):
 
     def expression(self, names):
         read = names.read(self.field.path)
-        if names.reads is not None:  # already a local: test it as it is
+        if names.hoisted:  # already a local: test it as it is
             return f"(None if {read} is None else {self.test(read, names)})"
         value = names.local()
         return f"(None if ({value} := {read}) is None else {self.test(value, names)})"

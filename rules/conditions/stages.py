@@ -25,7 +25,7 @@ def compile_stage(conditions: Sequence[Condition | None]) -> Stage:
     ``conditions`` (a rule that always applies) is True."""
     names = Names(hoisted_reads=True)
     values = "".join(f"{_value(condition, names)}, " for condition in conditions)
-    return _function(names, f"    return ({values})\n")  # "()" when there is none
+    return _compiled_function(names, f"    return ({values})\n")  # "()" when there is none
 
 
 def compile_which_hold(conditions: Sequence[Condition | None]) -> WhichHold:
@@ -36,14 +36,14 @@ def compile_which_hold(conditions: Sequence[Condition | None]) -> WhichHold:
         f"    if {_value(condition, names)} is True:\n        held.append({index})\n"
         for index, condition in enumerate(conditions)
     )
-    return _function(names, f"    held = []\n{tests}    return held\n")
+    return _compiled_function(names, f"    held = []\n{tests}    return held\n")
 
 
 def _value(condition: Condition | None, names: Names) -> str:
     return "True" if condition is None else condition.expression(names)
 
 
-def _function(names: Names, body: str) -> Callable:
+def _compiled_function(names: Names, body: str) -> Callable:
     reads = "".join(
         f"    {local} = get({names.constant(path)})\n" for path, local in names.reads.items()
     )
