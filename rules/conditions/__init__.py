@@ -6,8 +6,10 @@ Kleene's rules: ``all`` is false as soon as one part is false, ``any`` is true a
 part is true, and otherwise an absent answer leaves the result unknown. A red flag whose
 condition is unknown is an unanswered safety question, never a "no".
 
-Conditions are compiled once at load time into small node objects. Numbers never appear in a
-condition: comparisons name a parameter, so every threshold has an id and a source.
+Conditions are compiled once at load time into small node objects, and the conditions of each
+evaluation step into one function that reads each field once (``stages``). Numbers never
+appear in a condition: comparisons name a parameter, so every threshold has an id and a
+source.
 
 Forms (YAML):
 
