@@ -47,7 +47,7 @@ from rules.conditions.nodes import (
     NotTrue,
     OneOf,
 )
-from rules.conditions.stages import Stage, WhichHold, compile_stage, compile_which_hold
+from rules.conditions.stages import compile_stage, compile_which_hold
 
 Tri = bool | None  # True, False, or None for "unknown: not answered"
 
@@ -67,9 +67,7 @@ __all__ = [
     "Not",
     "NotTrue",
     "OneOf",
-    "Stage",
     "Tri",
-    "WhichHold",
     "compile_condition",
     "compile_stage",
     "compile_which_hold",
