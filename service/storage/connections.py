@@ -21,6 +21,10 @@ class Connections(Protocol):
         """A connection for reads."""
         ...
 
+    def write(self) -> AbstractContextManager[Connection]:
+        """A connection for one statement that writes and commits on its own."""
+        ...
+
     def scrub_after_erasure(self) -> None:
         """Whatever the database needs after an erasure so the erased rows leave its files."""
         ...

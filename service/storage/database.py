@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -35,6 +36,7 @@ from service.storage.errors import (
 from service.storage.keys import ApiKeyStore
 from service.storage.packing import check_dictionaries
 from service.storage.records import RecordStore
+from service.storage.writers import WriterQueue
 
 # What a failure means is service.storage.errors', and the engine is service.storage.engine's;
 # their names were first defined here, and code that imports them from here still finds them.
@@ -93,6 +95,8 @@ class Storage:
         self.engine = create_storage_engine(url, statement_timeout_ms, autocommit=True)
         # The few multi-statement writes (erasure, keys, CDS token uses) get real transactions.
         self.transaction_engine = create_storage_engine(url, statement_timeout_ms)
+        # On a SQLite file, the service's writers queue on a file lock (service.storage.writers).
+        self._writers = _writer_queue(url)
         # Until when readiness says "full" (time.monotonic()); set by any write that failed so.
         self._full_until = 0.0
         # The readiness problem last logged, so that a probe every few seconds logs it once.
@@ -105,13 +109,30 @@ class Storage:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.transaction_engine.begin() as connection:
+        with (
+            self._queued() as waited,
+            self.transaction_engine.begin() as connection,
+            _busy_timeout_less(connection, waited),
+        ):
             yield connection
 
     @contextlib.contextmanager
     def autocommit(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             yield connection
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection for one statement that writes and commits on its own."""
+        with (
+            self._queued() as waited,
+            self.engine.connect() as connection,
+            _busy_timeout_less(connection, waited),
+        ):
+            yield connection
+
+    def _queued(self) -> contextlib.AbstractContextManager[float]:
+        return contextlib.nullcontext(0.0) if self._writers is None else self._writers.turn()
 
     def scrub_after_erasure(self) -> None:
         """After an erasure has committed: on SQLite, copy the write-ahead log into the
@@ -210,3 +231,35 @@ class Storage:
     def dispose(self) -> None:
         self.engine.dispose()
         self.transaction_engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
+
+
+def _writer_queue(url: str) -> WriterQueue | None:
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri"):  # a URI filename ("file:...?mode=memory"): not a plain path
+        return None
+    return WriterQueue(str(Path(database).expanduser()))
+
+
+# A writer that queued longer than this has its SQLite wait shortened by as much.
+LONG_QUEUE_SECONDS = 1.0
+
+
+@contextlib.contextmanager
+def _busy_timeout_less(connection: Connection, waited: float) -> Iterator[None]:
+    """SQLite's own wait for its lock, shortened by the time spent in the queue, so that a
+    write waits about SQLITE_BUSY_TIMEOUT_S in all before its 503, not that twice over (the
+    writer ahead of it may itself have waited that long for a writer outside the queue)."""
+    if waited < LONG_QUEUE_SECONDS:
+        yield
+        return
+    left_ms = max(0, int((SQLITE_BUSY_TIMEOUT_S - waited) * 1000))
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={left_ms}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")

@@ -110,7 +110,7 @@ class RecordStore:
         # our insert failing and our reading it, which frees the key.
         for attempt in range(2):
             try:
-                with self._storage.autocommit() as connection:
+                with self._storage.write() as connection:
                     inserted = statement.rows(connection, parameters)
             except exc.IntegrityError:
                 outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
