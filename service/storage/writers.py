@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
 
 # The lock file beside the database: "<database>-writers".
 SUFFIX = "-writers"
@@ -52,21 +55,31 @@ class WriterQueue:
                     self._depth -= 1
                 return
             fd = self._file()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             self._depth = 1
             try:
                 yield time.monotonic() - started
             finally:
                 self._depth = 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _file(self) -> int:
+    def _file(self) -> int | None:
+        """This process's open lock file; None when it cannot be opened, and then writes go
+        on without the queue, waiting for SQLite's lock as they would without it."""
         # A file opened before a fork is shared with the child, and so is its lock: each
         # process needs its own open file to queue against the others.
         pid = os.getpid()
         if self._pid != pid:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self._pid = pid
+            try:
+                # Read-only is enough for flock, so a file another user made (a command run as
+                # root, say) still serves; the database's folder is writable, or SQLite fails.
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as error:
+                self._fd = None
+                log.warning("SQLite writers will not queue (%s): %s", self.path, error.strerror)
         return self._fd
 
     def close(self) -> None:

@@ -201,3 +201,28 @@ def test_a_long_wait_in_the_queue_shortens_the_wait_for_sqlites_own_lock(sqlite_
 )
 def test_only_a_sqlite_file_has_a_queue(url, queued, tmp_path):
     assert (database._writer_queue(url.format(folder=tmp_path)) is not None) is queued
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_writes_to_sqlites_own_lock(sqlite_path, caplog):
+    Path(f"{sqlite_path}{SUFFIX}").mkdir()  # a folder where the lock file should be
+    storage = Storage(f"sqlite:///{sqlite_path}")
+    try:
+        storage.upgrade()
+        storage.keys.create("writers", label="test")
+        assert _store_one(storage)
+    finally:
+        storage.dispose()
+    assert "will not queue" in caplog.text
+
+
+def test_a_lock_file_another_user_made_read_only_still_queues(sqlite_path):
+    lock = Path(f"{sqlite_path}{SUFFIX}")
+    lock.touch(mode=0o444)
+    queue = WriterQueue(str(sqlite_path))
+    probe = os.open(lock, os.O_RDONLY)
+    try:
+        with queue.turn(), pytest.raises(BlockingIOError):
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(probe)
+        queue.close()
