@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from bench import run as run_bench
 from service import create_app, examples
 from service.logs import ACCESS_LOGGER, REQUEST_FIELDS, RedactingJsonFormatter
 from tests.conftest import (
@@ -652,14 +653,20 @@ def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_
     assert _gunicorn_settings(code, WEB_CONCURRENCY="7")[0] == "7"
     workers, cpus = map(int, _gunicorn_settings(code))
     assert cpus >= 1
-    assert workers == max(2, cpus)
+    assert workers == max(2, cpus + 1)
 
 
-def test_the_default_worker_count_is_one_per_cpu_and_never_below_two():
-    """The rule measured with bench/run.py: one sync worker per CPU (more only added context
-    switches), at least two so that one slow request never leaves no worker free."""
+def test_the_default_worker_count_is_one_per_cpu_and_one_more():
+    """The rule measured with bench/run.py: one sync worker per CPU and one more, which uses
+    the CPU while the others wait on a commit or a client; so at least two, and one slow
+    request never leaves no worker free."""
     code = "print(*(settings['default_workers'](cpus) for cpus in (1, 2, 3, 4, 8, 16)))"
-    assert list(map(int, _gunicorn_settings(code))) == [2, 2, 3, 4, 8, 16]
+    assert list(map(int, _gunicorn_settings(code))) == [2, 3, 4, 5, 9, 17]
+
+
+def test_the_benchmark_runs_the_default_worker_count_of_its_two_cpu_machine():
+    code = "print(settings['default_workers'](2))"
+    assert int(_gunicorn_settings(code)[0]) == run_bench.WORKERS
 
 
 def test_the_gunicorn_config_file_exists_where_every_launcher_looks():
