@@ -123,7 +123,7 @@ def default_workers(cpus: int) -> int:
     than two, so that a request stuck on the database or a slow client never leaves an
     instance with no worker to answer (its health checks included).
     """
-    return max(2, cpus + 1)
+    return cpus + 1  # a process has at least one CPU: two workers at least
 
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or default_workers(_cpus_available()))

@@ -7,7 +7,7 @@
 
 Measures the configuration users deploy. Every service server runs as ./scripts/run and the
 image start it: `gunicorn -c gunicorn.conf.py service.wsgi:app` with POPLITEAL_CONFIG=production,
-HOST/PORT, WEB_CONCURRENCY=2 (sync workers; --workers), and
+HOST/PORT, WEB_CONCURRENCY=3 (sync workers, the default on 2 CPUs; --workers), and
 - rate limits on, with two per-key limits as the default has (RATELIMIT_APPLICATION
   "100000000 per minute;10000000 per second": the same code path and the same number of counter
   updates per request, but never a 429), in memory or on Redis;

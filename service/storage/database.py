@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Iterator
 from importlib import resources
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -36,7 +35,7 @@ from service.storage.errors import (
 from service.storage.keys import ApiKeyStore
 from service.storage.packing import check_dictionaries
 from service.storage.records import RecordStore
-from service.storage.writers import WriterQueue
+from service.storage.writers import WriterQueue, queue_for, release
 
 # What a failure means is service.storage.errors', and the engine is service.storage.engine's;
 # their names were first defined here, and code that imports them from here still finds them.
@@ -144,7 +143,9 @@ class Storage:
         # A TRUNCATE checkpoint waits for readers (a long listing, a backup) and holds writers
         # off meanwhile: wait briefly, not the connection's 30 s. If readers outlast it, the
         # erased rows stay in the log until the next truncating checkpoint (the next erasure).
-        with self.engine.connect() as connection:
+        # In the writers' queue: the checkpoint needs SQLite's write lock, which queued writers
+        # would otherwise pass from one to the next with no gap for it to take.
+        with self._queued(), self.engine.connect() as connection:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
             try:
                 busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
@@ -232,7 +233,8 @@ class Storage:
         self.engine.dispose()
         self.transaction_engine.dispose()
         if self._writers is not None:
-            self._writers.close()
+            release(self._writers)
+            self._writers = None
 
 
 def _writer_queue(url: str) -> WriterQueue | None:
@@ -240,9 +242,9 @@ def _writer_queue(url: str) -> WriterQueue | None:
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    if parsed.query.get("uri"):  # a URI filename ("file:...?mode=memory"): not a plain path
+    if sa.util.asbool(parsed.query.get("uri", False)):  # a URI filename: not a plain path
         return None
-    return WriterQueue(str(Path(database).expanduser()))
+    return queue_for(database)  # made absolute, as the driver opens it
 
 
 # A writer that queued longer than this has its SQLite wait shortened by as much.
@@ -262,4 +264,9 @@ def _busy_timeout_less(connection: Connection, waited: float) -> Iterator[None]:
     try:
         yield
     finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        try:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        except Exception:
+            # A connection the block's error left unusable: the pool drops it, rather than
+            # keep it with a short wait (and the block's own error is the one raised).
+            connection.invalidate()

@@ -653,7 +653,7 @@ def test_the_gunicorn_config_takes_its_worker_count_from_the_environment_or_the_
     assert _gunicorn_settings(code, WEB_CONCURRENCY="7")[0] == "7"
     workers, cpus = map(int, _gunicorn_settings(code))
     assert cpus >= 1
-    assert workers == max(2, cpus + 1)
+    assert workers == cpus + 1
 
 
 def test_the_default_worker_count_is_one_per_cpu_and_one_more():
