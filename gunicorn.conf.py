@@ -113,15 +113,16 @@ def default_workers(cpus: int) -> int:
     """Sync workers when WEB_CONCURRENCY is not set: one per CPU, and one more.
 
     Chosen by measurement (bench/run.py, 2 CPUs shared with the load generator, 2 against 3
-    workers for the service and for bare Flask alike, 3 alternating pairs of 6 x 6 s rounds):
-    with 3 workers every target served as much or more, as a share of bare Flask (medians,
-    2 -> 3 workers): assess unstored 0.79 -> 0.82, stored on PostgreSQL 0.25 -> 0.28, stored
-    on SQLite 0.25 -> 0.26; p99 unchanged (6-8 ms unstored). A stored request waits for its
-    durable commit, and a response for the client to read it: the extra worker uses the CPU
-    meanwhile. (Measured before the fast path, when a request was all CPU, workers beyond the
-    CPUs only cost more CPU each: 1.5 ms a request with 2, 1.6 with 3, 2.1 with 5.) Never fewer
-    than two, so that a request stuck on the database or a slow client never leaves an
-    instance with no worker to answer (its health checks included).
+    workers for the service and for bare Flask alike, alternating pairs): the stored paths
+    served more with 3 (medians of 3 pairs of 6 x 6 s rounds, 2 -> 3 workers: PostgreSQL
+    0.25 -> 0.28 of bare Flask, better in every pair; SQLite 0.25 -> 0.26), and the unstored
+    ones as much, within the runs' noise (assess 0.79 -> 0.82 in that set, 0.81 -> 0.79 in 3
+    pairs of 8 x 6 s rounds; escalation 0.95 both); p99 unchanged (6-8 ms unstored). A stored
+    request waits for its durable commit, and a response for the client to read it: the extra
+    worker uses the CPU meanwhile. (Measured before the fast path, when a request was all CPU,
+    workers beyond the CPUs only cost more CPU each: 1.5 ms a request with 2, 1.6 with 3, 2.1
+    with 5.) Never fewer than two, so that a request stuck on the database or a slow client
+    never leaves an instance with no worker to answer (its health checks included).
     """
     return cpus + 1  # a process has at least one CPU: two workers at least
 
