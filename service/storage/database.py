@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 
 import sqlalchemy as sa
@@ -106,26 +106,30 @@ class Storage:
         self.records = RecordStore(self)
         self.cds = CdsStore(self)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with (
-            self._queued() as waited,
-            self.transaction_engine.begin() as connection,
-            _busy_timeout_less(connection, waited),
-        ):
-            yield connection
+    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        return self._in_turn(self.transaction_engine.begin)
 
     @contextlib.contextmanager
     def autocommit(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             yield connection
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection for one statement that writes and commits on its own."""
+        return self._in_turn(self.engine.connect)
+
+    @contextlib.contextmanager
+    def _in_turn(
+        self, connect: Callable[[], contextlib.AbstractContextManager[Connection]]
+    ) -> Iterator[Connection]:
+        """A connection from ``connect``, on a SQLite file once it is this writer's turn."""
+        if self._writers is None:  # no queue (PostgreSQL): nothing else to do
+            with connect() as connection:
+                yield connection
+            return
         with (
-            self._queued() as waited,
-            self.engine.connect() as connection,
+            self._writers.turn() as waited,
+            connect() as connection,
             _busy_timeout_less(connection, waited),
         ):
             yield connection
