@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    column,
     false,
 )
 from sqlalchemy.types import TypeDecorator
@@ -55,6 +56,12 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _partial_index(name: str, optional: str, *columns: str) -> Index:
+    """An index of the rows whose ``optional`` column is not NULL, on either database."""
+    condition = column(optional).isnot(None)
+    return Index(name, *columns, postgresql_where=condition, sqlite_where=condition)
 
 
 RECORD_ID_LENGTH = 36
@@ -110,7 +117,6 @@ records = Table(
         String(RECORD_ID_LENGTH),
         ForeignKey("records.id", ondelete="CASCADE"),
         nullable=True,
-        index=True,
     ),
     # For an assessment: the prescription holding its plan.
     Column("plan_id", String(RECORD_ID_LENGTH), nullable=True),
@@ -121,7 +127,6 @@ records = Table(
         String(RECORD_ID_LENGTH),
         ForeignKey("records.id", ondelete="CASCADE"),
         nullable=True,
-        index=True,
     ),
     Column("created_at", UTCDateTime, nullable=False),
     Column("request_id", String(128), nullable=False),
@@ -147,10 +152,14 @@ records = Table(
     Column("request_fingerprint", String(64), nullable=True),
     UniqueConstraint("tenant_id", "idempotency_key"),
     Index("ix_records_tenant_kind_created", "tenant_id", "kind", "created_at", "id"),
+    # The indexes below serve lookups of a value in a column most rows leave empty: each holds
+    # only the rows with a value (0010), so that storing a record writes no entry it does not
+    # need. ``column = value`` implies the condition: both databases use them for it.
     # A subject's records of one kind, newest first, as the listing pages them: every
     # condition and the whole order are in the index (no filter, no sort).
-    Index(
+    _partial_index(
         "ix_records_tenant_subject_kind_created",
+        "subject_system",
         "tenant_id",
         "subject_system",
         "subject_value",
@@ -158,6 +167,9 @@ records = Table(
         "created_at",
         "id",
     ),
+    # A prescription's assessment (the cascade of an erasure looks up children this way).
+    _partial_index("ix_records_assessment_id", "assessment_id", "assessment_id"),
+    _partial_index("ix_records_reassessment_of", "reassessment_of", "reassessment_of"),
 )
 
 # What was erased, when, and by which key: proof that an erasure request was carried out,
