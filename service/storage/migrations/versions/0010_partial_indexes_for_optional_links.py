@@ -4,9 +4,11 @@ Three of the records indexes serve lookups by a column most rows leave empty: ``
 (set on a plan or a prescription only), ``reassessment_of`` (set on a reassessment only) and the
 subject's (set when a client names who the record is about). Every lookup through them asks
 for a value, never for NULL, so their empty rows were never read through them, yet each stored
-assessment wrote them: seven entries of its twelve. Each is now partial (``WHERE column IS NOT
-NULL``), on PostgreSQL and SQLite alike. Both databases use a partial index for a condition
-``column = value``, which implies it; the foreign keys' cascades look up children that way.
+assessment wrote them: an assessment and its plan without a subject wrote 12 index entries,
+5 of them empty ones in these three indexes. Each is now partial (``WHERE column IS NOT
+NULL``), on PostgreSQL and SQLite alike, and such an assessment writes 7. Both databases use a
+partial index for a condition ``column = value``, which implies it; the foreign keys' cascades
+look up children that way.
 
 The upgrade rebuilds each index as a partial one, and the downgrade as a full one again; no
 row is rewritten.
