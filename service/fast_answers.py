@@ -137,7 +137,7 @@ def assess_and_store(
     sent, evaluator, assessment = assessment_of(evaluator_for, report)
     new_records = assessment_records(sent, assessment, subject)
     try:
-        stored, replayed = records.create(
+        record, replayed = records.create(
             tenant_id=caller.principal.tenant_id,
             api_key_id=caller.principal.key_id,
             request_id=caller.request_id,
@@ -147,7 +147,7 @@ def assess_and_store(
         )
     except Exception as error:  # a reused or erased key, the database away: Flask's to answer
         raise StoreFailed(error) from error
-    record, level, location = stored[0], None, None
+    level, location = None, None
     try:
         # Counted in the metrics only once the write is done: a write that failed is counted by
         # Flask, which answers it.

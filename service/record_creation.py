@@ -107,7 +107,8 @@ def fingerprint_of(method: str, target: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[list[Record], bool]:
+def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[Record, bool]:
+    """Store the records; the first, the one asked for, as stored, and whether it is a replay."""
     raise_failed_storage()
     principal = g.principal
     return state().storage.records.create(

@@ -125,9 +125,9 @@ def assess(body: dict):
         return json_response(assessment)
 
     stored, replayed = store(assessment_records(sent, assessment, subject), key)
-    location = assessment_path(stored[0].id)
+    location = assessment_path(stored.id)
     try:
-        return created_json(assessment_json(stored[0]), location, replayed)
+        return created_json(assessment_json(stored), location, replayed)
     except Exception as error:  # stored: the 500 says where, as a retry would store it again
         raise StoredButUnanswered(location) from error
 
@@ -227,7 +227,7 @@ def prescribe():
         assessment_id=assessment_id,
     )
     stored, replayed = store([record], key)
-    return created(render_prescription(stored[0]), prescription_path(stored[0].id), replayed)
+    return created(render_prescription(stored), prescription_path(stored.id), replayed)
 
 
 def _prescription_from_report(body: dict) -> tuple[dict, dict]:

@@ -168,9 +168,8 @@ def reassess(body, assessment_id):
         sent, assessment, original.subject, reassessment_of=original.id
     )
     try:
-        stored, replayed = store(new_records, key)
+        new, replayed = store(new_records, key)
     except AssessmentNotFound:
         # The original was erased after it was read: nothing was written.
         return problem_404()
-    new = stored[0]
     return created(reassessment(original, new.response, new.id), assessment_path(new.id), replayed)

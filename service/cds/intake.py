@@ -153,7 +153,7 @@ def assess_intake(intake: dict[str, Any], subject: Subject | None):
         idempotency_key=f"cds-hooks:{fingerprint}",
         fingerprint=fingerprint,
     )
-    return stored[0]
+    return stored
 
 
 def latest_stored(subjects: list[Subject]):

@@ -117,7 +117,8 @@ def insert_statement(
 
 def rows_for(
     new_records: Sequence[NewRecord],
-    answers: list[bytes],
+    answers: list[bytes | None],
+    plans: set[str],
     *,
     tenant_id: int,
     api_key_id: int | None,
@@ -127,7 +128,6 @@ def rows_for(
     fingerprint: str | None,
 ) -> list[dict[str, Any]]:
     """One row per record; the key and fingerprint go on the first, the one asked for."""
-    plans = _plans_among(new_records)
     return [
         {
             "id": record.id,
@@ -157,35 +157,36 @@ def rows_for(
     ]
 
 
-def answers_of(new_records: Sequence[NewRecord]) -> list[bytes]:
-    return [orjson.dumps(record.response) for record in new_records]
-
-
-def stored(
-    rows: list[dict[str, Any]], new_records: Sequence[NewRecord], answers: list[bytes]
-) -> list[Record]:
-    """The records as stored, without reading them back."""
+def answers_of(new_records: Sequence[NewRecord], plans: set[str]) -> list[bytes | None]:
+    """Each record's answer as JSON bytes, but for the plans stored with their assessment
+    (``plans_among``): nothing stores or returns theirs, and a plan's is some 15 kB to encode.
+    The first record's answer is always made: it is the one returned."""
     return [
-        Record(
-            row["id"],
-            row["kind"],
-            row["created_at"],
-            row["request_id"],
-            row["rules_version"],
-            record.subject,
-            row["triage_level"],
-            row["assessment_id"],
-            row["plan_id"],
-            row["reassessment_of"],
-            record.request,
-            answer,
-            [record.response],
-        )
-        for row, record, answer in zip(rows, new_records, answers, strict=True)
+        None if index and record.id in plans else orjson.dumps(record.response)
+        for index, record in enumerate(new_records)
     ]
 
 
-def _plans_among(new_records: Sequence[NewRecord]) -> set[str]:
+def stored_first(row: dict[str, Any], record: NewRecord, answer: bytes) -> Record:
+    """The first record as stored (the one the client asked for), without reading it back."""
+    return Record(
+        row["id"],
+        row["kind"],
+        row["created_at"],
+        row["request_id"],
+        row["rules_version"],
+        record.subject,
+        row["triage_level"],
+        row["assessment_id"],
+        row["plan_id"],
+        row["reassessment_of"],
+        record.request,
+        answer,
+        [record.response],
+    )
+
+
+def plans_among(new_records: Sequence[NewRecord]) -> set[str]:
     """The ids of the records that are the plan of an assessment stored with them, whose answer
     is exactly the one read from the assessment's: they are stored without a copy of it."""
     by_id = {record.id: record for record in new_records}

@@ -45,7 +45,13 @@ from service.storage.record_types import (
     Subject,
     new_record_id,
 )
-from service.storage.record_writes import answers_of, insert_statement, rows_for, stored
+from service.storage.record_writes import (
+    answers_of,
+    insert_statement,
+    plans_among,
+    rows_for,
+    stored_first,
+)
 from service.storage.tables import records
 
 __all__ = [
@@ -84,20 +90,22 @@ class RecordStore:
         new_records: Sequence[NewRecord],
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
-    ) -> tuple[list[Record], bool]:
-        """Store records in one INSERT statement (all or none); the first is the one the client
-        asked for.
+    ) -> tuple[Record, bool]:
+        """Store records in one INSERT statement (all or none) and return the first, the one the
+        client asked for (the others, an assessment's plan, are reached through its links).
 
         With an idempotency key, a key already used with the same fingerprint returns the
-        records stored then, and ``True`` (a replay); with another fingerprint it raises
+        record stored then, and ``True`` (a replay); with another fingerprint it raises
         IdempotencyKeyReused; the key of an erased record raises IdempotencyKeyErased. Two
         concurrent requests with one key store one set of records: the unique index on
         (tenant, key) makes the second insert wait for the first and fail.
         """
-        answers = answers_of(new_records)
+        plans = plans_among(new_records)
+        answers = answers_of(new_records, plans)
         rows = rows_for(
             new_records,
             answers,
+            plans,
             tenant_id=tenant_id,
             api_key_id=api_key_id,
             request_id=request_id,
@@ -114,14 +122,14 @@ class RecordStore:
                     inserted = statement.rows(connection, parameters)
             except exc.IntegrityError:
                 outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
-                if isinstance(outcome, list):
+                if isinstance(outcome, Record):
                     return outcome, True
                 if outcome is not _TRY_AGAIN or attempt == 1:
                     raise  # a constraint this code does not expect to break: a defect
                 continue
             if not inserted:  # only the erased-key condition inserts nothing
                 raise IdempotencyKeyErased()
-            return stored(rows, new_records, answers), False
+            return stored_first(rows[0], new_records[0], answers[0]), False
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _after_conflict(
@@ -130,20 +138,17 @@ class RecordStore:
         new_records: Sequence[NewRecord],
         idempotency_key: str | None,
         fingerprint: str | None,
-    ) -> list[Record] | object | None:
-        """Why an insert broke a constraint: the records stored under the same idempotency key
-        (a replay); IdempotencyKeyReused; AssessmentNotFound; _TRY_AGAIN when the key's record
+    ) -> Record | object | None:
+        """Why an insert broke a constraint: the record stored first under the same idempotency
+        key (a replay); IdempotencyKeyReused; AssessmentNotFound; _TRY_AGAIN when the key's record
         was erased meanwhile, freeing the key; None when none of these explains it."""
         if idempotency_key is not None:
             first = self._by_idempotency_key(tenant_id, idempotency_key)
             if first is not None:
                 if first.request_fingerprint != fingerprint:
                     raise IdempotencyKeyReused(idempotency_key) from None
-                stored_first = self._get_by_id(tenant_id, first.id)
-                if stored_first is None:
-                    return _TRY_AGAIN
-                plan = stored_first.plan_id and self._get_by_id(tenant_id, stored_first.plan_id)
-                return [stored_first, *([plan] if plan else [])]
+                replayed = self._get_by_id(tenant_id, first.id)
+                return _TRY_AGAIN if replayed is None else replayed
         # The assessment a prescription or a reassessment is made from was erased meanwhile.
         own_ids = {record.id for record in new_records}
         for record in new_records:

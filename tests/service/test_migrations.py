@@ -183,7 +183,7 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
         new_records=[
             NewRecord(ASSESSMENT, "1.0.0", {"pain": {"intensity": 2}}, {}, reassessment_of=other)
         ],
-    )[0][0]
+    )[0]
     # The foreign keys still cascade: the database erases a plan with its assessment.
     with storage.transaction() as connection:
         connection.execute(sa.delete(records).where(records.c.id == assessment))

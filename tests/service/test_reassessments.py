@@ -148,7 +148,7 @@ def store_as_if_assessed_by_other_rules(app, tenant, report: dict, answered: dic
             NewRecord(ASSESSMENT, version, report, answered, Subject(**SUBJECT), level),
         ],
     )
-    return stored[0].id
+    return stored.id
 
 
 # -- Stateless -------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _storing(storage: Storage) -> Callable[[], str]:
             request_id="writers-test",
             new_records=new_records,
         )
-        return stored[0].id
+        return stored.id
 
     return store
 
