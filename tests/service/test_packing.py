@@ -9,6 +9,7 @@ import zlib
 
 import orjson
 import pytest
+import zstandard
 
 from rules import load_library
 from service.evaluation import REPORT
@@ -57,6 +58,27 @@ def test_every_cases_answer_and_request_come_back_exactly_and_small():
 def test_answers_stored_with_zlib_before_dictionaries_still_read():
     answer = CASES[0][0]
     assert unpack(ZLIB + zlib.compress(answer, 1)) == answer
+
+
+def test_answers_packed_with_level_3s_full_tables_before_they_were_shrunk_still_read():
+    """The tables' size is the compressor's alone: rows stored before keep their bytes."""
+    compressor = zstandard.ZstdCompressor(
+        level=3,
+        dict_data=packing.dictionary(packing.ZSTD_ANSWERS_1),
+        write_checksum=True,
+    )
+    for answer, _ in CASES[:20]:
+        assert unpack(packing.ZSTD_ANSWERS_1 + compressor.compress(answer)) == answer
+
+
+def test_the_compressor_uses_the_shrunk_tables_and_checksums_every_value():
+    settings = packing.compression_parameters()
+    assert (settings.compression_level, settings.hash_log, settings.chain_log) == (3, 15, 14)
+    answer = CASES[0][0]
+    frame = zstandard.get_frame_parameters(pack_answer(answer)[1:])
+    assert frame.has_checksum
+    assert frame.content_size == len(answer)
+    assert frame.dict_id == packing.dictionary(packing.ZSTD_ANSWERS_1).dict_id()
 
 
 @pytest.mark.parametrize("damage", ["unknown encoding", "flipped byte", "cut short"])
