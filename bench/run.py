@@ -33,7 +33,11 @@ by the names in brackets; bare Flask is always measured, every ratio is to it):
 - the service on a throw-away PostgreSQL database (created on the server at --postgres-url or
   BENCH_POSTGRES_URL, migrated, dropped at the end), limits in memory - [stored-pg] POST
   /v1/assess stored, [stored-keyed] the same with an Idempotency-Key of its own per request,
-  [get] GET /v1/assessments/{id} of one stored assessment.
+  [get] GET /v1/assessments/{id} of one stored assessment;
+- the floor of a stored request (bench/floor_app.py under plain gunicorn, same worker count:
+  bare Flask plus one durable autocommit INSERT of the body on the driver) on the run's
+  PostgreSQL database and on a SQLite file of its own - [floor-pg], [floor-sqlite] POST
+  /v1/assess. Each stored target measured beside its floor is also given over it.
 
 Then loads the targets in alternating rounds with wrk (Debian package `wrk`, 2 threads), so
 that noise on a shared machine hits all of them alike: --duration seconds of load per target,
@@ -92,6 +96,12 @@ STORED_PG = "assess stored, PostgreSQL"
 STORED_SQLITE = "assess stored, SQLite"
 STORED_KEYED = "assess stored, Idempotency-Key, PG"
 GET = "GET assessment, PostgreSQL"
+FLOOR_PG = "floor: bare + INSERT, PostgreSQL"
+FLOOR_SQLITE = "floor: bare + INSERT, SQLite"
+# Each stored target beside the floor of its database (bench/floor_app.py).
+FLOORS = {STORED_PG: FLOOR_PG, STORED_SQLITE: FLOOR_SQLITE}
+# The apps that are not the service: no log, metrics or limits of the service's to check.
+BASELINE_APPS = {"bare_app:app", "floor_app:app"}
 # Per target: (least throughput as a share of bare Flask's, largest p99 in ms at
 # P99_CONNECTIONS connections, or None). Targets for later work: a run reports, never fails on
 # them.
@@ -147,6 +157,10 @@ ALL_TARGETS = (
     Target("stored-keyed", STORED_KEYED, "postgres", "POST", "/v1/assess", SELF_CARE_TECHNIQUE,
            postgres=True, keyed=True),
     Target("get", GET, "postgres", "GET", "/v1/assessments/{assessment_id}", None, postgres=True),
+    Target("floor-pg", FLOOR_PG, "floor-pg", "POST", "/v1/assess", SELF_CARE_TECHNIQUE,
+           postgres=True),
+    Target("floor-sqlite", FLOOR_SQLITE, "floor-sqlite", "POST", "/v1/assess",
+           SELF_CARE_TECHNIQUE),
 )  # fmt: skip
 # Targets that write records, with the server whose database holds them.
 STORED = {STORED_PG: "postgres", STORED_SQLITE: "memory", STORED_KEYED: "postgres"}
@@ -212,7 +226,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"{name}.log"
-        self.service = app != "bare_app:app"
+        self.service = app not in BASELINE_APPS
         self.metrics_url = None
         self.process: subprocess.Popen | None = None
         environment = {
@@ -249,6 +263,7 @@ class Server:
                 "--no-control-socket", app,
             ]  # fmt: skip
             self.cwd = ROOT / "bench"
+            environment.update(settings)
         self.environment = environment
 
     def start(self) -> None:
@@ -454,6 +469,7 @@ class Run:
     counted: dict[str, int] = field(default_factory=dict)  # per server, by its metrics
     logged: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # per server
     records: dict[str, dict[str, int]] = field(default_factory=dict)  # per stored target
+    floor_rows: dict[str, int] = field(default_factory=dict)  # per floor target
     redis_keys: int | None = None
     workers_gone: int = 0  # workers that exited during a round
     backends_gone: int = 0  # PostgreSQL backends that exited during a round
@@ -470,7 +486,8 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="popliteal-bench-") as tmp:
         folder = Path(tmp)
         servers: dict[str, Server] = {"bare": Server("bare", folder, "bare_app:app")}
-        keys = {"bare": "plt_" + "0" * 54}  # the same header as the service gets, ignored
+        # The same header as the service gets, ignored by bare Flask and the floors.
+        keys = dict.fromkeys(("bare", "floor-pg", "floor-sqlite"), "plt_" + "0" * 54)
         urls = {}
         if "memory" in needed:
             urls["memory"] = f"sqlite:///{folder / 'memory.sqlite3'}"
@@ -490,6 +507,9 @@ def measure(
             servers["postgres"] = Server(
                 "postgres", folder, "service.wsgi:app", DATABASE_URL=database.url
             )
+        floors = floor_databases(needed, folder, database)
+        for name, url in floors.items():
+            servers[name] = Server(name, folder, "floor_app:app", FLOOR_DATABASE=url)
         for name, url in urls.items():
             keys[name] = prepared(url)
         run = Run({target.label: [] for target in selected})
@@ -549,7 +569,43 @@ def measure(
         for label, server in STORED.items():
             if label in run.results:
                 run.records[label] = records(urls[server])
+        for target in selected:
+            if target.server in floors:
+                run.floor_rows[target.label] = floor_rows(floors[target.server])
         return run
+
+
+def floor_databases(needed: set[str], folder: Path, database: BenchDatabase | None) -> dict:
+    """The floor servers' databases (FLOOR_DATABASE), each with its empty table made."""
+    floors = {}
+    if "floor-sqlite" in needed:
+        floors["floor-sqlite"] = f"sqlite:///{folder / 'floor.sqlite3'}"
+    if "floor-pg" in needed:
+        floors["floor-pg"] = (
+            sa.make_url(database.url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+    for url in floors.values():
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            kind = "blob" if engine.dialect.name == "sqlite" else "bytea"
+            connection.exec_driver_sql(
+                f"CREATE TABLE floor_writes (id text PRIMARY KEY, body {kind})"
+            )
+        engine.dispose()
+    return floors
+
+
+def floor_rows(url: str) -> int:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            return connection.exec_driver_sql("SELECT count(*) FROM floor_writes").scalar_one()
+    finally:
+        engine.dispose()
 
 
 def stored_assessment(base: str, key: str) -> str:
@@ -645,6 +701,13 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
         )
     for text, met in verdicts:
         print(f"{'n/a' if met is None else 'met' if met else 'NOT met':>8}  {text}")
+    for stored, floor in FLOORS.items():
+        if stored in results and floor in results:
+            over_floor = ratios(stored, floor)
+            print(
+                f"{'':>8}  {stored} ÷ its floor: {statistics.median(over_floor):.2f} "
+                f"({min(over_floor):.2f}-{max(over_floor):.2f})"
+            )
 
     ok = True
     print("checks:")
@@ -680,6 +743,14 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
             f"{lines} request lines in its log, {run.counted[name]} in its metrics; "
             f"{len(problems)} warning/error lines"
             + (f" (first: {problems[0]})" if problems else "")
+        )
+    for label, rows in run.floor_rows.items():
+        answered = sum(r["requests"] for r in results[label])
+        fine = rows >= answered
+        ok &= fine
+        print(
+            f"  {'ok' if fine else 'FAILED':>6}  {label}: {answered} requests answered 2xx in "
+            f"the rounds; {rows} rows written (warm-up included)"
         )
     if run.redis_keys is not None:
         fine = run.redis_keys > 0
@@ -753,7 +824,7 @@ def main() -> int:
     try:
         with contextlib.ExitStack() as stack:
             database = redis_store = None
-            if any(target.server == "postgres" for target in selected):
+            if any(target.postgres for target in selected):
                 database = stack.enter_context(BenchDatabase(args.postgres_url))
             if any(target.server == "redis" for target in selected):
                 redis_store = stack.enter_context(BenchRedis(args.redis_url))
