@@ -130,9 +130,9 @@ def assess_and_store(
     evaluator_for: EvaluatorFor, body: dict, caller: Caller, records: RecordStore
 ) -> Reply:
     """POST /v1/assess stored: the assessment and its plan written in one statement (or, with
-    an Idempotency-Key already used for the same request, the records stored then). Its JSON is
-    made only when sent, so that nothing after the write can send the request back to Flask,
-    which would store it again."""
+    an Idempotency-Key already used for the same request, the assessment stored then). Its
+    JSON is made only when sent, so that nothing after the write can send the request back to
+    Flask, which would store it again."""
     _, subject, report = split_assess_request(body)
     sent, evaluator, assessment = assessment_of(evaluator_for, report)
     new_records = assessment_records(sent, assessment, subject)

@@ -8,10 +8,15 @@ import itertools
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
-from service.storage import Storage
+from rules import load_library, prescription_from_assessment
+from service.evaluation import assessment_of
+from service.examples import SELF_CARE_TECHNIQUE
+from service.record_creation import assessment_records
+from service.storage import Storage, Subject
 from service.storage.packing import pack_answer, pack_request
 from service.storage.record_writes import insert_statement
 from service.storage.tables import records
@@ -140,3 +145,35 @@ def test_an_equal_value_that_is_another_object_is_still_bound_for_its_own_row(st
     assert {"subject_value_1", "triage_level_1"} <= set(parameters)
     _insert(storage, tenant, rows)
     assert stored_values(storage, [row["id"] for row in rows]) == rows
+
+
+@pytest.mark.parametrize("key", [None, "replayed-key"], ids=["no key", "with a key"])
+def test_create_returns_the_assessment_as_a_read_gives_it_back_and_stores_its_plan(
+    storage, tenant, key
+):
+    tenant_id, key_id = tenant
+    library = load_library()
+    sent, _, assessment = assessment_of(library.get, dict(SELF_CARE_TECHNIQUE))
+    new_records = assessment_records(sent, assessment, Subject("https://example.org/mrn", "7"))
+    key = key and f"{key}-{uuid.uuid4().hex}"
+
+    def create():
+        return storage.records.create(
+            tenant_id=tenant_id,
+            api_key_id=key_id,
+            request_id="returned",
+            new_records=new_records,
+            idempotency_key=key,
+            fingerprint=key and "f" * 64,
+        )
+
+    returned, replayed = create()
+    assert not replayed
+    read = storage.records.get(tenant_id, "assessment", returned.id)
+    assert returned == read
+    assert returned.response_json == read.response_json == orjson.dumps(assessment)
+    plan = storage.records.get(tenant_id, "exercise_prescription", returned.plan_id)
+    assert plan.response == prescription_from_assessment(assessment)
+    assert plan.assessment_id == returned.id
+    if key:
+        assert create() == (read, True)
