@@ -42,6 +42,7 @@ def _connect():
         path = DATABASE.removeprefix(SQLITE_PREFIX)
         connection = sqlite3.connect(path, isolation_level=None, timeout=30)
         connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
         lock_file = os.open(path + "-writers", os.O_RDONLY | os.O_CREAT, 0o644)
         insert = "INSERT INTO floor_writes (id, body) VALUES (?, ?)"
         return connection, insert, lambda: _queued(lock_file)
