@@ -587,7 +587,7 @@ def floor_databases(needed: set[str], folder: Path, database: BenchDatabase | No
             .render_as_string(hide_password=False)
         )
     for url in floors.values():
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        engine = _floor_engine(url)
         with engine.begin() as connection:
             if engine.dialect.name == "sqlite":
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -599,8 +599,13 @@ def floor_databases(needed: set[str], folder: Path, database: BenchDatabase | No
     return floors
 
 
+def _floor_engine(url: str) -> sa.Engine:
+    """An engine on a floor's database (its URL is the driver's: psycopg's plain form)."""
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
 def floor_rows(url: str) -> int:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = _floor_engine(url)
     try:
         with engine.connect() as connection:
             return connection.exec_driver_sql("SELECT count(*) FROM floor_writes").scalar_one()

@@ -27,7 +27,7 @@ import zstandard  # noqa: E402
 
 from rules import load_library  # noqa: E402
 from service.evaluation import REPORT  # noqa: E402
-from service.storage.packing import compression_parameters  # noqa: E402
+from service.storage.packing import compressor, prepared_dictionary  # noqa: E402
 from tests.rules.clinical_cases import case_reports  # noqa: E402
 
 # Per kind: the dictionary's size, and FastCover's segment size (what its own search chose on
@@ -65,13 +65,9 @@ def main() -> None:
         )
         path = args.output / f"{kind}-{args.id}.zdict"
         path.write_bytes(dictionary.as_bytes())
-        # Measured as the service packs: its compression settings, the dictionary prepared
-        # with them.
-        dictionary.precompute_compress(compression_params=compression_parameters())
-        compressor = zstandard.ZstdCompressor(
-            compression_params=compression_parameters(), dict_data=dictionary
-        )
-        sizes = [len(compressor.compress(sample)) for sample in kind_samples]
+        # Measured as the service packs.
+        packer = compressor(prepared_dictionary(dictionary.as_bytes()))
+        sizes = [len(packer.compress(sample)) for sample in kind_samples]
         print(
             f"{path}: {len(dictionary.as_bytes()):,} bytes from {len(kind_samples)} {kind};"
             f" packed median {statistics.median(sizes):,.0f} B, largest {max(sizes):,} B"

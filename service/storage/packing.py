@@ -80,9 +80,19 @@ def dictionary(encoding: bytes) -> zstandard.ZstdCompressionDict:
             f"{path} is not the dictionary stored records were packed with (its SHA-256"
             " differs): restore the file; a new dictionary needs a new name and encoding"
         )
-    packed = zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_FULLDICT)
-    packed.precompute_compress(compression_params=compression_parameters())
-    return packed
+    return prepared_dictionary(content)
+
+
+def prepared_dictionary(content: bytes) -> zstandard.ZstdCompressionDict:
+    """A dictionary's bytes, ready to pack with the service's settings."""
+    prepared = zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_FULLDICT)
+    prepared.precompute_compress(compression_params=compression_parameters())
+    return prepared
+
+
+def compressor(prepared: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:
+    """A compressor packing as the service does, with a dictionary from prepared_dictionary."""
+    return zstandard.ZstdCompressor(compression_params=compression_parameters(), dict_data=prepared)
 
 
 def compression_parameters() -> zstandard.ZstdCompressionParameters:
@@ -114,12 +124,7 @@ class _Codecs:
     """A compressor and a decompressor per dictionary."""
 
     def __init__(self) -> None:
-        self.compressors = {
-            encoding: zstandard.ZstdCompressor(
-                compression_params=compression_parameters(), dict_data=dictionary(encoding)
-            )
-            for encoding in DICTIONARIES
-        }
+        self.compressors = {encoding: compressor(dictionary(encoding)) for encoding in DICTIONARIES}
         self.decompressors = {
             encoding: zstandard.ZstdDecompressor(dict_data=dictionary(encoding))
             for encoding in DICTIONARIES
