@@ -3,8 +3,9 @@
     .venv/bin/python bench/record_size.py [--count 2000] [--postgres-url URL] [--sqlite-only]
 
 Stores --count assessments through POST /v1/assess (the app in-process; each request stores the
-assessment and its plan, as every stored assessment does), cycling through the reports of the
-clinical cases in tests/rules/cases (every kind of answer, from self-care to emergency). Then
+assessment's row, which holds its plan, as every stored assessment does), cycling through the
+reports of the clinical cases in tests/rules/cases (every kind of answer, from self-care to
+emergency). Then
 prints, per database, the bytes the ``records`` table grew by per assessment, split into the
 table (with PostgreSQL's TOAST) and its indexes, the stored answer's median and largest size,
 and the stored request's median size:

@@ -26,7 +26,7 @@ by the names in brackets; bare Flask is always measured, every ratio is to it):
 - the service on a throw-away SQLite file, limits in memory - [assess] POST /v1/assess with
   "store": false, [escalation] POST /v1/escalation-check, [interview] POST /v1/interview/next
   (the same report), [stored-sqlite] POST /v1/assess stored (each request writes the
-  assessment and its plan);
+  assessment's row, which holds its plan);
 - the same on its own SQLite file with limits on Redis (--redis-url or BENCH_REDIS_URL; under a
   key prefix of the run's own, bench/prefixed_app.py) - [assess-redis] POST /v1/assess
   "store": false;
@@ -85,7 +85,8 @@ import sqlalchemy as sa  # noqa: E402
 from bench import cpu  # noqa: E402
 from service.examples import SELF_CARE_TECHNIQUE  # noqa: E402
 from service.storage import Storage  # noqa: E402
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION  # noqa: E402
+from service.storage.inline_plans import HOLDS_ITS_PLAN  # noqa: E402
+from service.storage.tables import records as records_table  # noqa: E402
 
 BARE = "bare Flask"
 ASSESS = "assess store:false, limits memory"
@@ -388,13 +389,16 @@ def prepared(url: str) -> str:
     return key
 
 
-def records(url: str) -> dict[str, int]:
-    """How many records of each kind the database at url holds."""
+def records(url: str) -> tuple[int, int]:
+    """How many assessments the database at url holds, and how many of their rows hold their
+    plan."""
     engine = sa.create_engine(url)
+    held = sa.case((HOLDS_ITS_PLAN, 1), else_=0)
+    query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(held), 0))
     try:
         with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT kind, count(*) FROM records GROUP BY kind"))
-            return dict(rows.all())
+            row = connection.execute(query.where(records_table.c.kind == "assessment")).one()
+            return row[0], row[1]
     finally:
         engine.dispose()
 
@@ -717,7 +721,7 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
     ok = True
     print("checks:")
     # wrk counts the requests it completed in the rounds (not the warm-up); each stored
-    # assessment is two rows, the assessment and its plan (an exercise prescription). The
+    # assessment is a row that holds its plan (an exercise prescription). The
     # warm-up's records, and requests cut off when a round ends (stored, not counted), can
     # only add rows: each kind may exceed the count, never fall short of it.
     for label, stored in run.records.items():
@@ -728,14 +732,14 @@ def report(run: Run, args: argparse.Namespace, seconds: int) -> bool:
             if STORED[other] == STORED[label]
             for r in results[other]
         )
-        assessments, plans = stored.get(ASSESSMENT, 0), stored.get(EXERCISE_PRESCRIPTION, 0)
+        assessments, plans = stored
         fine = min(assessments, plans) >= answered
         ok &= fine
         print(
             f"  {'ok' if fine else 'FAILED':>6}  {label}: {answered} requests answered 2xx in "
             f"the rounds (with the other targets storing there); in the database (warm-up "
             f"included): {assessments} assessments, "
-            f"{plans} exercise prescriptions"
+            f"{plans} holding their plan"
         )
     # Requests answered by a server (warm-ups included) that its log and its metrics missed
     # mean the benchmark did not measure the configuration it claims to.

@@ -3,7 +3,7 @@ a request already admitted (its key checked, its rate limit counted), or None to
 request to Flask.
 
 Flask's views give the same answers through the same functions: the evaluation
-(``Evaluator``), the records made of an assessment (``assessment_records``), the store
+(``Evaluator``), the record made of an assessment (``assessment_record``), the store
 (``RecordStore.create`` and ``get``) and the JSON of a record (``service.records_as_json``).
 """
 
@@ -26,7 +26,7 @@ from service.evaluation import (
     escalation_of,
 )
 from service.observability import assessment_level, escalation_level
-from service.record_creation import assessment_records, split_assess_request
+from service.record_creation import assessment_record, split_assess_request
 from service.records_as_json import assessment_json, assessment_path
 from service.storage import ASSESSMENT, RECORD_ID_LENGTH, Principal, Record, RecordStore
 from service.web import PROBLEM_MEDIA_TYPE, problem_body, stored_but_unanswered_detail
@@ -129,19 +129,19 @@ class Caller:
 def assess_and_store(
     evaluator_for: EvaluatorFor, body: dict, caller: Caller, records: RecordStore
 ) -> Reply:
-    """POST /v1/assess stored: the assessment and its plan written in one statement (or, with
+    """POST /v1/assess stored: the assessment (its plan with it) written in one statement (or, with
     an Idempotency-Key already used for the same request, the assessment stored then). Its
     JSON is made only when sent, so that nothing after the write can send the request back to
     Flask, which would store it again."""
     _, subject, report = split_assess_request(body)
     sent, evaluator, assessment = assessment_of(evaluator_for, report)
-    new_records = assessment_records(sent, assessment, subject)
+    new_record = assessment_record(sent, assessment, subject)
     try:
         record, replayed = records.create(
             tenant_id=caller.principal.tenant_id,
             api_key_id=caller.principal.key_id,
             request_id=caller.request_id,
-            new_records=new_records,
+            new_record=new_record,
             idempotency_key=caller.idempotency_key,
             fingerprint=caller.fingerprint,
         )

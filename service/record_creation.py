@@ -1,64 +1,46 @@
-"""New records from a request: an assessment and its plan made into the two records stored
-together, and the write made idempotent (the Idempotency-Key checked, the request
+"""New records from a request: an assessment made into the record stored (its plan with it),
+and the write made idempotent (the Idempotency-Key checked, the request
 fingerprinted, a replay told apart). ``service.storage`` does the writing itself;
 ``service.records_as_json`` writes the records out."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from flask import current_app, g, request
 
-from rules import prescription_from_assessment
 from schemas.records import IDEMPOTENCY_KEY
 from service.pipeline import raise_failed_storage
 from service.state import state
-from service.storage import (
-    ASSESSMENT,
-    EXERCISE_PRESCRIPTION,
-    NewRecord,
-    Record,
-    Subject,
-)
+from service.storage import ASSESSMENT, NewRecord, Record, Subject, plan_id_for
 from service.web import MalformedIdempotencyKey, json_bytes_response
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-def assessment_records(
+def assessment_record(
     request_body: dict[str, Any],
     assessment: dict[str, Any],
     subject: Subject | None,
     reassessment_of: str | None = None,
-) -> list[NewRecord]:
-    """An assessment and its plan, as the two records stored together, linked both ways; for
-    a reassessment, the assessment is linked to the one it re-evaluated."""
-    version = assessment["rules_version"]
-    level = assessment["triage"]["level"]
+) -> NewRecord:
+    """An assessment as the record stored, its plan held by its row (the plan's id and
+    everything in it follow from the assessment); for a reassessment, linked to the one it
+    re-evaluated."""
     record = NewRecord(
         ASSESSMENT,
-        version,
+        assessment["rules_version"],
         request_body,
         assessment,
         subject,
-        level,
+        assessment["triage"]["level"],
         reassessment_of=reassessment_of,
     )
-    plan = NewRecord(
-        EXERCISE_PRESCRIPTION,
-        version,
-        {"assessment_id": record.id},
-        prescription_from_assessment(assessment),
-        subject,
-        level,
-        assessment_id=record.id,
-    )
-    record.plan_id = plan.id
-    return [record, plan]
+    record.plan_id = plan_id_for(record.id)
+    return record
 
 
 def storing_enabled() -> bool:
@@ -107,15 +89,15 @@ def fingerprint_of(method: str, target: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def store(new_records: Sequence[NewRecord], key: str | None) -> tuple[Record, bool]:
-    """Store the records; the first, the one asked for, as stored, and whether it is a replay."""
+def store(new_record: NewRecord, key: str | None) -> tuple[Record, bool]:
+    """Store the record; it as stored, and whether it is a replay."""
     raise_failed_storage()
     principal = g.principal
     return state().storage.records.create(
         tenant_id=principal.tenant_id,
         api_key_id=principal.key_id,
         request_id=g.request_id,
-        new_records=new_records,
+        new_record=new_record,
         idempotency_key=key,
         fingerprint=fingerprint() if key else None,
     )

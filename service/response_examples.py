@@ -29,13 +29,13 @@ from service.records_as_json import (
     render_prescription,
     render_summary,
 )
-from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, Record, Subject
+from service.storage import ASSESSMENT, EXERCISE_PRESCRIPTION, Record, Subject, plan_id_for
 from service.web import fhir_doc
 
 CREATED_AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 REQUEST_ID = "6f1d2c3b-4a59-4e8f-9d7c-1b2a3c4d5e6f"
 ASSESSMENT_ID = "0193a4b2-7c1d-7e2f-8a3b-4c5d6e7f8091"
-PLAN_ID = "0193a4b2-7c1d-7e2f-8a3b-4c5d6e7f8092"
+PLAN_ID = plan_id_for(ASSESSMENT_ID)  # its row holds it: service.storage.inline_plans
 PRESCRIPTION_ID = "0193a4b2-7c1d-7e2f-8a3b-4c5d6e7f8093"
 ORIGINAL_ID = "0193a4b2-7c1d-7e2f-8a3b-4c5d6e7f8094"
 REASSESSMENT_ID = "0193a4b2-7c1d-7e2f-8a3b-4c5d6e7f8095"
@@ -71,7 +71,7 @@ def _assessed(report: Mapping[str, Any], evaluator=_NEWEST) -> dict[str, Any]:
     return evaluator.assess(dict(report))
 
 
-# POST /v1/assess stores an assessment and its plan, linked both ways (record_creation).
+# POST /v1/assess stores an assessment, its row holding its plan (record_creation).
 SELF_CARE = _assessed(examples.SELF_CARE_TECHNIQUE)
 ASSESSMENT_RECORD = stored(
     ASSESSMENT, ASSESSMENT_ID, dict(examples.SELF_CARE_TECHNIQUE), SELF_CARE, plan_id=PLAN_ID

@@ -38,7 +38,7 @@ from service.observability import (
     observe_triage_level,
 )
 from service.record_creation import (
-    assessment_records,
+    assessment_record,
     created,
     created_json,
     idempotency_key,
@@ -124,7 +124,7 @@ def assess(body: dict):
     if not keep:
         return json_response(assessment)
 
-    stored, replayed = store(assessment_records(sent, assessment, subject), key)
+    stored, replayed = store(assessment_record(sent, assessment, subject), key)
     location = assessment_path(stored.id)
     try:
         return created_json(assessment_json(stored), location, replayed)
@@ -226,7 +226,7 @@ def prescribe():
         triage["level"] if triage else None,
         assessment_id=assessment_id,
     )
-    stored, replayed = store([record], key)
+    stored, replayed = store(record, key)
     return created(render_prescription(stored), prescription_path(stored.id), replayed)
 
 

@@ -21,7 +21,7 @@ from service.api.records import get_record, problem_404
 from service.evaluation import REPORT, REPORT_ACCEPTOR, assess_report, refuse_query_parameters
 from service.observability import observe_triage_level
 from service.record_creation import (
-    assessment_records,
+    assessment_record,
     created,
     idempotency_key,
     store,
@@ -164,11 +164,9 @@ def reassess(body, assessment_id):
     if not (body["store"] and storing_enabled()):
         return json_response(reassessment(original, assessment))
 
-    new_records = assessment_records(
-        sent, assessment, original.subject, reassessment_of=original.id
-    )
+    new_record = assessment_record(sent, assessment, original.subject, reassessment_of=original.id)
     try:
-        new, replayed = store(new_records, key)
+        new, replayed = store(new_record, key)
     except AssessmentNotFound:
         # The original was erased after it was read: nothing was written.
         return problem_404()

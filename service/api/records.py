@@ -84,7 +84,6 @@ def list_assessments(limit, cursor=None, subject=None, created_after=None, creat
     """
     page = state().storage.records.page(
         g.principal.tenant_id,
-        ASSESSMENT,
         limit=limit,
         cursor=cursor,
         subject=Subject(**subject) if subject else None,

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from service.storage import alembic_config
+from service.storage import COUNT_RECORDS, alembic_config
 
 
 class BackupError(Exception):
@@ -53,4 +53,4 @@ def expected_revisions() -> set[str]:
 def count_records(connection: sa.Connection) -> int | None:
     if not sa.inspect(connection).has_table("records"):
         return None
-    return connection.execute(sa.text("SELECT count(*) FROM records")).scalar_one()
+    return connection.execute(sa.text(COUNT_RECORDS)).scalar_one()

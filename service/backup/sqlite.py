@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from service.backup.files import fsync, fsync_folder, new_private_file
 from service.backup.outcome import BackupError
+from service.storage import COUNT_RECORDS
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 # VACUUM INTO came with SQLite 3.27.
@@ -76,11 +77,7 @@ def _read(path: Path) -> tuple[int | None, set[str]]:
             row[0]
             for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
-        records = (
-            connection.execute("SELECT count(*) FROM records").fetchone()[0]
-            if "records" in tables
-            else None
-        )
+        records = connection.execute(COUNT_RECORDS).fetchone()[0] if "records" in tables else None
         revisions = (
             {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
             if "alembic_version" in tables

@@ -18,7 +18,7 @@ from schemas.fhir.questionnaire import QuestionnaireResponseError
 from service.evaluation import ASSESS_REQUEST, ASSESS_REQUEST_ACCEPTOR
 from service.fhir_intake import response_reader
 from service.observability import observe_assessment
-from service.record_creation import assessment_records
+from service.record_creation import assessment_record
 from service.state import state
 from service.storage import ASSESSMENT, Record, Subject
 from service.web import flatten_errors
@@ -149,7 +149,7 @@ def assess_intake(intake: dict[str, Any], subject: Subject | None):
         tenant_id=g.principal.tenant_id,
         api_key_id=None,
         request_id=g.request_id,
-        new_records=assessment_records(report, assessment, subject),
+        new_record=assessment_record(report, assessment, subject),
         idempotency_key=f"cds-hooks:{fingerprint}",
         fingerprint=fingerprint,
     )
@@ -160,7 +160,7 @@ def latest_stored(subjects: list[Subject]):
     records = state().storage.records
     latest = None
     for subject in subjects:
-        page = records.page(g.principal.tenant_id, ASSESSMENT, limit=1, subject=subject)
+        page = records.page(g.principal.tenant_id, limit=1, subject=subject)
         if page.items and (latest is None or page.items[0].created_at > latest.created_at):
             latest = page.items[0]
     if latest is None:

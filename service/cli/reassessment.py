@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 from rules.difference import assessment_difference
 from service.records_as_json import timestamp
 from service.state import state
-from service.storage import ASSESSMENT, Record, Storage
+from service.storage import Record, Storage
 
 
 class _JsonReport:
@@ -142,7 +142,7 @@ def _stored_assessments(storage: Storage, tenant_id: int, page_size: int) -> Ite
     """Every stored assessment of a tenant, a page at a time."""
     cursor = None
     while True:
-        page = storage.records.full_page(tenant_id, ASSESSMENT, limit=page_size, cursor=cursor)
+        page = storage.records.full_page(tenant_id, limit=page_size, cursor=cursor)
         yield from page.items
         cursor = page.next_cursor
         if cursor is None:

@@ -18,6 +18,7 @@ from service.storage.errors import (
     StorageMisconfigured,
     StorageUnavailable,
 )
+from service.storage.inline_plans import COUNT_RECORDS, plan_id_for
 from service.storage.key_format import KeyChecker, KeyShape, is_legacy_shaped
 from service.storage.keys import ApiKeyInfo, ApiKeyStore, Principal, hash_key
 from service.storage.records import (
@@ -39,6 +40,7 @@ from service.storage.tables import RECORD_ID_LENGTH
 
 __all__ = [
     "ASSESSMENT",
+    "COUNT_RECORDS",
     "EXERCISE_PRESCRIPTION",
     "RECORD_ID_LENGTH",
     "ApiKeyInfo",
@@ -66,4 +68,5 @@ __all__ = [
     "alembic_config",
     "hash_key",
     "is_legacy_shaped",
+    "plan_id_for",
 ]

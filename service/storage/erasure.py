@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from service.storage.inline_plans import HOLDS_ITS_PLAN, assessment_id_for
 from service.storage.keys import hash_key
-from service.storage.record_types import PartOfAssessment
+from service.storage.record_types import ASSESSMENT, EXERCISE_PRESCRIPTION, PartOfAssessment
 from service.storage.tables import cds_feedback, erased_idempotency_keys, erasures, records
 
 
@@ -17,12 +18,18 @@ def erase_record(
     connection: Connection, tenant_id: int, api_key_id: int | None, kind: str, record_id: str
 ) -> bool:
     """Delete a record and everything derived from it, in the caller's transaction: an
-    assessment's plan, the prescriptions made from it, its reassessments, and theirs in turn.
+    assessment's plan (with its row, when the row holds it), the prescriptions made from it,
+    its reassessments, and theirs in turn.
 
     False when the tenant has no such record. A prescription that is an assessment's plan
     raises PartOfAssessment: erasing the assessment erases it. (The foreign keys cascade
     too, so a reassessment stored while its original is being erased cannot outlive it.)
     """
+    holder = assessment_id_for(record_id) if kind == EXERCISE_PRESCRIPTION else None
+    if holder is not None:  # a plan its assessment's row holds: erased with it, never alone
+        if _holds_plan(connection, tenant_id, holder, record_id):
+            raise PartOfAssessment(holder)
+        return False
     row = connection.execute(
         sa.select(records.c.id, records.c.assessment_id).where(
             records.c.tenant_id == tenant_id,
@@ -35,6 +42,7 @@ def erase_record(
     if row.assessment_id is not None:
         raise PartOfAssessment(row.assessment_id)
     derived = _derived_from(connection, tenant_id, record_id)
+    held_plans = _held_plans(connection, tenant_id, [record_id, *derived])
     _remember_erased_keys(connection, tenant_id, [record_id, *derived])
     _erase_feedback(connection, tenant_id, [record_id, *derived])
     for chunk in _chunks(derived):
@@ -50,7 +58,7 @@ def erase_record(
             api_key_id=api_key_id,
             record_id=record_id,
             kind=kind,
-            records_erased=1 + len(derived),
+            records_erased=1 + len(derived) + held_plans,
             erased_at=datetime.now(UTC),
         )
     )
@@ -63,6 +71,32 @@ _IN_LIST_SIZE = 500
 
 def _chunks(ids: list[str]) -> list[list[str]]:
     return [ids[start : start + _IN_LIST_SIZE] for start in range(0, len(ids), _IN_LIST_SIZE)]
+
+
+def _holds_plan(connection, tenant_id: int, assessment_id: str, plan_id: str) -> bool:
+    return (
+        connection.execute(
+            sa.select(records.c.id).where(
+                records.c.tenant_id == tenant_id,
+                records.c.id == assessment_id,
+                records.c.kind == ASSESSMENT,
+                records.c.plan_id == plan_id,
+            )
+        ).first()
+        is not None
+    )
+
+
+def _held_plans(connection, tenant_id: int, record_ids: list[str]) -> int:
+    """How many of these records' rows hold their plan: records erased with them."""
+    count = 0
+    for chunk in _chunks(record_ids):
+        count += connection.execute(
+            sa.select(sa.func.count()).where(
+                records.c.tenant_id == tenant_id, records.c.id.in_(chunk), HOLDS_ITS_PLAN
+            )
+        ).scalar_one()
+    return count
 
 
 def _derived_from(connection, tenant_id: int, record_id: str) -> list[str]:

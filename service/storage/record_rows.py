@@ -1,5 +1,6 @@
 """How records are read back from rows: the columns selected, a row made a record (an
-assessment's plan rebuilt from its assessment's answer), and the cursors of pages."""
+assessment's plan rebuilt from its assessment's answer, whether the plan has a row of its own or
+is held by its assessment's), and the cursors of pages."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ import sqlalchemy as sa
 
 from service.storage.answers import plan_of
 from service.storage.driver_statements import DriverStatement
+from service.storage.inline_plans import plan_request
 from service.storage.packing import unpack
-from service.storage.record_types import InvalidCursor, Record, RecordSummary, Subject
+from service.storage.record_types import (
+    EXERCISE_PRESCRIPTION,
+    InvalidCursor,
+    Record,
+    RecordSummary,
+    Subject,
+)
 from service.storage.tables import records
 
 # An assessment's plan is read from its assessment's answer: the full columns carry the
@@ -109,14 +117,40 @@ def _answer_json(answer: bytes | None, response: Any) -> bytes | None:
     return None
 
 
+def _plan_head(row) -> tuple:
+    """The summary fields of the plan an assessment's row holds (``inline_plans``)."""
+    return (
+        row.plan_id,
+        EXERCISE_PRESCRIPTION,
+        row.created_at,
+        row.request_id,
+        row.rules_version,
+        _subject(row),
+        row.triage_level,
+        row.id,
+        None,
+        None,
+    )
+
+
+def _plan_answer(assessment_answer: bytes | None, record_id: str) -> bytes:
+    if assessment_answer is None:
+        raise ValueError(f"record {record_id} holds no answer")  # never: not stored so
+    return orjson.dumps(plan_of(orjson.loads(assessment_answer)))
+
+
 def record_from_row(row) -> Record:
     answer = _answer_json(row.answer, row.response)
-    if answer is None:
+    if answer is None:  # a plan with a row of its own, stored before plans were held
         assessment = _answer_json(row.assessment_answer, row.assessment_response)
-        if assessment is None:
-            raise ValueError(f"record {row.id} holds no answer")  # never: not stored so
-        answer = orjson.dumps(plan_of(orjson.loads(assessment)))
+        answer = _plan_answer(assessment, row.id)
     return Record(*_head(row), _request(row.request_packed, row.request), answer)
+
+
+def held_plan_from_row(row) -> Record:
+    """The plan an assessment's row holds, as the record it is."""
+    answer = _plan_answer(_answer_json(row.answer, row.response), row.id)
+    return Record(*_plan_head(row), plan_request(row.id), answer)
 
 
 def _request(packed: bytes | None, request: Any) -> Any:

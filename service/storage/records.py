@@ -7,16 +7,18 @@ that does not exist. How rows are written, read and erased lives beside this mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc
 
 from service.storage.connections import Connections
 from service.storage.erasure import erase_record
 from service.storage.errors import translate_unavailable
+from service.storage.inline_plans import assessment_id_for, holds_its_plan
 from service.storage.record_rows import (
     RECORD_BY_ID,
     RECORD_OF_KIND_BY_ID,
@@ -24,6 +26,7 @@ from service.storage.record_rows import (
     SUMMARY_COLUMNS,
     decode_cursor,
     encode_cursor,
+    held_plan_from_row,
     owned_by,
     record_from_row,
     summary_from_row,
@@ -45,13 +48,7 @@ from service.storage.record_types import (
     Subject,
     new_record_id,
 )
-from service.storage.record_writes import (
-    answers_of,
-    insert_statement,
-    plans_among,
-    rows_for,
-    stored_first,
-)
+from service.storage.record_writes import insert_statement, row_for, stored
 from service.storage.tables import records
 
 __all__ = [
@@ -87,25 +84,23 @@ class RecordStore:
         tenant_id: int,
         api_key_id: int | None,
         request_id: str,
-        new_records: Sequence[NewRecord],
+        new_record: NewRecord,
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
     ) -> tuple[Record, bool]:
-        """Store records in one INSERT statement (all or none) and return the first, the one the
-        client asked for (the others, an assessment's plan, are reached through its links).
+        """Store a record in one INSERT statement and return it as stored, and whether it is a
+        replay. An assessment's row holds its plan (``inline_plans``).
 
         With an idempotency key, a key already used with the same fingerprint returns the
         record stored then, and ``True`` (a replay); with another fingerprint it raises
         IdempotencyKeyReused; the key of an erased record raises IdempotencyKeyErased. Two
-        concurrent requests with one key store one set of records: the unique index on
-        (tenant, key) makes the second insert wait for the first and fail.
+        concurrent requests with one key store one record: the unique index on (tenant, key)
+        makes the second insert wait for the first and fail.
         """
-        plans = plans_among(new_records)
-        answers = answers_of(new_records, plans)
-        rows = rows_for(
-            new_records,
-            answers,
-            plans,
+        answer = orjson.dumps(new_record.response)
+        row = row_for(
+            new_record,
+            answer,
             tenant_id=tenant_id,
             api_key_id=api_key_id,
             request_id=request_id,
@@ -113,7 +108,7 @@ class RecordStore:
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
         )
-        statement, parameters = insert_statement(rows, tenant_id, idempotency_key)
+        statement, parameters = insert_statement(row, tenant_id, idempotency_key)
         # Two attempts: the second only when the record a key pointed to was erased between
         # our insert failing and our reading it, which frees the key.
         for attempt in range(2):
@@ -121,7 +116,7 @@ class RecordStore:
                 with self._storage.write() as connection:
                     inserted = statement.rows(connection, parameters)
             except exc.IntegrityError:
-                outcome = self._after_conflict(tenant_id, new_records, idempotency_key, fingerprint)
+                outcome = self._after_conflict(tenant_id, new_record, idempotency_key, fingerprint)
                 if isinstance(outcome, Record):
                     return outcome, True
                 if outcome is not _TRY_AGAIN or attempt == 1:
@@ -129,13 +124,13 @@ class RecordStore:
                 continue
             if not inserted:  # only the erased-key condition inserts nothing
                 raise IdempotencyKeyErased()
-            return stored_first(rows[0], new_records[0], answers[0]), False
+            return stored(row, new_record, answer), False
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _after_conflict(
         self,
         tenant_id: int,
-        new_records: Sequence[NewRecord],
+        new_record: NewRecord,
         idempotency_key: str | None,
         fingerprint: str | None,
     ) -> Record | object | None:
@@ -150,11 +145,9 @@ class RecordStore:
                 replayed = self._get_by_id(tenant_id, first.id)
                 return _TRY_AGAIN if replayed is None else replayed
         # The assessment a prescription or a reassessment is made from was erased meanwhile.
-        own_ids = {record.id for record in new_records}
-        for record in new_records:
-            for source in (record.assessment_id, record.reassessment_of):
-                if source and source not in own_ids and self._get_by_id(tenant_id, source) is None:
-                    raise AssessmentNotFound(source) from None
+        for source in (new_record.assessment_id, new_record.reassessment_of):
+            if source and self._get_by_id(tenant_id, source) is None:
+                raise AssessmentNotFound(source) from None
         # With a key, its record may have been erased between the insert and the lookup.
         return _TRY_AGAIN if idempotency_key is not None else None
 
@@ -173,15 +166,21 @@ class RecordStore:
 
     @translate_unavailable
     def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
+        holder = assessment_id_for(record_id) if kind == EXERCISE_PRESCRIPTION else None
+        if holder is not None:  # a plan held by its assessment's row
+            kind, record_id = ASSESSMENT, holder
         with self._storage.autocommit() as connection:
             row = RECORD_OF_KIND_BY_ID.first(connection, {"kind": kind, "record_id": record_id})
-        return record_from_row(row) if owned_by(row, tenant_id) else None
+        if not owned_by(row, tenant_id):
+            return None
+        if holder is None:
+            return record_from_row(row)
+        return held_plan_from_row(row) if holds_its_plan(row) else None
 
     @translate_unavailable
     def page(
         self,
         tenant_id: int,
-        kind: str,
         *,
         limit: int,
         cursor: str | None = None,
@@ -189,7 +188,9 @@ class RecordStore:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
     ) -> RecordPage:
-        """The tenant's records of one kind, newest first, ``limit`` at a time."""
+        """The tenant's assessments, newest first, ``limit`` at a time. (Prescriptions are not
+        listed: an assessment's plan is reached through its assessment, and its row is its
+        assessment's.)"""
         query = sa.select(*SUMMARY_COLUMNS)
         if subject is not None:
             query = query.where(
@@ -200,18 +201,14 @@ class RecordStore:
             query = query.where(records.c.created_at >= created_after)
         if created_before is not None:
             query = query.where(records.c.created_at < created_before)
-        items, next_cursor = self._page(query, summary_from_row, tenant_id, kind, limit, cursor)
+        items, next_cursor = self._page(query, summary_from_row, tenant_id, limit, cursor)
         return RecordPage(items, next_cursor)
 
     @translate_unavailable
-    def full_page(
-        self, tenant_id: int, kind: str, *, limit: int, cursor: str | None = None
-    ) -> FullRecordPage:
-        """As ``page``, with each record's request and response: for walking through all of a
-        tenant's records a page at a time, never all of them in memory."""
-        items, next_cursor = self._page(
-            SELECT_FULL, record_from_row, tenant_id, kind, limit, cursor
-        )
+    def full_page(self, tenant_id: int, *, limit: int, cursor: str | None = None) -> FullRecordPage:
+        """As ``page``, with each assessment's request and response: for walking through all
+        of a tenant's assessments a page at a time, never all of them in memory."""
+        items, next_cursor = self._page(SELECT_FULL, record_from_row, tenant_id, limit, cursor)
         return FullRecordPage(items, next_cursor)
 
     def _page(
@@ -219,11 +216,10 @@ class RecordStore:
         query: sa.Select,
         make: Callable[[Any], RecordSummary],
         tenant_id: int,
-        kind: str,
         limit: int,
         cursor: str | None,
     ) -> tuple[list, str | None]:
-        query = query.where(records.c.tenant_id == tenant_id, records.c.kind == kind)
+        query = query.where(records.c.tenant_id == tenant_id, records.c.kind == ASSESSMENT)
         if cursor is not None:
             last_created, last_id = decode_cursor(cursor)
             query = query.where(

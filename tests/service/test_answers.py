@@ -1,6 +1,5 @@
-"""Whether a plan is exactly the one read from its assessment's answer (then it is stored
-without a copy): decided without encoding when it was made from that answer, and by the JSON
-bytes otherwise."""
+"""Whether a plan is exactly the one read from its assessment's answer, by its JSON bytes (0008
+dropped the copies of such plans)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import pytest
 
 from rules import load_library, prescription_from_assessment
 from service.examples import SELF_CARE_TECHNIQUE
-from service.storage import answers
 from service.storage.answers import is_plan_of
 
 
@@ -19,12 +17,7 @@ def assessment() -> dict:
     return load_library().get(None).assess(dict(SELF_CARE_TECHNIQUE))
 
 
-def test_a_plan_made_from_its_assessment_is_recognised_without_encoding(assessment, monkeypatch):
-    def refuse(value, *args, **kwargs):
-        raise AssertionError("encoded")
-
-    monkeypatch.setattr(answers.orjson, "dumps", refuse)
-
+def test_a_plan_made_from_its_assessment_is_recognised(assessment):
     assert is_plan_of(prescription_from_assessment(assessment), assessment)
 
 

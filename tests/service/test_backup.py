@@ -36,6 +36,7 @@ from service.backup import (
 from service.backup import postgres as backup_module
 from service.state import state
 from service.storage import Storage
+from service.storage.inline_plans import holds_its_plan
 from service.storage.tables import metadata, records
 from tests.conftest import REPO_ROOT, app_config, scratch_postgres_database, tenant_factory
 
@@ -149,10 +150,17 @@ def flask_command(*arguments: str, database: str) -> subprocess.CompletedProcess
 
 
 def record_ids(url: str) -> set[str]:
+    """The ids of the records stored: each row's, and each plan an assessment's row holds."""
     storage = Storage(url)
     try:
         with storage.autocommit() as connection:
-            return set(connection.execute(sa.select(records.c.id)).scalars())
+            rows = connection.execute(sa.select(records.c.id, records.c.kind, records.c.plan_id))
+            return {
+                record_id
+                for row in rows
+                for record_id in (row.id, row.plan_id if holds_its_plan(row) else None)
+                if record_id is not None
+            }
     finally:
         storage.dispose()
 

@@ -238,10 +238,10 @@ def test_the_real_inserts_return_what_sqlalchemy_returns(storage, tenant_id):
     for key in (None, f"key-{uuid.uuid4().hex}"):
         returned = []
         for read in ("cursor", "sqlalchemy"):
-            rows = [_row(tenant_id, request={}, response={}, idempotency_key=key)]
+            new_row = _row(tenant_id, request={}, response={}, idempotency_key=key)
             if key is not None and read == "sqlalchemy":
-                rows[0]["idempotency_key"] = key + "-again"
-            statement, parameters = insert_statement(rows, tenant_id, rows[0]["idempotency_key"])
+                new_row["idempotency_key"] = key + "-again"
+            statement, parameters = insert_statement(new_row, tenant_id, new_row["idempotency_key"])
             with storage.autocommit() as connection:
                 if read == "cursor":
                     [row] = statement.rows(connection, parameters)
@@ -249,5 +249,5 @@ def test_the_real_inserts_return_what_sqlalchemy_returns(storage, tenant_id):
                 else:
                     [row] = connection.execute(statement.statement, parameters).all()
                     returned.append(tuple(row))
-            assert returned[-1] == (rows[0]["id"],)
+            assert returned[-1] == (new_row["id"],)
         assert [type(value) for value in returned[0]] == [type(value) for value in returned[1]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -16,6 +17,7 @@ from service.state import state
 from service.storage import NewRecord, Storage
 from service.storage.key_format import KeyShape
 from service.storage.keys import hash_key
+from service.storage.packing import unpack
 from service.storage.records import ASSESSMENT
 from service.storage.tables import metadata, records
 from tests.conftest import app_config, plant_legacy_key, scratch_postgres_database, tenant_factory
@@ -180,9 +182,9 @@ def test_the_reassessment_link_keeps_every_record_and_link_up_and_down(empty_dat
         tenant_id=tenant_id,
         api_key_id=api_key_id,
         request_id="migrations",
-        new_records=[
-            NewRecord(ASSESSMENT, "1.0.0", {"pain": {"intensity": 2}}, {}, reassessment_of=other)
-        ],
+        new_record=NewRecord(
+            ASSESSMENT, "1.0.0", {"pain": {"intensity": 2}}, {}, reassessment_of=other
+        ),
     )[0]
     # The foreign keys still cascade: the database erases a plan with its assessment.
     with storage.transaction() as connection:
@@ -291,9 +293,11 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
             sa.select(records.c.id, records.c.response, records.c.answer)
         ).all()
     plans = {body["links"]["exercise_prescription"].rsplit("/", 1)[1] for body in assessments}
+    assert len(stored) == 4  # each assessment's row holds its plan
     for row in stored:
         assert row.response is None
-        assert (row.answer is None) == (row.id in plans)  # a plan is no copy any more
+        assert row.answer is not None
+        assert row.id not in plans
     assert read() == expected
     storage.dispose()
 
@@ -346,8 +350,93 @@ def test_records_stored_before_0009_read_back_identical_after_it_and_after_going
     assert differences(storage) == []
     with storage.autocommit() as connection:
         packed = connection.execute(sa.select(records.c.request_packed)).scalars().all()
-    assert packed == [None] * 5  # rows stored before 0009 are not rewritten
+    # Rows stored before 0009 are not rewritten; the plans' rows the way down made for 0010
+    # are gone again (their assessments' rows hold them).
+    assert packed == [None] * 3
     assert read() == expected
+    storage.dispose()
+
+
+def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_to_0010(
+    empty_database,
+):
+    """0011: an assessment's row holds its plan. Down to 0010, each such plan gets the row
+    0010 would have stored for it; up again, those rows go, and every record reads back byte
+    for byte as before. A plan 0010 stored, with a row and an id of its own, keeps them: it
+    reads back the same, cannot be erased alone, and goes with its assessment."""
+    storage, client = migrated_app_client(empty_database)
+    subject = {"system": "https://example.org/mrn", "value": "0011"}
+
+    def post(path: str, body: dict):
+        response = client.post(path, json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    held = [
+        post("/v1/assess", {**examples.POSSIBLE_DVT, "subject": subject}),
+        post("/v1/assess", examples.SELF_CARE_TECHNIQUE),
+    ]
+    plan_ids = [body["links"]["exercise_prescription"].rsplit("/", 1)[1] for body in held]
+    paths = [
+        *(body["links"]["self"] for body in held),
+        *(body["links"]["exercise_prescription"] for body in held),
+        f"/v1/assessments?subject={subject['system']}|{subject['value']}",
+    ]
+
+    def read() -> dict:
+        return {
+            (path, accept): client.get(path, headers={"Accept": accept}).data
+            for path in paths
+            for accept in ("application/json", "application/fhir+json")
+        }
+
+    expected = read()
+    storage.downgrade("0010")
+    with storage.autocommit() as connection:
+        rows = {row.id: row for row in connection.execute(sa.select(records))}
+    assert len(rows) == 4
+    shared = ("tenant_id", "api_key_id", "created_at", "request_id", "rules_version",
+              "subject_system", "subject_value", "triage_level")  # fmt: skip
+    for body, plan_id in zip(held, plan_ids, strict=True):
+        assessment, plan = rows[body["id"]], rows[plan_id]
+        assert [getattr(plan, name) for name in shared] == [
+            getattr(assessment, name) for name in shared
+        ]
+        assert (plan.kind, plan.assessment_id, plan.plan_id, plan.answer) == (
+            "exercise_prescription", body["id"], None, None,
+        )  # fmt: skip
+        assert orjson.loads(unpack(plan.request_packed)) == {"assessment_id": body["id"]}
+        assert (plan.request, plan.response, plan.idempotency_key) == (None, None, None)
+
+    # The second plan as 0010 stored plans: an id of its own, not its assessment's.
+    own_id = held[1]["id"][:-4] + "ffff"
+    with storage.transaction() as connection:
+        connection.execute(sa.update(records).where(records.c.id == plan_ids[1]).values(id=own_id))
+        connection.execute(
+            sa.update(records).where(records.c.id == held[1]["id"]).values(plan_id=own_id)
+        )
+
+    storage.upgrade()
+    assert differences(storage) == []
+    with storage.autocommit() as connection:
+        assert set(connection.execute(sa.select(records.c.id)).scalars()) == {
+            held[0]["id"], held[1]["id"], own_id
+        }  # fmt: skip
+    # The second assessment links to its plan's other id; all else reads back as it did.
+    changed = (held[1]["id"], plan_ids[1])
+
+    def unchanged(reads: dict) -> dict:
+        return {key: value for key, value in reads.items() if not key[0].endswith(changed)}
+
+    assert unchanged(read()) == unchanged(expected)
+    assert len(unchanged(expected)) == 6
+    own = client.get(f"/v1/exercise-prescriptions/{own_id}").get_json()
+    assert own["id"] == own_id
+    assert own == {**orjson.loads(expected[paths[3], "application/json"]), "id": own_id,
+                   "links": own["links"]}  # fmt: skip
+    assert client.delete(f"/v1/exercise-prescriptions/{own_id}").status_code == 409
+    assert client.delete(held[1]["links"]["self"]).status_code == 204
+    assert client.get(f"/v1/exercise-prescriptions/{own_id}").status_code == 404
     storage.dispose()
 
 

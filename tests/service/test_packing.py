@@ -25,8 +25,8 @@ from service.storage.packing import (
 )
 from tests.rules.clinical_cases import case_reports
 
-# What keeps a stored assessment under 4 kB on disk with its plan row and indexes
-# (bench/record_size.py: some 2.9 kB): per clinical case, the packed answer and request.
+# What keeps a stored assessment under 4 kB on disk with its plan and indexes
+# (bench/record_size.py: some 2.2 kB): per clinical case, the packed answer and request.
 LARGEST_PACKED_ANSWER = 2_600
 LARGEST_PACKED_REQUEST = 200
 

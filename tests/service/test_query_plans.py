@@ -85,7 +85,6 @@ def test_a_subjects_page_is_read_from_the_index_in_order(populated):
     event.listen(storage.engine, "before_cursor_execute", capture)
     page = storage.records.page(
         principal.tenant_id,
-        "assessment",
         limit=20,
         subject=Subject("urn:example:app", "person-2"),
     )

@@ -1,6 +1,6 @@
-"""The statement that stores records binds a value the rows share once and writes an empty one
-as NULL: whatever the rows hold, the database keeps exactly their values, on SQLite and
-PostgreSQL, with and without an Idempotency-Key."""
+"""The statement that stores a record writes an empty value as NULL, with no parameter: whatever
+the row holds, the database keeps exactly its values, on SQLite and PostgreSQL, with and
+without an Idempotency-Key. An assessment is one row, which holds its plan."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from rules import load_library, prescription_from_assessment
 from service.evaluation import assessment_of
 from service.examples import SELF_CARE_TECHNIQUE
-from service.record_creation import assessment_records
-from service.storage import Storage, Subject
+from service.record_creation import assessment_record
+from service.storage import Storage, Subject, plan_id_for
 from service.storage.packing import pack_answer, pack_request
+from service.storage.record_types import new_record_id
 from service.storage.record_writes import insert_statement
 from service.storage.tables import records
 
@@ -40,14 +41,19 @@ def tenant(storage) -> tuple[int, int]:
     return principal.tenant_id, principal.key_id
 
 
-def assessment_and_plan(tenant: tuple[int, int], *, subject: bool, key: bool, api_key: bool,
-                        reassessment_of: str | None, json_columns: bool) -> list[dict]:  # fmt: skip
-    """Rows as the store makes them: the values both rows share are the very same objects."""
+def assessment_row(tenant: tuple[int, int], *, subject: bool, key: bool, api_key: bool,
+                   reassessment_of: str | None, json_columns: bool) -> dict:  # fmt: skip
+    """An assessment's row as the store makes it."""
     tenant_id, key_id = tenant
-    assessment_id, plan_id = str(uuid.uuid4()), str(uuid.uuid4())
-    shared = {
+    assessment_id = new_record_id()
+    return {
+        "id": assessment_id,
         "tenant_id": tenant_id,
         "api_key_id": key_id if api_key else None,
+        "kind": "assessment",
+        "assessment_id": None,
+        "plan_id": plan_id_for(assessment_id),
+        "reassessment_of": reassessment_of,
         "created_at": CREATED,
         "request_id": f"request-{uuid.uuid4().hex}",
         "rules_version": "2.0.0",
@@ -57,39 +63,17 @@ def assessment_and_plan(tenant: tuple[int, int], *, subject: bool, key: bool, ap
         # Before 0009 the JSON columns held the request and answer; JSON null since.
         "request": {"pain": {"intensity": 3}} if json_columns else None,
         "response": {"triage": {"level": "self_care"}} if json_columns else None,
-        "idempotency_key": None,
-        "request_fingerprint": None,
-    }
-    assessment = {
-        **shared,
-        "id": assessment_id,
-        "kind": "assessment",
-        "assessment_id": None,
-        "plan_id": plan_id,
-        "reassessment_of": reassessment_of,
         "request_packed": pack_request(b'{"pain":{"intensity":3}}'),
         "answer": pack_answer(b'{"triage":{"level":"self_care"}}'),
         "idempotency_key": f"key-{uuid.uuid4().hex}" if key else None,
         "request_fingerprint": "f" * 64 if key else None,
     }
-    plan = {
-        **shared,
-        "id": plan_id,
-        "kind": "exercise_prescription",
-        "assessment_id": assessment_id,
-        "plan_id": None,
-        "reassessment_of": None,
-        "request_packed": pack_request(b"{}"),
-        "answer": None,
-    }
-    return [assessment, plan]
 
 
-def stored_values(storage: Storage, ids: list[str]) -> list[dict]:
+def stored_values(storage: Storage, record_id: str) -> dict:
     with storage.autocommit() as connection:
-        rows = connection.execute(sa.select(records).where(records.c.id.in_(ids))).mappings()
-        by_id = {row["id"]: dict(row) for row in rows}
-    return [by_id[record_id] for record_id in ids]
+        row = connection.execute(sa.select(records).where(records.c.id == record_id)).mappings()
+        return dict(row.one())
 
 
 SHAPES = list(itertools.product([False, True], repeat=5))
@@ -100,61 +84,45 @@ def test_every_value_is_stored_exactly(storage, tenant, subject, key, api_key, r
                                        json_columns):  # fmt: skip
     reassessment_of = None
     if reassessment:
-        [original, original_plan] = assessment_and_plan(
+        original = assessment_row(
             tenant, subject=False, key=False, api_key=True, reassessment_of=None,
             json_columns=False,
         )  # fmt: skip
-        _insert(storage, tenant, [original, original_plan])
+        _insert(storage, tenant, original)
         reassessment_of = original["id"]
-    rows = assessment_and_plan(
+    row = assessment_row(
         tenant, subject=subject, key=key, api_key=api_key, reassessment_of=reassessment_of,
         json_columns=json_columns,
     )  # fmt: skip
-    assert _insert(storage, tenant, rows) == [row["id"] for row in rows]
-    assert stored_values(storage, [row["id"] for row in rows]) == rows
+    assert _insert(storage, tenant, row) == [row["id"]]
+    assert stored_values(storage, row["id"]) == row
 
 
-def _insert(storage: Storage, tenant: tuple[int, int], rows: list[dict]) -> list[str]:
-    statement, parameters = insert_statement(rows, tenant[0], rows[0]["idempotency_key"])
+def _insert(storage: Storage, tenant: tuple[int, int], row: dict) -> list[str]:
+    statement, parameters = insert_statement(row, tenant[0], row["idempotency_key"])
     with storage.write() as connection:
-        return [row.id for row in statement.rows(connection, parameters)]
+        return [inserted.id for inserted in statement.rows(connection, parameters)]
 
 
-def test_values_the_rows_share_are_bound_once_and_empty_ones_not_at_all(tenant):
-    rows = assessment_and_plan(
+def test_empty_values_are_not_bound(tenant):
+    row = assessment_row(
         tenant, subject=False, key=False, api_key=True, reassessment_of=None, json_columns=False
     )
-    _, parameters = insert_statement(rows, tenant[0], None)
-    # The assessment's own values, and the plan's id, kind, assessment and request.
+    _, parameters = insert_statement(row, tenant[0], None)
     assert sorted(parameters) == sorted([
         "id", "tenant_id", "api_key_id", "kind", "plan_id", "created_at", "request_id",
         "rules_version", "triage_level", "request", "response", "answer", "request_packed",
-        "id_1", "kind_1", "assessment_id_1", "request_packed_1",
     ])  # fmt: skip
 
 
-def test_an_equal_value_that_is_another_object_is_still_bound_for_its_own_row(storage, tenant):
-    """Sharing is by identity: a value equal to the first row's but made apart is bound as the
-    row's own, and stored the same."""
-    rows = assessment_and_plan(
-        tenant, subject=True, key=False, api_key=True, reassessment_of=None, json_columns=False
-    )
-    rows[1]["subject_value"] = "".join(["123", "45"])  # equal, not the same object
-    rows[1]["triage_level"] = "urgent"
-    _, parameters = insert_statement(rows, tenant[0], None)
-    assert {"subject_value_1", "triage_level_1"} <= set(parameters)
-    _insert(storage, tenant, rows)
-    assert stored_values(storage, [row["id"] for row in rows]) == rows
-
-
 @pytest.mark.parametrize("key", [None, "replayed-key"], ids=["no key", "with a key"])
-def test_create_returns_the_assessment_as_a_read_gives_it_back_and_stores_its_plan(
+def test_create_writes_one_row_returns_it_as_a_read_gives_it_back_and_its_plan_reads_back(
     storage, tenant, key
 ):
     tenant_id, key_id = tenant
     library = load_library()
     sent, _, assessment = assessment_of(library.get, dict(SELF_CARE_TECHNIQUE))
-    new_records = assessment_records(sent, assessment, Subject("https://example.org/mrn", "7"))
+    new_record = assessment_record(sent, assessment, Subject("https://example.org/mrn", "7"))
     key = key and f"{key}-{uuid.uuid4().hex}"
 
     def create():
@@ -162,7 +130,7 @@ def test_create_returns_the_assessment_as_a_read_gives_it_back_and_stores_its_pl
             tenant_id=tenant_id,
             api_key_id=key_id,
             request_id="returned",
-            new_records=new_records,
+            new_record=new_record,
             idempotency_key=key,
             fingerprint=key and "f" * 64,
         )
@@ -172,8 +140,27 @@ def test_create_returns_the_assessment_as_a_read_gives_it_back_and_stores_its_pl
     read = storage.records.get(tenant_id, "assessment", returned.id)
     assert returned == read
     assert returned.response_json == read.response_json == orjson.dumps(assessment)
+    with storage.autocommit() as connection:
+        rows = connection.execute(
+            sa.select(records.c.id).where(records.c.request_id == "returned")
+        ).scalars()
+        assert returned.id in set(rows)
+        plan_rows = connection.execute(
+            sa.select(records.c.id).where(records.c.id == returned.plan_id)
+        ).all()
+    assert plan_rows == []  # the assessment's row holds it
     plan = storage.records.get(tenant_id, "exercise_prescription", returned.plan_id)
     assert plan.response == prescription_from_assessment(assessment)
-    assert plan.assessment_id == returned.id
+    assert (plan.id, plan.assessment_id, plan.request) == (
+        plan_id_for(returned.id),
+        returned.id,
+        {"assessment_id": returned.id},
+    )
+    assert (plan.created_at, plan.request_id, plan.subject, plan.triage_level) == (
+        read.created_at,
+        read.request_id,
+        read.subject,
+        read.triage_level,
+    )
     if key:
         assert create() == (read, True)

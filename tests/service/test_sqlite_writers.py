@@ -22,7 +22,7 @@ import pytest
 from rules import load_library
 from service.evaluation import assessment_of
 from service.examples import SELF_CARE_TECHNIQUE
-from service.record_creation import assessment_records
+from service.record_creation import assessment_record
 from service.storage import Storage, StorageUnavailable, database, engine, writers
 from service.storage.writers import SUFFIX, queue_for, release
 
@@ -60,7 +60,7 @@ def _storing(storage: Storage) -> Callable[[], str]:
     running it does nothing but wait for its turn and write)."""
     library = load_library()
     sent, _, assessment = assessment_of(library.get, dict(SELF_CARE_TECHNIQUE))
-    new_records = assessment_records(sent, assessment, None)
+    new_record = assessment_record(sent, assessment, None)
     tenant_id = storage.keys.tenant_id("writers")
 
     def store() -> str:
@@ -68,7 +68,7 @@ def _storing(storage: Storage) -> Callable[[], str]:
             tenant_id=tenant_id,
             api_key_id=None,
             request_id="writers-test",
-            new_records=new_records,
+            new_record=new_record,
         )
         return stored.id
 
