@@ -23,7 +23,7 @@ class Outcome:
 
     path: Path  # the backup file
     store: str  # "sqlite" or "postgresql"
-    records: int | None  # rows of the records table (None: the database has none)
+    records: int | None  # records stored, held plans counted (None: no records table)
     revisions: frozenset[str]  # the migrations it is at
     expected: frozenset[str]  # the migrations this code expects
     size: int  # bytes of the backup file

@@ -21,7 +21,8 @@ def plan_of(assessment_answer: dict[str, Any]) -> dict[str, Any]:
 
 def is_plan_of(plan_answer: dict[str, Any], assessment_answer: dict[str, Any]) -> bool:
     """Whether a plan's answer is exactly the one read from its assessment's answer (same
-    fields, same values, same order: the same JSON bytes)."""
+    fields, same values, same order: the same JSON bytes). Migration 0008 dropped the copies
+    of such plans; since 0011 an assessment's plan is never stored apart."""
     try:
         derived = plan_of(assessment_answer)
     except (KeyError, TypeError):  # not an assessment's answer: nothing to read a plan from

@@ -85,7 +85,7 @@ def _postgresql_server_settings(statement_timeout_ms: int | None) -> list[str]:
     # Idempotency-Key's among them, which every retry of that key waits on) until the
     # server's keepalives notice, two hours later by default. (idle_in_transaction_session_
     # timeout would not do: PostgreSQL 15 leaves it unarmed after psycopg's pipelined
-    # executemany, which stores an assessment and its plan.)
+    # executemany.)
     server_settings = [
         "-c tcp_keepalives_idle=2",
         "-c tcp_keepalives_interval=1",

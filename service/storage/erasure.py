@@ -100,8 +100,9 @@ def _held_plans(connection, tenant_id: int, record_ids: list[str]) -> int:
 
 
 def _derived_from(connection, tenant_id: int, record_id: str) -> list[str]:
-    """The ids of every record derived from this one, at any depth: prescriptions made from
-    it (its plan among them) and reassessments of it, then those derived from these."""
+    """The ids of every record with a row derived from this one, at any depth: prescriptions
+    made from it (its plan, when stored before 0011 with a row of its own) and reassessments
+    of it, then those derived from these."""
     found: list[str] = []
     seen = {record_id}
     frontier = [record_id]

@@ -68,8 +68,8 @@ class Subject:
 
 @dataclass(slots=True)
 class NewRecord:
-    """A record about to be stored. ``id`` is chosen before the insert so that an assessment
-    and its plan can point at each other in one statement."""
+    """A record about to be stored. ``id`` is chosen before the insert: an assessment's plan's
+    id is made from it (service.storage.inline_plans)."""
 
     kind: str
     rules_version: str

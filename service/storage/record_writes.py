@@ -23,8 +23,9 @@ from service.storage.record_types import NewRecord, Record
 from service.storage.tables import erased_idempotency_keys, records
 
 _COLUMNS = tuple(records.c)
-# Columns whose None is a value (JSON null), not SQL NULL.
-_JSON_NULLABLE = frozenset(column.name for column in records.c if isinstance(column.type, sa.JSON))
+_NAMES = tuple(column.name for column in _COLUMNS)
+# Each column's name, and whether None there is SQL NULL (not so in a JSON column: JSON null).
+_NONE_IS_SQL_NULL = tuple((c.name, not isinstance(c.type, sa.JSON)) for c in _COLUMNS)
 
 
 def _values(nulls: tuple[bool, ...]) -> list[sa.ColumnElement]:
@@ -54,22 +55,16 @@ def _insert_unless_erased(nulls: tuple[bool, ...]) -> DriverStatement:
         erased_idempotency_keys.c.key_hash == sa.bindparam("erased_key_hash"),
     )
     source = sa.select(*_values(nulls)).where(key_not_erased)
-    names = tuple(column.name for column in _COLUMNS)
-    return DriverStatement(sa.insert(records).from_select(names, source).returning(records.c.id))
+    return DriverStatement(sa.insert(records).from_select(_NAMES, source).returning(records.c.id))
 
 
 def insert_statement(
     row: dict[str, Any], tenant_id: int, idempotency_key: str | None
 ) -> tuple[DriverStatement, dict[str, Any]]:
     """The statement storing this row, with its parameters."""
-    nulls = tuple(
-        row[column.name] is None and column.name not in _JSON_NULLABLE for column in _COLUMNS
-    )
-    parameters = {
-        column.name: row[column.name]
-        for column, null in zip(_COLUMNS, nulls, strict=True)
-        if not null
-    }
+    # Comprehensions over precomputed names: this runs for every stored record.
+    nulls = tuple([row[name] is None and sql_null for name, sql_null in _NONE_IS_SQL_NULL])
+    parameters = {name: row[name] for name, null in zip(_NAMES, nulls, strict=True) if not null}
     if idempotency_key is None:
         return _insert(nulls), parameters
     parameters["erased_tenant_id"] = tenant_id
@@ -115,7 +110,7 @@ def row_for(
     }
 
 
-def stored(row: dict[str, Any], record: NewRecord, answer: bytes) -> Record:
+def stored_record(row: dict[str, Any], record: NewRecord, answer: bytes) -> Record:
     """The record as stored, without reading it back."""
     return Record(
         row["id"],

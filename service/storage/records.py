@@ -48,7 +48,7 @@ from service.storage.record_types import (
     Subject,
     new_record_id,
 )
-from service.storage.record_writes import insert_statement, row_for, stored
+from service.storage.record_writes import insert_statement, row_for, stored_record
 from service.storage.tables import records
 
 __all__ = [
@@ -124,7 +124,7 @@ class RecordStore:
                 continue
             if not inserted:  # only the erased-key condition inserts nothing
                 raise IdempotencyKeyErased()
-            return stored(row, new_record, answer), False
+            return stored_record(row, new_record, answer), False
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _after_conflict(
@@ -165,7 +165,10 @@ class RecordStore:
         return record_from_row(row) if owned_by(row, tenant_id) else None
 
     @translate_unavailable
-    def get(self, tenant_id: int, kind: str, record_id: str) -> Record | None:
+    def get(self, tenant_id: int, kind: str, record_id: str | None) -> Record | None:
+        """The tenant's record of this kind and id; None when there is none (or no id)."""
+        if record_id is None:  # an assessment stored without a plan links to none
+            return None
         holder = assessment_id_for(record_id) if kind == EXERCISE_PRESCRIPTION else None
         if holder is not None:  # a plan held by its assessment's row
             kind, record_id = ASSESSMENT, holder

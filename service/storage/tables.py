@@ -118,7 +118,8 @@ records = Table(
         ForeignKey("records.id", ondelete="CASCADE"),
         nullable=True,
     ),
-    # For an assessment: the prescription holding its plan.
+    # For an assessment: its plan's id. Since 0011 the plan has no row: this row holds it
+    # (service.storage.inline_plans); before, the prescription row holding the plan.
     Column("plan_id", String(RECORD_ID_LENGTH), nullable=True),
     # For an assessment that re-evaluated a stored one under another rules version: that one.
     # Derived from its report, so erased with it.

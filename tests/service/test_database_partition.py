@@ -123,9 +123,9 @@ def test_a_transaction_cut_off_before_its_commit_lets_go_of_its_locks(partition,
         cut_off = storage.transaction_engine.connect()
         transaction = cut_off.begin()
         backend = cut_off.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        # Several rows at once, as the service stores an assessment and its plan: psycopg
-        # pipelines them, after which PostgreSQL's idle_in_transaction_session_timeout is not
-        # armed. Only the server's keepalives can end this session.
+        # Several parameter sets at once (an executemany): psycopg pipelines them, after
+        # which PostgreSQL's idle_in_transaction_session_timeout is not armed. Only the
+        # server's keepalives can end this session.
         cut_off.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), [{"k": lock}, {"k": lock + 1}])
         link.cut()  # the COMMIT never arrives: the server waits on an open transaction
         cut_at = time.monotonic()

@@ -77,7 +77,8 @@ def _row(tenant_id: int, **columns) -> dict:
 
 @pytest.fixture
 def stored_rows(storage, tenant_id) -> dict[str, dict]:
-    """An assessment and its plan as stored today (packed), and one assessment as stored
+    """An assessment stored packed with its plan in a row of its own (as before 0011: the
+    read joins the plan's row to its assessment's answer), and one assessment as stored
     before packing (JSON columns), with a subject."""
     answer = {"rules_version": "2.0.0", "exercise_plan": {"status": "ok", "é": 1}}
     packed = _row(

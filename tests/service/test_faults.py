@@ -38,8 +38,8 @@ import sqlalchemy as sa
 
 from rules.model import LEVELS
 from service import examples
-from service.storage import Storage
-from service.storage.records import ASSESSMENT, EXERCISE_PRESCRIPTION
+from service.storage import Storage, plan_id_for
+from service.storage.records import ASSESSMENT
 from service.storage.tables import records
 from tests.conftest import (
     REPO_ROOT,
@@ -397,30 +397,24 @@ def test_a_worker_killed_mid_request_loses_nothing_and_doubles_nothing(postgres_
         for check in checks:
             check.result(timeout=max(1.0, deadline - time.monotonic()))
 
-        # In the database: exactly one assessment and one plan per key sent, and nothing else.
+        # In the database: exactly one assessment per key sent, its row holding its plan, and
+        # nothing else.
         with engine.connect() as connection:
             rows = connection.execute(
                 sa.select(
                     records.c.id,
                     records.c.kind,
                     records.c.idempotency_key,
-                    records.c.assessment_id,
                     records.c.plan_id,
                 ).where(records.c.tenant_id == tenant_id)
             ).all()
-        assessments = [row for row in rows if row.kind == ASSESSMENT]
-        plans = [row for row in rows if row.kind == EXERCISE_PRESCRIPTION]
-        keys = Counter(row.idempotency_key for row in assessments)
-        assert len(rows) == len(assessments) + len(plans)
-        assert len(assessments) == len(plans) == REQUESTS
+        keys = Counter(row.idempotency_key for row in rows)
+        assert {row.kind for row in rows} == {ASSESSMENT}
+        assert len(rows) == REQUESTS
         assert keys.most_common(1)[0][1] == 1, "a key with two records"
         assert set(keys) == set(by_key)
-        assert {row.id for row in assessments} == {o.answer["id"] for o in outcomes}
-        # Each plan belongs to its assessment, both ways, and carries no key of its own.
-        assert {(row.id, row.plan_id) for row in assessments} == {
-            (row.assessment_id, row.id) for row in plans
-        }
-        assert all(row.idempotency_key is None for row in plans)
+        assert {row.id for row in rows} == {o.answer["id"] for o in outcomes}
+        assert all(row.plan_id == plan_id_for(row.id) for row in rows)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         stop(server)

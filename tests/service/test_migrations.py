@@ -357,26 +357,28 @@ def test_records_stored_before_0009_read_back_identical_after_it_and_after_going
     storage.dispose()
 
 
+def _stored(client, body: dict) -> dict:
+    response = client.post("/v1/assess", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _plan_id(assessment: dict) -> str:
+    return assessment["links"]["exercise_prescription"].rsplit("/", 1)[1]
+
+
 def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_to_0010(
     empty_database,
 ):
     """0011: an assessment's row holds its plan. Down to 0010, each such plan gets the row
     0010 would have stored for it; up again, those rows go, and every record reads back byte
-    for byte as before. A plan 0010 stored, with a row and an id of its own, keeps them: it
-    reads back the same, cannot be erased alone, and goes with its assessment."""
+    for byte as before."""
     storage, client = migrated_app_client(empty_database)
     subject = {"system": "https://example.org/mrn", "value": "0011"}
-
-    def post(path: str, body: dict):
-        response = client.post(path, json=body)
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()
-
     held = [
-        post("/v1/assess", {**examples.POSSIBLE_DVT, "subject": subject}),
-        post("/v1/assess", examples.SELF_CARE_TECHNIQUE),
+        _stored(client, {**examples.POSSIBLE_DVT, "subject": subject}),
+        _stored(client, examples.SELF_CARE_TECHNIQUE),
     ]
-    plan_ids = [body["links"]["exercise_prescription"].rsplit("/", 1)[1] for body in held]
     paths = [
         *(body["links"]["self"] for body in held),
         *(body["links"]["exercise_prescription"] for body in held),
@@ -397,8 +399,8 @@ def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_t
     assert len(rows) == 4
     shared = ("tenant_id", "api_key_id", "created_at", "request_id", "rules_version",
               "subject_system", "subject_value", "triage_level")  # fmt: skip
-    for body, plan_id in zip(held, plan_ids, strict=True):
-        assessment, plan = rows[body["id"]], rows[plan_id]
+    for body in held:
+        assessment, plan = rows[body["id"]], rows[_plan_id(body)]
         assert [getattr(plan, name) for name in shared] == [
             getattr(assessment, name) for name in shared
         ]
@@ -408,35 +410,44 @@ def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_t
         assert orjson.loads(unpack(plan.request_packed)) == {"assessment_id": body["id"]}
         assert (plan.request, plan.response, plan.idempotency_key) == (None, None, None)
 
-    # The second plan as 0010 stored plans: an id of its own, not its assessment's.
-    own_id = held[1]["id"][:-4] + "ffff"
-    with storage.transaction() as connection:
-        connection.execute(sa.update(records).where(records.c.id == plan_ids[1]).values(id=own_id))
-        connection.execute(
-            sa.update(records).where(records.c.id == held[1]["id"]).values(plan_id=own_id)
-        )
-
     storage.upgrade()
     assert differences(storage) == []
     with storage.autocommit() as connection:
-        assert set(connection.execute(sa.select(records.c.id)).scalars()) == {
-            held[0]["id"], held[1]["id"], own_id
-        }  # fmt: skip
-    # The second assessment links to its plan's other id; all else reads back as it did.
-    changed = (held[1]["id"], plan_ids[1])
+        ids = set(connection.execute(sa.select(records.c.id)).scalars())
+    assert ids == {body["id"] for body in held}
+    assert read() == expected
+    storage.dispose()
 
-    def unchanged(reads: dict) -> dict:
-        return {key: value for key, value in reads.items() if not key[0].endswith(changed)}
 
-    assert unchanged(read()) == unchanged(expected)
-    assert len(unchanged(expected)) == 6
-    own = client.get(f"/v1/exercise-prescriptions/{own_id}").get_json()
-    assert own["id"] == own_id
-    assert own == {**orjson.loads(expected[paths[3], "application/json"]), "id": own_id,
-                   "links": own["links"]}  # fmt: skip
-    assert client.delete(f"/v1/exercise-prescriptions/{own_id}").status_code == 409
-    assert client.delete(held[1]["links"]["self"]).status_code == 204
-    assert client.get(f"/v1/exercise-prescriptions/{own_id}").status_code == 404
+def test_a_plan_0010_stored_with_a_row_and_an_id_of_its_own_keeps_them_after_0011(
+    empty_database,
+):
+    """It reads back as it did, cannot be erased alone, and goes with its assessment."""
+    storage, client = migrated_app_client(empty_database)
+    assessment = _stored(client, examples.SELF_CARE_TECHNIQUE)
+    plan = client.get(assessment["links"]["exercise_prescription"]).get_json()
+    # Down to 0010 and the plan's row given an id of its own, as 0010 stored plans.
+    storage.downgrade("0010")
+    own_id = assessment["id"][:-4] + "ffff"
+    with storage.transaction() as connection:
+        connection.execute(
+            sa.update(records).where(records.c.id == _plan_id(assessment)).values(id=own_id)
+        )
+        connection.execute(
+            sa.update(records).where(records.c.id == assessment["id"]).values(plan_id=own_id)
+        )
+
+    storage.upgrade()
+    with storage.autocommit() as connection:
+        ids = set(connection.execute(sa.select(records.c.id)).scalars())
+    assert ids == {assessment["id"], own_id}
+    linked = client.get(assessment["links"]["self"]).get_json()["links"]["exercise_prescription"]
+    assert linked == f"/v1/exercise-prescriptions/{own_id}"
+    own = client.get(linked).get_json()
+    assert own == {**plan, "id": own_id, "links": {**plan["links"], "self": linked}}
+    assert client.delete(linked).status_code == 409
+    assert client.delete(assessment["links"]["self"]).status_code == 204
+    assert client.get(linked).status_code == 404
     storage.dispose()
 
 

@@ -74,7 +74,8 @@ KIND = "assessment"
 
 
 def fill(storage: Storage, count: int) -> tuple[int, list[dict]]:
-    """``count`` assessments, every other one about a subject, each with a plan; analysed."""
+    """``count`` assessments, every other one about a subject, each with a plan in a row of
+    its own (as stored before 0011; the indexes serve those rows too); analysed."""
     storage.upgrade()
     key, _ = storage.keys.create("indexes")
     tenant_id = storage.keys.authenticate(key).tenant_id

@@ -9,7 +9,8 @@ Releases before 0011 know only plans with rows. So the downgrade gives each plan
 assessment's row holds a row of its own, as those releases stored it (same id, the
 assessment's time, request id, version, subject and level, a request naming the assessment,
 its answer read from the assessment's), a batch at a time in id order; the upgrade deletes
-those rows again (no other row has an id with an 8 there), so that nothing is listed twice.
+those rows again (a plan's row whose id has an 8 there and whose assessment's row holds it:
+no other row has such an id), so that no plan is stored twice.
 
 Revision ID: 0011
 Revises: 0010
@@ -52,7 +53,8 @@ records = sa.table(
     ),
     sa.column("tenant_id", sa.Integer),
     sa.column("api_key_id", sa.Integer),
-    sa.column("created_at", sa.DateTime),
+    # Aware, as the service writes it: a naive value would pass through the session's zone.
+    sa.column("created_at", sa.DateTime(timezone=True)),
     sa.column("request", sa.JSON),
     sa.column("response", sa.JSON),
     sa.column("answer", sa.LargeBinary),
@@ -75,7 +77,20 @@ _SHARED = (
 
 
 def upgrade() -> None:
-    op.execute(sa.delete(records).where(records.c.kind == "exercise_prescription", _OWN_ID))
+    holder = records.alias("holder")
+    made_going_down = sa.exists().where(
+        holder.c.id == records.c.assessment_id,
+        holder.c.kind == "assessment",
+        holder.c.plan_id == records.c.id,
+    )
+    op.execute(
+        sa.delete(records).where(
+            records.c.kind == "exercise_prescription",
+            _OWN_ID,
+            records.c.answer.is_(None),
+            made_going_down,
+        )
+    )
 
 
 def downgrade() -> None:
