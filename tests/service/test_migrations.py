@@ -302,6 +302,15 @@ def test_records_stored_before_0008_read_back_identical_after_it_and_after_going
     storage.dispose()
 
 
+def _reads(client, paths: list[str]) -> dict:
+    """Each path's body, as JSON and as FHIR."""
+    return {
+        (path, accept): client.get(path, headers={"Accept": accept}).data
+        for path in paths
+        for accept in ("application/json", "application/fhir+json")
+    }
+
+
 def test_records_stored_before_0009_read_back_identical_after_it_and_after_going_down(
     empty_database,
 ):
@@ -328,14 +337,7 @@ def test_records_stored_before_0009_read_back_identical_after_it_and_after_going
         f"/v1/assessments?subject={subject['system']}|{subject['value']}",
     ]
 
-    def read() -> dict:
-        return {
-            (path, accept): client.get(path, headers={"Accept": accept}).data
-            for path in paths
-            for accept in ("application/json", "application/fhir+json")
-        }
-
-    expected = read()
+    expected = _reads(client, paths)
     storage.downgrade("0008")
     with storage.autocommit() as connection:
         rows = {row.id: row for row in connection.execute(sa.select(records_at("0008")))}
@@ -353,7 +355,7 @@ def test_records_stored_before_0009_read_back_identical_after_it_and_after_going
     # Rows stored before 0009 are not rewritten; the plans' rows the way down made for 0010
     # are gone again (their assessments' rows hold them).
     assert packed == [None] * 3
-    assert read() == expected
+    assert _reads(client, paths) == expected
     storage.dispose()
 
 
@@ -385,14 +387,7 @@ def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_t
         f"/v1/assessments?subject={subject['system']}|{subject['value']}",
     ]
 
-    def read() -> dict:
-        return {
-            (path, accept): client.get(path, headers={"Accept": accept}).data
-            for path in paths
-            for accept in ("application/json", "application/fhir+json")
-        }
-
-    expected = read()
+    expected = _reads(client, paths)
     storage.downgrade("0010")
     with storage.autocommit() as connection:
         rows = {row.id: row for row in connection.execute(sa.select(records))}
@@ -415,7 +410,7 @@ def test_plans_held_by_their_assessments_rows_get_rows_of_their_own_going_down_t
     with storage.autocommit() as connection:
         ids = set(connection.execute(sa.select(records.c.id)).scalars())
     assert ids == {body["id"] for body in held}
-    assert read() == expected
+    assert _reads(client, paths) == expected
     storage.dispose()
 
 
