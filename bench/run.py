@@ -84,7 +84,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench import cpu  # noqa: E402
 from service.examples import SELF_CARE_TECHNIQUE  # noqa: E402
-from service.storage import Storage  # noqa: E402
+from service.storage import ASSESSMENT, Storage  # noqa: E402
 from service.storage.inline_plans import HOLDS_ITS_PLAN  # noqa: E402
 from service.storage.tables import records as records_table  # noqa: E402
 
@@ -397,7 +397,7 @@ def records(url: str) -> tuple[int, int]:
     query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(held), 0))
     try:
         with engine.connect() as connection:
-            row = connection.execute(query.where(records_table.c.kind == "assessment")).one()
+            row = connection.execute(query.where(records_table.c.kind == ASSESSMENT)).one()
             return row[0], row[1]
     finally:
         engine.dispose()
@@ -472,7 +472,8 @@ class Run:
     answered: dict[str, int] = field(default_factory=dict)  # per server, warm-up included
     counted: dict[str, int] = field(default_factory=dict)  # per server, by its metrics
     logged: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # per server
-    records: dict[str, dict[str, int]] = field(default_factory=dict)  # per stored target
+    # Per stored target: its database's assessments, and those whose row holds their plan.
+    records: dict[str, tuple[int, int]] = field(default_factory=dict)
     floor_rows: dict[str, int] = field(default_factory=dict)  # per floor target
     redis_keys: int | None = None
     workers_gone: int = 0  # workers that exited during a round

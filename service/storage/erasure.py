@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from service.storage.inline_plans import HOLDS_ITS_PLAN, assessment_id_for
+from service.storage.inline_plans import HOLDS_ITS_PLAN, assessment_id_for, holds_its_plan
 from service.storage.keys import hash_key
-from service.storage.record_types import ASSESSMENT, EXERCISE_PRESCRIPTION, PartOfAssessment
+from service.storage.record_types import EXERCISE_PRESCRIPTION, PartOfAssessment
 from service.storage.tables import cds_feedback, erased_idempotency_keys, erasures, records
 
 
@@ -27,7 +27,12 @@ def erase_record(
     """
     holder = assessment_id_for(record_id) if kind == EXERCISE_PRESCRIPTION else None
     if holder is not None:  # a plan its assessment's row holds: erased with it, never alone
-        if _holds_plan(connection, tenant_id, holder, record_id):
+        row = connection.execute(
+            sa.select(records.c.id, records.c.kind, records.c.plan_id).where(
+                records.c.tenant_id == tenant_id, records.c.id == holder
+            )
+        ).first()
+        if row is not None and holds_its_plan(row):
             raise PartOfAssessment(holder)
         return False
     row = connection.execute(
@@ -71,20 +76,6 @@ _IN_LIST_SIZE = 500
 
 def _chunks(ids: list[str]) -> list[list[str]]:
     return [ids[start : start + _IN_LIST_SIZE] for start in range(0, len(ids), _IN_LIST_SIZE)]
-
-
-def _holds_plan(connection, tenant_id: int, assessment_id: str, plan_id: str) -> bool:
-    return (
-        connection.execute(
-            sa.select(records.c.id).where(
-                records.c.tenant_id == tenant_id,
-                records.c.id == assessment_id,
-                records.c.kind == ASSESSMENT,
-                records.c.plan_id == plan_id,
-            )
-        ).first()
-        is not None
-    )
 
 
 def _held_plans(connection, tenant_id: int, record_ids: list[str]) -> int:

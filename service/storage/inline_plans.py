@@ -2,9 +2,8 @@
 
 An assessment's plan is an exercise prescription record in the API (its own id, its own
 ``GET`` and CarePlan, erased with its assessment), but everything it holds follows from its
-assessment:
-the same time, request id, rules version, subject and level; a request that names the
-assessment; an answer read from the assessment's answer (``service.storage.answers``). So
+assessment: the same time, request id, rules version, subject and level; a request that names
+the assessment; an answer read from the assessment's answer (``service.storage.answers``). So
 storing an assessment writes one row, its own, which holds its plan too
 (``service.storage.record_rows`` reads a plan out of it).
 
@@ -20,8 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
-from service.storage.record_types import ASSESSMENT
+from service.storage.record_types import ASSESSMENT, EXERCISE_PRESCRIPTION
 from service.storage.tables import records
 
 _VERSION_AT = 14  # the version digit's index in a UUID's text form (8-4-4-4-12)
@@ -30,22 +30,25 @@ _PLAN_VERSION = "8"
 _UUID_LENGTH = 36
 _HYPHENS_AT = (8, 13, 18, 23)
 
-# The rows of assessments whose plan they hold. (SQL's substr counts from 1.)
-HOLDS_ITS_PLAN = sa.and_(
-    records.c.kind == ASSESSMENT,
-    sa.func.substr(records.c.plan_id, _VERSION_AT + 1, 1) == _PLAN_VERSION,
-)
+
+def _is_plans(column: sa.Column) -> sa.ColumnElement[bool]:
+    """Whether the id in this column is a held plan's. (SQL's substr counts from 1.)"""
+    return sa.func.substr(column, _VERSION_AT + 1, 1) == _PLAN_VERSION
+
+
+# The rows of assessments whose plan they hold.
+HOLDS_ITS_PLAN = sa.and_(records.c.kind == ASSESSMENT, _is_plans(records.c.plan_id))
 
 # How many records a database holds, each plan an assessment's row holds counted as the record
-# it is: plain SQL, so that a backup can count on the driver alone. (The condition is
-# HOLDS_ITS_PLAN's; on a database taken down to 0010, such a plan also has a row of its own,
-# its id with the same 8, which is not counted twice. tests/service/test_inline_plans.py holds
-# both to the records stored.)
-COUNT_RECORDS = (
-    "SELECT count(*) + coalesce(sum(CASE"
-    " WHEN kind = 'assessment' AND substr(plan_id, 15, 1) = '8' THEN 1"
-    " WHEN kind = 'exercise_prescription' AND substr(id, 15, 1) = '8' THEN -1"
-    " ELSE 0 END), 0) FROM records"
+# it is. On a database taken down to 0010 such a plan also has a row of its own, with the
+# plan's id: that row is not counted a second time. Plain SQL that both databases run (a
+# backup counts on the driver alone), made once from the conditions above.
+_PLAN_ROW = sa.and_(records.c.kind == EXERCISE_PRESCRIPTION, _is_plans(records.c.id))
+_COUNTED = sa.case((HOLDS_ITS_PLAN, 1), (_PLAN_ROW, -1), else_=0)
+COUNT_RECORDS = str(
+    sa.select(sa.func.count() + sa.func.coalesce(sa.func.sum(_COUNTED), 0))
+    .select_from(records)
+    .compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
 )
 
 
